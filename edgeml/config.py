@@ -1,0 +1,327 @@
+"""YAML configuration: one declarative schema, validated on load.
+
+The schema is the single source of truth: defaults, types, ranges, allowed values
+and the documentation in ``docs/config.md`` (``python -m edgeml.config`` rewrites
+it) all come from ``SCHEMA``. Keys of the ``hls`` section keep hls4ml's own names
+(Precision, ReuseFactor, Strategy, IOType, Part, ClockPeriod) so hls4ml users feel
+at home.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from edgeml.errors import ConfigError
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration value: its type, default, limits and one-line documentation."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+    item_type: type | None = None  # element type for list values
+    check: Callable[[str, Any], None] | None = None  # extra validation; raises ConfigError
+
+
+@dataclass(frozen=True)
+class Section:
+    doc: str
+    keys: dict[str, "Key | Section | Mapping"]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Free-form names (layer names, recipe names) mapping to a validated value."""
+
+    doc: str
+    value: "Key | Section"
+    default: dict = field(default_factory=dict)
+
+
+_FIXED = re.compile(r"^\s*(ap_fixed|ap_ufixed)\s*<\s*(\d+)\s*,\s*(-?\d+)\s*(,\s*AP_\w+\s*){0,3}>\s*$")
+_INT = re.compile(r"^\s*(ap_int|ap_uint)\s*<\s*(\d+)\s*>\s*$")
+PRECISION_KINDS = ("weight", "bias", "result", "accum")
+
+
+def parse_precision(text: str) -> tuple[bool, int, int]:
+    """``'ap_fixed<16,6>'`` -> (signed, total bits, integer bits); raises ValueError if malformed."""
+    m = _FIXED.match(text)
+    if m:
+        width, integer = int(m.group(2)), int(m.group(3))
+        if not 1 <= width <= 1024:
+            raise ValueError(f"width {width} is outside 1..1024")
+        return m.group(1) == "ap_fixed", width, integer
+    m = _INT.match(text)
+    if m:
+        width = int(m.group(2))
+        if not 1 <= width <= 1024:
+            raise ValueError(f"width {width} is outside 1..1024")
+        return m.group(1) == "ap_int", width, width
+    raise ValueError("expected ap_fixed<W,I>, ap_ufixed<W,I>, ap_int<W> or ap_uint<W> (optionally with AP_RND/AP_SAT modes)")
+
+
+def check_precision(where: str, value: Any) -> None:
+    """A precision is a type string or a dict {weight, bias, result, accum} of type strings."""
+    if isinstance(value, str):
+        try:
+            parse_precision(value)
+        except ValueError as e:
+            raise ConfigError(f"config error: {where} = {value!r} is not a valid precision: {e}") from None
+        return
+    if isinstance(value, dict):
+        for kind, text in value.items():
+            if kind not in PRECISION_KINDS:
+                raise ConfigError(
+                    f"config error: unknown key '{where}.{kind}' (allowed: {', '.join(PRECISION_KINDS)})"
+                )
+            check_precision(f"{where}.{kind}", text)
+        return
+    raise ConfigError(
+        f"config error: {where} = {value!r} must be a precision string like 'ap_fixed<16,6>' "
+        f"or a mapping of {', '.join(PRECISION_KINDS)} to such strings"
+    )
+
+
+_LAYER_HLS = Section(
+    "Per-layer hls4ml overrides, keyed by Keras layer name.",
+    {
+        "Precision": Key((str, dict), None, "Layer precision: a type string or {weight, bias, result, accum}.",
+                         nullable=True, check=check_precision),
+        "ReuseFactor": Key(int, None, "Layer reuse factor.", min=1, max=4096, nullable=True),
+        "Strategy": Key(str, None, "Layer strategy.", choices=("Latency", "Resource"), nullable=True),
+    },
+)
+
+HLS_SECTION = Section(
+    "hls4ml conversion settings, with hls4ml's own key names.",
+    {
+        "Backend": Key(str, "Vitis", "hls4ml backend.", choices=("Vitis", "Vivado")),
+        "Part": Key(str, "xcu250-figd2104-2L-e", "FPGA part number."),
+        "ClockPeriod": Key((int, float), 5.0, "Target clock period in ns.", min=0.5, max=100.0),
+        "IOType": Key(str, "io_parallel", "Interface between layers.", choices=("io_parallel", "io_stream")),
+        "Precision": Key((str, dict), "ap_fixed<16,6>",
+                         "Model-wide default precision (ignored where QKeras quantizers set it).",
+                         check=check_precision),
+        "ReuseFactor": Key(int, 1, "Model-wide reuse factor: multiplications shared per multiplier.", min=1, max=4096),
+        "Strategy": Key(str, "Latency", "Model-wide strategy.", choices=("Latency", "Resource")),
+        "LayerName": Mapping("Per-layer overrides keyed by layer name.", _LAYER_HLS),
+    },
+)
+
+SCHEMA = Section(
+    "An edgeml run configuration.",
+    {
+        "name": Key(str, "default", "Run name: the run directory is runs/<name>/ unless --run-dir is given."),
+        "seed": Key(int, 42, "Global random seed (data split, weight init, shuffling).", min=0),
+        "data": Section(
+            "Where the jets come from and how they are split and scaled.",
+            {
+                "source": Key(str, "default",
+                              "'default' (the sample shipped inside edgeml), 'openml' (download hls4ml_lhc_jets_hlf "
+                              "once into the user cache), or a path to a CSV, NPZ, HDF5 or Parquet file."),
+                "max_jets": Key(int, None, "Use at most this many jets (random subset, stratified by seed).",
+                                min=100, nullable=True),
+                "test_fraction": Key(float, 0.2, "Fraction of jets held out for the test split.", min=0.05, max=0.5),
+                "val_fraction": Key(float, 0.2, "Fraction of the remaining jets used for validation.",
+                                    min=0.05, max=0.5),
+            },
+        ),
+        "model": Section(
+            "The float jet tagger (default: the hls4ml tutorial network 16-64-32-32-5).",
+            {
+                "hidden": Key(list, [64, 32, 32], "Widths of the hidden Dense layers.", item_type=int),
+                "activation": Key(str, "relu", "Hidden-layer activation.", choices=("relu", "tanh", "sigmoid")),
+                "kernel_initializer": Key(str, "lecun_uniform", "Keras kernel initializer name."),
+                "l1": Key(float, 1e-4, "L1 kernel regularisation strength.", min=0.0, max=1.0),
+                "batch_norm": Key(bool, False, "Insert BatchNormalization after each hidden Dense layer."),
+                "dropout": Key(float, 0.0, "Dropout rate after each hidden layer (0 disables).", min=0.0, max=0.9),
+            },
+        ),
+        "train": Section(
+            "Training of the float baseline.",
+            {
+                "epochs": Key(int, 30, "Maximum number of epochs.", min=1, max=10000),
+                "batch_size": Key(int, 1024, "Mini-batch size.", min=1, max=1 << 20),
+                "learning_rate": Key(float, 1e-3, "Adam learning rate.", min=1e-7, max=1.0),
+                "early_stopping_patience": Key(int, 6, "Epochs without val_loss improvement before stopping.",
+                                               min=1),
+                "lr_patience": Key(int, 3, "Epochs without improvement before the learning rate is reduced.", min=1),
+                "lr_factor": Key(float, 0.5, "Factor applied to the learning rate on plateau.", min=0.01, max=0.99),
+                "min_lr": Key(float, 1e-5, "Lower bound of the learning rate.", min=0.0),
+            },
+        ),
+        "hls": HLS_SECTION,
+    },
+)
+
+
+def defaults(section: Section = SCHEMA) -> dict:
+    out = {}
+    for name, spec in section.keys.items():
+        if isinstance(spec, Section):
+            out[name] = defaults(spec)
+        elif isinstance(spec, Mapping):
+            out[name] = copy.deepcopy(spec.default)
+        else:
+            out[name] = copy.deepcopy(spec.default)
+    return out
+
+
+def validate(raw: Any, section: Section = SCHEMA, where: str = "") -> dict:
+    """Return ``raw`` merged over the defaults; raise ConfigError naming the first bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config error: {where or 'the config'} must be a mapping of keys to values, got {raw!r}")
+    unknown = [k for k in raw if k not in section.keys]
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else str(unknown[0])
+        raise ConfigError(f"config error: unknown key '{key}' (allowed: {', '.join(section.keys)})")
+    out = defaults(section)
+    for name, value in raw.items():
+        path = f"{where}.{name}" if where else name
+        out[name] = _validate_value(value, section.keys[name], path)
+    return out
+
+
+def _validate_value(value: Any, spec: Key | Section | Mapping, path: str) -> Any:
+    if isinstance(spec, Section):
+        return validate(value, spec, path)
+    if isinstance(spec, Mapping):
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"config error: {path} = {value!r} must be a mapping (name: settings)")
+        return {str(k): _validate_value(v, spec.value, f"{path}.{k}") for k, v in value.items()}
+    return _validate_key(value, spec, path)
+
+
+def _type_name(t: type | tuple) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list", dict: "a mapping"}
+    ts = t if isinstance(t, tuple) else (t,)
+    return " or ".join(names.get(x, x.__name__) for x in ts)
+
+
+def _validate_key(value: Any, spec: Key, path: str) -> Any:
+    if value is None:
+        if spec.nullable:
+            return None
+        raise ConfigError(f"config error: {path} must not be empty (expected {_type_name(spec.type)})")
+    types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in types:
+        raise ConfigError(f"config error: {path} = {value!r} must be {_type_name(spec.type)}")
+    if not isinstance(value, types):
+        raise ConfigError(f"config error: {path} = {value!r} must be {_type_name(spec.type)}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(
+            f"config error: {path} = {value!r} is not allowed (allowed: {', '.join(map(str, spec.choices))})"
+        )
+    if spec.min is not None and value < spec.min:
+        raise ConfigError(f"config error: {path} = {value!r} is below the minimum {spec.min}")
+    if spec.max is not None and value > spec.max:
+        raise ConfigError(f"config error: {path} = {value!r} is above the maximum {spec.max}")
+    if spec.item_type is not None:
+        for i, item in enumerate(value):
+            if not isinstance(item, spec.item_type) or isinstance(item, bool):
+                raise ConfigError(
+                    f"config error: {path}[{i}] = {item!r} must be {_type_name(spec.item_type)}"
+                )
+            if spec.item_type is int and item < 1:
+                raise ConfigError(f"config error: {path}[{i}] = {item!r} must be at least 1")
+    if spec.check is not None:
+        spec.check(path, value)
+    return copy.deepcopy(value)
+
+
+def load(path: str | Path | None) -> dict:
+    """Load and validate a YAML config file (``None``: all defaults)."""
+    if path is None:
+        return validate({})
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config error: {path} does not exist; pass the path of a YAML config file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config error: {path} is not valid YAML{at}; fix the syntax and retry") from None
+    return validate(raw)
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)
+
+
+def render_docs(section: Section = SCHEMA, prefix: str = "") -> str:
+    """Markdown reference of every key with its default (the body of docs/config.md)."""
+    lines: list[str] = []
+    if not prefix:
+        lines += [
+            "# Configuration reference",
+            "",
+            "Generated from `edgeml/config.py` by `python -m edgeml.config > docs/config.md`; "
+            "a test keeps it in sync.",
+            "Every key is optional: a missing key takes its default. Unknown keys, wrong types and "
+            "out-of-range values are refused on load with a one-line error naming the key.",
+            "",
+        ]
+    rows: list[str] = []
+    subsections: list[tuple[str, Section | Mapping]] = []
+    for name, spec in section.keys.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(spec, (Section, Mapping)):
+            subsections.append((path, spec))
+        else:
+            rows.append(_doc_row(path, spec))
+    if rows:
+        lines += [f"## `{prefix}`" if prefix else "## top level", "", section.doc, "",
+                  "| key | default | allowed | meaning |", "|---|---|---|---|", *rows, ""]
+    for path, spec in subsections:
+        if isinstance(spec, Mapping):
+            lines += [f"## `{path}.<name>`", "", spec.doc, ""]
+            inner = spec.value
+            if isinstance(inner, Section):
+                lines += ["| key | default | allowed | meaning |", "|---|---|---|---|",
+                          *[_doc_row(f"{path}.<name>.{k}", v) for k, v in inner.keys.items() if isinstance(v, Key)],
+                          ""]
+        else:
+            lines.append(render_docs(spec, path))
+    return "\n".join(lines)
+
+
+def _doc_row(path: str, spec: Key) -> str:
+    allowed = []
+    if spec.choices:
+        allowed.append(", ".join(f"`{c}`" for c in spec.choices))
+    else:
+        allowed.append(_type_name(spec.type) + (f" of {_type_name(spec.item_type)}" if spec.item_type else ""))
+    if spec.min is not None:
+        allowed.append(f"≥ {spec.min}")
+    if spec.max is not None:
+        allowed.append(f"≤ {spec.max}")
+    if spec.nullable:
+        allowed.append("or null")
+    default = "null" if spec.default is None else f"`{yaml.safe_dump(spec.default, default_flow_style=True).strip().removesuffix('...').strip()}`"
+    return f"| `{path}` | {default} | {'; '.join(allowed)} | {spec.doc} |"
+
+
+if __name__ == "__main__":
+    print(render_docs())

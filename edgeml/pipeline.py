@@ -1,0 +1,194 @@
+"""``edgeml run``: the stages in order, in a run directory, reusing what did not change.
+
+A stage is a plain function ``fn(ctx) -> dict`` (its outputs, JSON-able). Its cache key
+is the content hash of the config sections it reads and of the keys of the stages it
+depends on, so changing ``train.epochs`` reruns the baseline and everything downstream
+but not the data stage. ``manifest.json`` records each finished stage's key and outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgeml import config as cfgmod
+from edgeml.errors import InputError
+from edgeml.io import atomic_path, content_hash, read_json, write_json, write_text
+from edgeml.progress import stage as announce
+
+
+@dataclass
+class Stage:
+    name: str
+    sections: tuple[str, ...]  # config sections (or top-level keys) the stage reads
+    needs: tuple[str, ...]  # stages whose outputs it reads
+    fn: Callable[["RunContext"], dict]
+    doc: str = ""
+
+
+@dataclass
+class RunContext:
+    cfg: dict
+    run_dir: Path
+    outputs: dict = field(default_factory=dict)  # stage name -> its outputs
+    progress: bool | None = None
+
+    def path(self, *parts: str) -> Path:
+        p = self.run_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def splits(self):
+        """The data stage's splits, reloaded from disk (identical across stages and runs)."""
+        from edgeml.data import Scaler, Splits
+
+        out = self.outputs["data"]
+        with np.load(self.run_dir / out["splits"]) as z:
+            arrays = {k: z[k] for k in z.files}
+        return Splits(arrays["X_train"], arrays["y_train"], arrays["X_val"], arrays["y_val"], arrays["X_test"],
+                      arrays["y_test"], Scaler.load(self.run_dir / out["scaler"]), list(out["classes"]))
+
+
+def _data_stage(ctx: RunContext) -> dict:
+    from edgeml.data import describe, load_jets, make_splits, subsample
+
+    d = ctx.cfg["data"]
+    data = subsample(load_jets(d["source"]), d["max_jets"], ctx.cfg["seed"])
+    splits = make_splits(data, d["test_fraction"], d["val_fraction"], ctx.cfg["seed"])
+    with atomic_path(ctx.path("data", "splits.npz")) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, X_train=splits.X_train, y_train=splits.y_train, X_val=splits.X_val, y_val=splits.y_val,
+                     X_test=splits.X_test, y_test=splits.y_test)
+    splits.scaler.save(ctx.path("data", "scaler.json"))
+    summary = describe(data)
+    write_json(ctx.path("data", "summary.json"), summary)
+    print(f"  {summary['n_jets']} jets from {data.source}: train {len(splits.y_train)}, val {len(splits.y_val)}, "
+          f"test {len(splits.y_test)}")
+    return {"splits": "data/splits.npz", "scaler": "data/scaler.json", "summary": "data/summary.json",
+            "classes": splits.classes, "n_jets": summary["n_jets"]}
+
+
+def _baseline_stage(ctx: RunContext) -> dict:
+    from edgeml.train import build_model, fit, save_trained
+
+    splits = ctx.splits()
+    model = build_model(ctx.cfg["model"], splits.X_train.shape[1], len(splits.classes), ctx.cfg["seed"])
+    checkpoint = ctx.path("models", ".baseline_best.weights.h5")
+    history = fit(model, splits, ctx.cfg["train"], checkpoint=checkpoint, progress=ctx.progress)
+    checkpoint.unlink(missing_ok=True)
+    paths = save_trained(model, splits, history, ctx.run_dir / "models", "baseline")
+    metrics = read_json(paths.metrics)
+    print(f"  baseline accuracy {metrics['accuracy']:.4f} after {metrics['epochs_trained']} epochs")
+    return {"models": {"baseline": _relative(ctx, paths)}}
+
+
+def _relative(ctx: RunContext, paths) -> dict:
+    return {k: str(Path(v).relative_to(ctx.run_dir)) for k, v in vars(paths).items()}
+
+
+STAGES: list[Stage] = [
+    Stage("data", ("seed", "data"), (), _data_stage, "load, split and scale the jets"),
+    Stage("baseline", ("seed", "model", "train"), ("data",), _baseline_stage, "train the float tagger"),
+]
+
+
+def stage_names() -> list[str]:
+    return [s.name for s in STAGES]
+
+
+def default_run_dir(cfg: dict) -> Path:
+    return Path("runs") / cfg["name"]
+
+
+def _check_run_dir(run_dir: Path, cfg_text: str, force: bool) -> None:
+    """Refuse to mix a different config's results into a non-empty run directory."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return
+    previous = run_dir / "config.yaml"
+    if previous.is_file() and previous.read_text() == cfg_text:
+        return
+    if not force:
+        what = "a different config" if previous.is_file() else "files edgeml did not write"
+        raise InputError(f"run directory {run_dir} holds {what}; pass --force to reuse it (unchanged stages are "
+                         "kept) or --run-dir to choose another")
+
+
+def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only: str | None = None,
+        from_stage: str | None = None, progress: bool | None = None) -> dict:
+    """Run the pipeline; return the manifest. ``only``/``from_stage`` select stages (needed inputs must exist)."""
+    names = stage_names()
+    for opt, value in (("--only", only), ("--from", from_stage)):
+        if value is not None and value not in names:
+            raise InputError(f"{opt} {value!r} is not a stage (stages: {', '.join(names)})")
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    cfg_text = cfgmod.dump(cfg)
+    _check_run_dir(run_dir, cfg_text, force)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", cfg_text)
+    manifest_path = run_dir / "manifest.json"
+    manifest = read_json(manifest_path) if manifest_path.is_file() else {"stages": {}}
+    selected = _selected(names, only, from_stage)
+    ctx = RunContext(cfg, run_dir, progress=progress)
+    keys: dict[str, str] = {}
+    for st in STAGES:
+        keys[st.name] = content_hash(st.name, [cfg.get(s) for s in st.sections], [keys[n] for n in st.needs])
+        previous = manifest["stages"].get(st.name)
+        fresh = previous is not None and previous["key"] == keys[st.name] and _outputs_exist(run_dir, previous)
+        if fresh:
+            ctx.outputs[st.name] = previous["outputs"]
+            if st.name in selected:
+                announce(f"{st.name}: unchanged, reused")
+            continue
+        if st.name not in selected:
+            if _needed_later(st.name, selected):
+                raise InputError(f"stage '{st.name}' has no up-to-date result in {run_dir}; run it first "
+                                 "(drop --only/--from)")
+            continue
+        announce(f"{st.name}: {st.doc}")
+        started = time.monotonic()
+        ctx.outputs[st.name] = st.fn(ctx)
+        manifest["stages"][st.name] = {"key": keys[st.name], "outputs": ctx.outputs[st.name],
+                                       "seconds": round(time.monotonic() - started, 2),
+                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(manifest_path, manifest)
+    return manifest
+
+
+def _selected(names: list[str], only: str | None, from_stage: str | None) -> list[str]:
+    if only is not None:
+        return [only]
+    if from_stage is not None:
+        return names[names.index(from_stage):]
+    return names
+
+
+def _needed_later(name: str, selected: list[str]) -> bool:
+    return any(name in st.needs for st in STAGES if st.name in selected)
+
+
+def _outputs_exist(run_dir: Path, record: dict) -> bool:
+    def paths(obj):
+        if isinstance(obj, dict):
+            for v in obj.values():
+                yield from paths(v)
+        elif isinstance(obj, str) and ("/" in obj or obj.endswith((".json", ".h5", ".npz", ".html", ".md"))):
+            yield obj
+
+    return all((run_dir / p).exists() for p in paths(record.get("outputs", {})))
+
+
+def summarize(run_dir: Path, manifest: dict) -> str:
+    """A short terminal summary of the models a run produced."""
+    lines = [f"run directory: {run_dir}"]
+    for stage_name, record in manifest["stages"].items():
+        for name, files in record["outputs"].get("models", {}).items():
+            metrics_file = run_dir / files["metrics"]
+            if metrics_file.is_file():
+                m = read_json(metrics_file)
+                aucs = " ".join(f"{c}:{v:.3f}" for c, v in m["auc"].items())
+                lines.append(f"  {name:<18} accuracy {m['accuracy']:.4f}  AUC {aucs}")
+    return "\n".join(lines)

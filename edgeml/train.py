@@ -1,0 +1,129 @@
+"""The training stage: the float jet tagger from config, trained and saved with its scaler and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.data import Splits, splits_from_config
+from edgeml.io import write_json
+from edgeml.metrics import classification_metrics
+from edgeml.modelio import save_model
+from edgeml.progress import keras_callback
+
+
+@dataclass
+class TrainedModel:
+    """Where a trained model and its companions live on disk."""
+
+    model: Path
+    scaler: Path
+    metrics: Path
+    history: Path
+
+
+def artifact_paths(out_dir: str | Path, name: str) -> TrainedModel:
+    """The file layout every stage uses: ``<name>.h5`` beside ``<name>_scaler.json`` etc."""
+    out_dir = Path(out_dir)
+    return TrainedModel(out_dir / f"{name}.h5", out_dir / f"{name}_scaler.json",
+                        out_dir / f"{name}_metrics.json", out_dir / f"{name}_history.json")
+
+
+def build_model(model_cfg: dict, n_features: int = 16, n_classes: int = 5, seed: int = 42):
+    """Dense tagger with hls4ml-friendly layer names (fc1, relu1, ..., output, softmax).
+
+    The softmax is a separate layer so that the pre-softmax logits ('output') can be
+    compared bit for bit with the firmware.
+    """
+    import tensorflow as tf
+    from tensorflow.keras import layers, regularizers
+
+    tf.keras.utils.set_random_seed(seed)
+    reg = regularizers.l1(model_cfg["l1"]) if model_cfg["l1"] > 0 else None
+    model = tf.keras.Sequential(name="jet_tagger")
+    model.add(layers.InputLayer(input_shape=(n_features,), name="input"))
+    for i, width in enumerate(model_cfg["hidden"], start=1):
+        model.add(layers.Dense(width, kernel_initializer=model_cfg["kernel_initializer"],
+                               kernel_regularizer=reg, name=f"fc{i}"))
+        if model_cfg["batch_norm"]:
+            model.add(layers.BatchNormalization(name=f"bn{i}"))
+        model.add(layers.Activation(model_cfg["activation"], name=f"{model_cfg['activation']}{i}"))
+        if model_cfg["dropout"] > 0:
+            model.add(layers.Dropout(model_cfg["dropout"], name=f"dropout{i}"))
+    model.add(layers.Dense(n_classes, kernel_initializer=model_cfg["kernel_initializer"],
+                           kernel_regularizer=reg, name="output"))
+    model.add(layers.Activation("softmax", name="softmax"))
+    return model
+
+
+def standard_callbacks(train_cfg: dict, checkpoint: Path | None = None, progress: bool | None = None) -> list:
+    """Early stopping, LR reduction on plateau, best-weights checkpoint, epoch progress bar."""
+    import tensorflow as tf
+
+    callbacks = [
+        tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg["early_stopping_patience"],
+                                         restore_best_weights=True),
+        tf.keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=train_cfg["lr_factor"],
+                                             patience=train_cfg["lr_patience"], min_lr=train_cfg["min_lr"],
+                                             verbose=0),
+        keras_callback(train_cfg["epochs"], enabled=progress),
+    ]
+    if checkpoint is not None:
+        callbacks.append(tf.keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss",
+                                                            save_best_only=True, save_weights_only=True))
+    return callbacks
+
+
+def fit(model, splits: Splits, train_cfg: dict, loss="sparse_categorical_crossentropy",
+        checkpoint: Path | None = None, progress: bool | None = None, extra_callbacks: list | None = None) -> dict:
+    """Compile with Adam and fit on the train split, validating on val; return the history."""
+    import tensorflow as tf
+
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=train_cfg["learning_rate"]),
+                  loss=loss, metrics=["accuracy"])
+    history = model.fit(splits.X_train, splits.y_train, validation_data=(splits.X_val, splits.y_val),
+                        epochs=train_cfg["epochs"], batch_size=train_cfg["batch_size"], shuffle=True, verbose=0,
+                        callbacks=standard_callbacks(train_cfg, checkpoint, progress) + list(extra_callbacks or []))
+    if checkpoint is not None and Path(checkpoint).exists():
+        model.load_weights(str(checkpoint))  # the best epoch, whether or not early stopping fired
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def evaluate(model, splits: Splits) -> dict:
+    proba = model.predict(splits.X_test, batch_size=4096, verbose=0)
+    return classification_metrics(splits.y_test, proba, splits.classes)
+
+
+def count_parameters(model) -> dict:
+    """Trainable parameters and nonzero kernel/bias weights."""
+    weights = [w for layer in model.layers for w in layer.get_weights()]
+    total = int(sum(w.size for w in weights))
+    nonzero = int(sum(np.count_nonzero(w) for w in weights))
+    return {"parameters": total, "nonzero_weights": nonzero}
+
+
+def save_trained(model, splits: Splits, history: dict, out_dir: str | Path, name: str, extra: dict | None = None
+                 ) -> TrainedModel:
+    """Save model, scaler, metrics and history under ``out_dir`` with the shared naming scheme."""
+    paths = artifact_paths(out_dir, name)
+    save_model(model, paths.model)
+    splits.scaler.save(paths.scaler)
+    metrics = {"name": name, **evaluate(model, splits), **count_parameters(model),
+               "epochs_trained": len(history.get("loss", [])), **(extra or {})}
+    write_json(paths.metrics, metrics)
+    write_json(paths.history, history)
+    return paths
+
+
+def train(cfg: dict, out_dir: str | Path, name: str = "baseline", splits: Splits | None = None,
+          progress: bool | None = None) -> TrainedModel:
+    """Train the float baseline described by ``cfg`` and save it in ``out_dir``."""
+    import tempfile
+
+    splits = splits if splits is not None else splits_from_config(cfg)
+    model = build_model(cfg["model"], splits.X_train.shape[1], len(splits.classes), cfg["seed"])
+    with tempfile.TemporaryDirectory() as tmp:
+        history = fit(model, splits, cfg["train"], checkpoint=Path(tmp) / "best.weights.h5", progress=progress)
+    return save_trained(model, splits, history, out_dir, name)
