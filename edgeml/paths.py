@@ -1,0 +1,16 @@
+"""Where edgeml finds optional reference material."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def shared_dir() -> Path | None:
+    """The developers' ``shared/`` folder ($EDGEML_SHARED, or ``../shared`` beside the repo), if present."""
+    candidates = [os.environ.get("EDGEML_SHARED"), Path(__file__).resolve().parents[2] / "shared",
+                  Path.cwd().parent / "shared"]
+    for c in candidates:
+        if c and (Path(c) / "ground-truth").is_dir():
+            return Path(c)
+    return None
