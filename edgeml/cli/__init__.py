@@ -18,7 +18,7 @@ import click  # noqa: E402
 from edgeml import __version__  # noqa: E402
 from edgeml.errors import EdgemlError  # noqa: E402
 
-COMMAND_MODULES = ["data", "train", "run"]
+COMMAND_MODULES = ["data", "train", "run", "report"]
 
 
 class _Group(click.Group):
