@@ -122,6 +122,66 @@ HLS_SECTION = Section(
     },
 )
 
+_QUANT_LAYER = Section(
+    "Per-layer bit widths keyed by Dense layer name (fc1, fc2, ..., output); null keys inherit the model-wide value.",
+    {
+        "bits": Key(int, None, "Total bits of the layer's kernel and bias.", min=2, max=16, nullable=True),
+        "integer": Key(int, None, "Integer bits (sign excluded) of kernel and bias.", min=0, max=8, nullable=True),
+        "activation_bits": Key(int, None, "Total bits of the ReLU after this layer.", min=2, max=16, nullable=True),
+        "activation_integer": Key(int, None, "Integer bits of the ReLU after this layer.", min=0, max=8,
+                                  nullable=True),
+    },
+)
+
+COMPRESSION_SECTION = Section(
+    "Compression: the recipes a run executes, or (in a recipe file) the recipe itself. A recipe file is an "
+    "ordinary config; only its compression section is used when another config lists it. See docs/compression.md.",
+    {
+        "recipes": Key(list, [], "Recipes run after the baseline: names of YAML files in ./configs/ (with or without "
+                       ".yaml) or paths relative to the working directory. Empty: this config's own compression "
+                       "section is the recipe for `edgeml compress`.", item_type=str),
+        "name": Key(str, None, "Recipe name (file stem of its artifacts); null: the recipe file's stem.",
+                    nullable=True),
+        "start": Key(str, "baseline", "'baseline': start from the float baseline's weights (same widths only); "
+                     "'scratch': fresh random weights.", choices=("baseline", "scratch")),
+        "epochs": Key(int, 30, "Training (fine-tuning) epochs of the compressed model.", min=1, max=10000),
+        "learning_rate": Key(float, None, "Adam learning rate; null: train.learning_rate.", min=1e-7, max=1.0,
+                             nullable=True),
+        "student": Section("The compressed model's architecture.", {
+            "hidden": Key(list, None, "Hidden Dense widths; null: model.hidden.", item_type=int, nullable=True),
+        }),
+        "prune": Section("tfmot magnitude pruning of every Dense layer's kernel.", {
+            "sparsity": Key(float, 0.0, "Target fraction of zero kernel weights per layer (0 disables pruning).",
+                            min=0.0, max=0.99),
+            "per_layer": Mapping("Per-layer target sparsity keyed by Dense layer name (0: leave unpruned).",
+                                 Key(float, 0.0, "Target sparsity of this layer.", min=0.0, max=0.99)),
+            "schedule": Key(str, "polynomial", "'polynomial' (PolynomialDecay ramp from 0 to the target between "
+                            "begin_epoch and end_epoch) or 'constant' (ConstantSparsity from begin_epoch).",
+                            choices=("polynomial", "constant")),
+            "begin_epoch": Key(int, 0, "Epoch at which pruning starts.", min=0),
+            "end_epoch": Key(int, None, "Epoch by which the target is reached (polynomial); null: half the epochs. "
+                             "Early stopping only considers epochs after it.", min=1, nullable=True),
+            "frequency": Key(int, 100, "Training steps between mask updates (capped at one epoch's steps).", min=1),
+        }),
+        "quantize": Section("QKeras quantization-aware training (QDense + QActivation, bit-exact in hls4ml).", {
+            "enabled": Key(bool, False, "Build the QKeras model instead of a float one."),
+            "bits": Key(int, 6, "Kernel and bias bits: quantized_bits(bits, integer, alpha=1).", min=2, max=16),
+            "integer": Key(int, 0, "Kernel and bias integer bits (sign excluded).", min=0, max=8),
+            "activation_bits": Key(int, None, "ReLU bits: quantized_relu(bits, integer); null: bits.", min=2,
+                                   max=16, nullable=True),
+            "activation_integer": Key(int, None, "ReLU integer bits; null: integer.", min=0, max=8, nullable=True),
+            "per_layer": Mapping("Per-layer overrides keyed by Dense layer name.", _QUANT_LAYER),
+        }),
+        "distill": Section("Knowledge distillation: loss = alpha*CE(y, s) + (1-alpha)*T^2*KL(teacher || student).", {
+            "enabled": Key(bool, False, "Train with the teacher's softened logits."),
+            "alpha": Key(float, 0.1, "Weight of the hard-label cross-entropy.", min=0.0, max=1.0),
+            "temperature": Key(float, 4.0, "Softmax temperature T.", min=0.1, max=100.0),
+            "teacher_hidden": Key(list, None, "Hidden widths of a larger float teacher trained with the train "
+                                  "section; null: the float baseline is the teacher.", item_type=int, nullable=True),
+        }),
+    },
+)
+
 SCHEMA = Section(
     "An edgeml run configuration.",
     {
@@ -165,6 +225,7 @@ SCHEMA = Section(
             },
         ),
         "hls": HLS_SECTION,
+        "compression": COMPRESSION_SECTION,
     },
 )
 
