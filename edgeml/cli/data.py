@@ -39,4 +39,7 @@ def info(source: str, as_json: bool) -> None:
 
 
 def register(main: click.Group) -> None:
+    from edgeml.cli.generate import generate
+
+    data_group.add_command(generate)
     main.add_command(data_group)
