@@ -1,0 +1,44 @@
+"""``edgeml convert MODEL``: hls4ml project, g++ C-simulation and a bit-accuracy report."""
+
+from __future__ import annotations
+
+import click
+
+from edgeml.cli.common import echo_json
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path(exists=False))
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="HDF5 weights for a JSON architecture (default: <stem>_weights.h5 beside it).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="edgeml YAML config; its 'hls' section drives hls4ml (default: built-in defaults).")
+@click.option("--data", type=click.Path(), help="Jets to compare on (CSV/NPZ/HDF5/Parquet); default: the test split "
+              "of the config's data source.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Number of jets to C-simulate.")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="Project directory (default: hls_projects/<model name>).")
+@click.option("--force", is_flag=True, help="Replace an existing project directory.")
+@click.option("--auto-precision", is_flag=True, help="Apply the suggested per-layer precisions and show "
+              "the agreement before and after.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def convert_command(model, weights, config_path, data, n, output_dir, force, auto_precision, as_json) -> None:
+    """Convert MODEL (.h5, .json + weights, or SavedModel dir) with hls4ml and C-simulate it."""
+    from edgeml import config as cfgmod
+    from edgeml.convert import convert, summary_lines
+
+    cfg = cfgmod.load(config_path) if config_path else None
+    report = convert(model, cfg, output_dir=output_dir, data=data, n=n, force=force,
+                     auto_precision=auto_precision, weights=weights)
+    for warning in report.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        echo_json(report)
+        return
+    for line in summary_lines(report):
+        click.echo(line)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(convert_command)
