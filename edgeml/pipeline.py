@@ -28,6 +28,7 @@ class Stage:
     needs: tuple[str, ...]  # stages whose outputs it reads
     fn: Callable[["RunContext"], dict]
     doc: str = ""
+    inputs: Callable[[dict], list] | None = None  # files read besides the config (their bytes join the key)
 
 
 @dataclass
@@ -73,6 +74,7 @@ def _data_stage(ctx: RunContext) -> dict:
 
 
 def _baseline_stage(ctx: RunContext) -> dict:
+    from edgeml.compress.cost import model_cost
     from edgeml.train import build_model, fit, save_trained
 
     splits = ctx.splits()
@@ -80,10 +82,32 @@ def _baseline_stage(ctx: RunContext) -> dict:
     checkpoint = ctx.path("models", ".baseline_best.weights.h5")
     history = fit(model, splits, ctx.cfg["train"], checkpoint=checkpoint, progress=ctx.progress)
     checkpoint.unlink(missing_ok=True)
-    paths = save_trained(model, splits, history, ctx.run_dir / "models", "baseline")
+    paths = save_trained(model, splits, history, ctx.run_dir / "models", "baseline", extra=model_cost(model))
     metrics = read_json(paths.metrics)
     print(f"  baseline accuracy {metrics['accuracy']:.4f} after {metrics['epochs_trained']} epochs")
     return {"models": {"baseline": _relative(ctx, paths)}}
+
+
+def _compress_stage(ctx: RunContext) -> dict:
+    from edgeml.compress.recipes import load_recipes, run_recipe
+    from edgeml.modelio import load_model
+
+    splits = ctx.splits()
+    baseline = load_model(ctx.run_dir / ctx.outputs["baseline"]["models"]["baseline"]["model"])
+    models = {}
+    for recipe in load_recipes(ctx.cfg):
+        announce(f"compress: recipe {recipe.name}")
+        paths = run_recipe(recipe, ctx.cfg, splits, baseline, ctx.run_dir / "models", ctx.progress)
+        m = read_json(paths.metrics)
+        print(f"  {recipe.name}: accuracy {m['accuracy']:.4f}, {m['bops']} BOPs, sparsity {m['sparsity']:.2f}")
+        models[recipe.name] = _relative(ctx, paths)
+    return {"models": models}
+
+
+def _compression_inputs(cfg: dict) -> list:
+    from edgeml.compress.recipes import recipe_files
+
+    return recipe_files(cfg)
 
 
 def _relative(ctx: RunContext, paths) -> dict:
@@ -93,6 +117,8 @@ def _relative(ctx: RunContext, paths) -> dict:
 STAGES: list[Stage] = [
     Stage("data", ("seed", "data"), (), _data_stage, "load, split and scale the jets"),
     Stage("baseline", ("seed", "model", "train"), ("data",), _baseline_stage, "train the float tagger"),
+    Stage("compress", ("seed", "model", "train", "compression"), ("data", "baseline"), _compress_stage,
+          "prune, quantize and distil the configured recipes", _compression_inputs),
 ]
 
 
@@ -135,7 +161,8 @@ def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only:
     ctx = RunContext(cfg, run_dir, progress=progress)
     keys: dict[str, str] = {}
     for st in STAGES:
-        keys[st.name] = content_hash(st.name, [cfg.get(s) for s in st.sections], [keys[n] for n in st.needs])
+        keys[st.name] = content_hash(st.name, [cfg.get(s) for s in st.sections], [keys[n] for n in st.needs],
+                                     *(st.inputs(cfg) if st.inputs else []))
         previous = manifest["stages"].get(st.name)
         fresh = previous is not None and previous["key"] == keys[st.name] and _outputs_exist(run_dir, previous)
         if fresh:

@@ -42,9 +42,10 @@ def recipe_files(cfg: dict, base_dir: str | Path | None = None) -> list[Path]:
 
 
 def load_recipes(cfg: dict, base_dir: str | Path | None = None, default_name: str | None = None) -> list[Recipe]:
-    """The recipes ``cfg`` lists, or ``cfg``'s own compression section when it lists none."""
+    """The recipes ``cfg`` lists, else ``cfg``'s own compression section if it compresses anything, else []."""
     if not cfg["compression"]["recipes"]:
-        return [Recipe(cfg["compression"]["name"] or default_name or cfg["name"], cfg["compression"])]
+        own = cfg["compression"]
+        return [Recipe(own["name"] or default_name or cfg["name"], own)] if is_active(own) else []
     recipes = []
     for path in recipe_files(cfg, base_dir):
         section = cfgmod.load(path)["compression"]
@@ -56,6 +57,13 @@ def load_recipes(cfg: dict, base_dir: str | Path | None = None, default_name: st
     if duplicated:
         raise InputError(f"recipe name(s) {', '.join(duplicated)} used twice or reserved; set compression.name")
     return recipes
+
+
+def is_active(settings: dict) -> bool:
+    """Whether a compression section changes the model at all (a config without one runs no recipe)."""
+    prune = settings["prune"]
+    return bool(settings["quantize"]["enabled"] or settings["distill"]["enabled"] or settings["student"]["hidden"]
+                or prune["sparsity"] > 0 or any(v > 0 for v in prune["per_layer"].values()))
 
 
 def student_model_cfg(cfg: dict, settings: dict) -> dict:
@@ -167,7 +175,9 @@ def compress(cfg: dict, out_dir: str | Path, baseline=None, splits=None, base_di
 
     Returns {name: TrainedModel}; the baseline is included when it was trained here.
     """
+    from edgeml.compress.cost import model_cost
     from edgeml.data import splits_from_config
+    from edgeml.io import read_json, write_json
     from edgeml.modelio import load_model
     from edgeml.progress import stage
     from edgeml.train import train
@@ -179,6 +189,7 @@ def compress(cfg: dict, out_dir: str | Path, baseline=None, splits=None, base_di
         stage("compress: training the float baseline first (pass --from to reuse one)")
         results["baseline"] = train(cfg, out_dir, "baseline", splits=splits, progress=progress)
         baseline = load_model(results["baseline"].model)
+        write_json(results["baseline"].metrics, {**read_json(results["baseline"].metrics), **model_cost(baseline)})
     check_compatible(baseline, splits.X_train.shape[1], len(splits.classes))
     for recipe in recipes:
         stage(f"compress: recipe {recipe.name}")
