@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from edgeml import config as cfgmod
-from edgeml.errors import InputError
+from edgeml.errors import EdgemlError, InputError
 from edgeml.io import atomic_path, content_hash, read_json, write_json, write_text
 from edgeml.progress import stage as announce
 
@@ -119,6 +119,96 @@ STAGES: list[Stage] = [
     Stage("baseline", ("seed", "model", "train"), ("data",), _baseline_stage, "train the float tagger"),
     Stage("compress", ("seed", "model", "train", "compression"), ("data", "baseline"), _compress_stage,
           "prune, quantize and distil the configured recipes", _compression_inputs),
+]
+
+
+# Stages after compression: every model (baseline + recipes) to firmware, estimated, reported.
+CSIM_JETS = 10_000  # C-sim cost grows linearly; 10k jets pin accuracy to ~0.4% and take seconds
+
+
+def _trained_models(ctx: RunContext) -> dict[str, dict]:
+    """name -> run-relative files of every model the upstream stages trained, baseline first."""
+    models: dict[str, dict] = {}
+    for name in _MODEL_STAGES:
+        models.update(ctx.outputs[name].get("models") or {})
+    return models
+
+
+def _test_jets(ctx: RunContext) -> Path:
+    """The run's first CSIM_JETS test jets, unscaled, as a file ``convert`` reads (it applies each model's scaler).
+
+    Rebuilt from the source exactly as the data stage split it, and checked against the
+    stored scaled test split: the firmware is compared on the very jets the metrics used.
+    """
+    from edgeml.data import load_jets, split_indices, subsample, write_npz
+
+    d, splits = ctx.cfg["data"], ctx.splits()
+    jets = subsample(load_jets(d["source"]), d["max_jets"], ctx.cfg["seed"])
+    test = split_indices(jets.y, d["test_fraction"], d["val_fraction"], ctx.cfg["seed"])[2][:CSIM_JETS]
+    raw = jets.subset(test)
+    if not np.array_equal(splits.scaler.transform(raw.X), splits.X_test[:len(test)]):
+        raise EdgemlError(f"the jets of {d['source']} changed since the data stage ran; rerun with --from data")
+    path = ctx.path("data", "csim_test_jets.npz")
+    if path.is_file():  # keep identical bytes (zip timestamps differ) so convert's own cache still hits
+        with np.load(path) as old:
+            if np.array_equal(old["X"], raw.X) and np.array_equal(old["y"], raw.y):
+                return path
+    return write_npz(raw, path)
+
+
+def _convert_stage(ctx: RunContext) -> dict:
+    from edgeml.convert import convert
+
+    models = _trained_models(ctx)
+    test_jets = _test_jets(ctx)
+    conversions = {}
+    started = time.monotonic()
+    for i, (name, files) in enumerate(models.items()):
+        eta = f", ETA {(time.monotonic() - started) / i * (len(models) - i):.0f}s" if i else ""
+        announce(f"convert: {name} ({i + 1}/{len(models)}{eta}): hls4ml project, g++ C-sim on the test jets")
+        project = ctx.path("hls", name)
+        report = convert(ctx.run_dir / files["model"], config=ctx.cfg, output_dir=project, data=test_jets,
+                         n=CSIM_JETS, force=True)
+        c = report["csim"]
+        print(f"  {name}: Keras {c['accuracy_keras']:.4f}, C-sim {c['accuracy_csim']:.4f}, "
+              f"argmax agreement {c['argmax_agreement']:.2%} on {c['n']} jets"
+              + (" (cached build)" if report.get("cache", {}).get("hit") else ""))
+        conversions[name] = {"project": f"hls/{name}", "report": f"hls/{name}/convert_report.json",
+                             "predictions": f"hls/{name}/predictions.npz"}
+    return {"conversions": conversions, "test_jets": str(test_jets.relative_to(ctx.run_dir))}
+
+
+def _estimate_stage(ctx: RunContext) -> dict:
+    estimates = {}
+    for name, files in ctx.outputs["convert"]["conversions"].items():
+        result = read_json(ctx.run_dir / files["report"]).get("estimate")
+        if not result or "total" not in result:  # convert did not (or could not) estimate: use the project
+            from edgeml.estimate import estimate
+
+            result = estimate(ctx.run_dir / files["project"])
+        t = result["total"]
+        print(f"  {name}: DSP {t['dsp']}, LUT {t['lut']}, FF {t['ff']}, BRAM18 {t['bram_18k']}, "
+              f"latency {t['latency_ns']} ns, II {t['ii']}, fits: {'yes' if t.get('fits') else 'no'}")
+        estimates[name] = {"estimate": str(write_json(ctx.path("estimate", f"{name}.json"), result)
+                                           .relative_to(ctx.run_dir))}
+    return {"estimates": estimates}
+
+
+def _report_stage(ctx: RunContext) -> dict:
+    from edgeml.report import render_report
+
+    paths = render_report(ctx.run_dir)
+    print(f"  report: {paths['html']}")
+    return {kind: str(p.relative_to(ctx.run_dir)) for kind, p in paths.items()}
+
+
+_MODEL_STAGES = tuple(s.name for s in STAGES if s.name in ("baseline", "compress"))
+STAGES += [
+    Stage("convert", ("hls",), ("data",) + _MODEL_STAGES, _convert_stage,
+          "convert every model with hls4ml and C-simulate it on the test jets"),
+    Stage("estimate", ("hls",), ("convert",), _estimate_stage, "estimate resources and latency of every model"),
+    Stage("report", (), ("data",) + _MODEL_STAGES + ("convert", "estimate"), _report_stage,
+          "write report.html, report.md and summary.json"),
 ]
 
 

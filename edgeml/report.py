@@ -493,8 +493,8 @@ def _classes_from(records: list[ModelRecord]) -> list[str]:
 def _part_name(records: list[ModelRecord], info: dict) -> str | None:
     for rec in records:
         part = (rec.estimate or {}).get("part")
-        if isinstance(part, dict) and part.get("name"):
-            return part["name"]
+        if isinstance(part, dict) and (part.get("part") or part.get("name")):
+            return part.get("part") or part["name"]
         if isinstance(part, str):
             return part
     return ((info.get("config") or {}).get("hls") or {}).get("Part")
