@@ -1,0 +1,67 @@
+"""Capacities of common AMD/Xilinx parts, as the HLS tools report them (DSP, LUT, FF, BRAM_18K, URAM).
+
+Numbers are the "Available" rows of csynth reports where we have them (xcu250, xcu50, xcvu13p,
+xc7z020) and the AMD product tables otherwise. ``family`` decides the DSP slice (DSP48E1 25x18 on
+7-series, DSP48E2 27x18 on UltraScale/UltraScale+) and a relative logic speed used for timing.
+"""
+
+from __future__ import annotations
+
+import re
+
+# family: (dsp_a_bits, dsp_b_bits, relative logic delay; 1.0 = UltraScale+ -2)
+FAMILIES = {
+    "7series": (25, 18, 1.6),
+    "ultrascale": (27, 18, 1.25),
+    "ultrascale+": (27, 18, 1.0),
+}
+
+DEVICES = {
+    "xcu250": {"family": "ultrascale+", "dsp": 12288, "lut": 1728000, "ff": 3456000, "bram_18k": 5376, "uram": 1280},
+    "xcu200": {"family": "ultrascale+", "dsp": 6840, "lut": 1182240, "ff": 2364480, "bram_18k": 4320, "uram": 960},
+    "xcu50": {"family": "ultrascale+", "dsp": 5952, "lut": 871680, "ff": 1743360, "bram_18k": 2688, "uram": 640},
+    "xcvu9p": {"family": "ultrascale+", "dsp": 6840, "lut": 1182240, "ff": 2364480, "bram_18k": 4320, "uram": 960},
+    "xcvu13p": {"family": "ultrascale+", "dsp": 12288, "lut": 1728000, "ff": 3456000, "bram_18k": 5376, "uram": 1280},
+    "xczu9eg": {"family": "ultrascale+", "dsp": 2520, "lut": 274080, "ff": 548160, "bram_18k": 1824, "uram": 0},
+    "xczu7ev": {"family": "ultrascale+", "dsp": 1728, "lut": 230400, "ff": 460800, "bram_18k": 624, "uram": 96},
+    "xc7z020": {"family": "7series", "dsp": 220, "lut": 53200, "ff": 106400, "bram_18k": 280, "uram": 0},
+    "xc7z100": {"family": "7series", "dsp": 2020, "lut": 277400, "ff": 554800, "bram_18k": 1510, "uram": 0},
+    "xc7a100t": {"family": "7series", "dsp": 240, "lut": 63400, "ff": 126800, "bram_18k": 270, "uram": 0},
+    "xcku115": {"family": "ultrascale", "dsp": 5520, "lut": 663360, "ff": 1326720, "bram_18k": 4320, "uram": 0},
+}
+
+RESOURCES = ("dsp", "lut", "ff", "bram_18k", "uram")
+
+
+def device_key(part: str) -> str | None:
+    """'xcu250-figd2104-2L-e' / 'xc7z020clg400-1' -> 'xcu250' / 'xc7z020' (longest known prefix)."""
+    p = (part or "").lower().strip()
+    matches = [k for k in DEVICES if p.startswith(k)]
+    return max(matches, key=len) if matches else None
+
+
+def speed_grade(part: str) -> int:
+    """The speed grade digit of a part name (-1 slowest, -3 fastest); 2 when unknown."""
+    m = re.search(r"-(\d)(?:[a-z]*)(?:-[a-z])?$", (part or "").lower())
+    return int(m.group(1)) if m else 2
+
+
+def lookup(part: str) -> dict:
+    """Capacity, family and DSP geometry of a part; unknown parts get ``known: False`` and no capacity."""
+    key = device_key(part)
+    info = dict(DEVICES[key]) if key else {"family": _guess_family(part)}
+    a, b, delay = FAMILIES[info["family"]]
+    grade = speed_grade(part)
+    # slower speed grades stretch every delay; -1 is ~15% slower than -2
+    delay *= {1: 1.15, 2: 1.0, 3: 0.9}.get(grade, 1.0)
+    info.update(part=part, device=key, known=key is not None, dsp_a_bits=a, dsp_b_bits=b, logic_delay=delay)
+    return info
+
+
+def _guess_family(part: str) -> str:
+    p = (part or "").lower()
+    if re.match(r"xc7[azks]", p):
+        return "7series"
+    if re.match(r"xc(ku|vu)\d+(?!p)", p) and not p.startswith(("xcku5p", "xcvu3p")):
+        return "ultrascale"
+    return "ultrascale+"

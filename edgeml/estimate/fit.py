@@ -1,0 +1,258 @@
+"""Fit the estimator's coefficients on real hls4ml csynth reports: ``python -m edgeml.estimate.fit``.
+
+Cases come from ``shared/ground-truth/<id>/`` (an hls4ml project folder with firmware/ and reports,
+plus manifest.json). K has no firmware (an hls4ml unit-test fixture with random weights): it is rebuilt
+from its transcribed config (Dense(16->5, relu), io_stream, xc7z020, 5 ns) with seeded random weights.
+Cases without any model (T1, T2) cannot be estimated and are skipped.
+
+Fitting order (each step uses the previous ones):
+1. DSP rule: the CSD-digit threshold and minimum input width for constant multipliers (grid search).
+2. Timing: adder/multiplier delays, per-layer overhead, RF and stream parameters (coordinate grid search
+   on absolute cycle error for io_parallel cases, relative error for io_stream cases).
+3. LUT and FF: non-negative least squares of relative error on case totals.
+4. Ranges (only for the shipped file): quantiles of leave-one-out relative errors, dense and conv apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.estimate import devices
+from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
+from edgeml.estimate.model import (COEFFICIENTS_PATH, DEFAULT_COEFFICIENTS, FF_FEATURES, LUT_FEATURES, combine,
+                                   estimate_layers, feature_totals)
+from edgeml.estimate.reports import read_project_reports
+
+METRICS = ("dsp", "lut", "ff", "bram_18k", "latency_max", "ii")
+
+
+@dataclass
+class Case:
+    """One ground-truth design: layer specs, settings and the csynth report."""
+
+    id: str
+    family: str  # dense | conv
+    specs: list[LayerSpec]
+    part: str
+    clock_ns: float
+    io_type: str
+    report: dict
+    uncertainty: float = 0.125
+
+
+def load_cases(ground_truth: Path, quick: bool = False) -> list[Case]:
+    """Every ground-truth case we can estimate (firmware present, or K rebuilt)."""
+    from edgeml.estimate import project_meta
+
+    cases = []
+    for folder in sorted(p for p in Path(ground_truth).iterdir() if p.is_dir()):
+        prj = folder / "hls4ml_prj"
+        if (prj / "firmware" / "parameters.h").is_file():
+            meta = project_meta(prj)
+            specs = from_firmware(prj, io_type=meta["io_type"])
+            report = read_project_reports(prj)["csynth"]
+            cases.append(_case(folder.name, specs, meta["part"], meta["clock_ns"], meta["io_type"], report))
+        elif folder.name == "K" and not quick:
+            cases.append(_k_case(folder))
+    return cases
+
+
+def _case(cid, specs, part, clock, io_type, report) -> Case:
+    conv = any(s.kind in ("conv1d", "conv2d") for s in specs)
+    return Case(cid, "conv" if conv else "dense", specs, part, clock, io_type, report)
+
+
+def _k_case(folder: Path) -> Case:
+    """K: hls4ml's test_report fixture, Dense(5, relu) on 16 inputs, weights random (seeded) like the test."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import hls4ml
+    from tensorflow import keras
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    cfg = manifest["notes"]["config_transcribed"]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Dense(5, input_shape=(16,), activation="relu", name="fc1")])
+    hls_cfg = hls4ml.utils.config_from_keras_model(model, granularity="model", default_precision="ap_fixed<16,6>")
+    hls_model = hls4ml.converters.convert_from_keras_model(
+        model, hls_config=hls_cfg, output_dir=tempfile.mkdtemp(prefix="edgeml_fitK_"), part=cfg["Part"],
+        clock_period=cfg["ClockPeriod"], io_type=cfg["IOType"], backend="Vivado")
+    report = read_project_reports(folder / "hls4ml_prj")["csynth"]
+    return _case("K", from_model_graph(hls_model), cfg["Part"], float(cfg["ClockPeriod"]), cfg["IOType"], report)
+
+
+def predict(case: Case, co: dict) -> tuple[dict, dict]:
+    device = devices.lookup(case.part)
+    layers = estimate_layers(case.specs, device, case.clock_ns, case.uncertainty, co)
+    return combine(case.specs, layers, case.clock_ns, co), feature_totals(layers)
+
+
+def _rel(pred: float, true: float) -> float:
+    return abs(pred - true) / max(true, 1.0)
+
+
+def _dsp_loss(cases, co) -> float:
+    # mean of capped relative errors: every case counts, one wild case cannot dominate
+    return float(np.mean([min(1.0, _rel(predict(c, co)[0]["dsp"], c.report["dsp"])) for c in cases]))
+
+
+def _latency_loss(cases, co) -> float:
+    loss = 0.0
+    for c in cases:
+        p = predict(c, co)[0]
+        for k in ("latency_max", "ii"):
+            err = abs(p[k] - c.report[k])
+            # io_parallel: cycles matter one by one; io_stream: thousands of cycles, judge relatively
+            loss += err if c.io_type != "io_stream" else 10 * err / max(1, c.report[k])
+    return loss
+
+
+TIMING_GRID = {
+    "t_mul": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5],
+    "t_add": [0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4],
+    "overhead_a": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
+    "overhead_b": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
+    "rf_slope": [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0],
+    "rf_levels": [0.0, 0.25, 0.5, 1.0],
+    "rf_offset": [-4.0, -3.0, -2.0, -1.0, 0.0, 1.0],
+    "conv_ii_scale": [0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0],
+    "stream_fill": [0.0, 1.0, 2.0, 4.0, 8.0],
+}
+
+
+def fit(cases: list[Case]) -> dict:
+    """Coefficients fitted on ``cases`` (no ranges)."""
+    co = copy.deepcopy(DEFAULT_COEFFICIENTS)
+    co["ranges"] = {}
+    best = None
+    for csd, bits in itertools.product((1, 2, 3), (6, 8, 10, 12)):
+        co["dsp"] = {"csd_max_lut": csd, "min_input_bits": bits}
+        loss = _dsp_loss(cases, co)
+        prior = abs(csd - 2) + abs(bits - 10) / 2  # ties: the physically expected rule
+        if best is None or (loss, prior) < best[:2]:
+            best = (loss, prior, csd, bits)
+    co["dsp"] = {"csd_max_lut": best[2], "min_input_bits": best[3]}
+    for _ in range(3):  # coordinate descent over the timing grid
+        for key, grid in TIMING_GRID.items():
+            scores = []
+            for value in grid:
+                co["timing"][key] = value
+                scores.append((_latency_loss(cases, co), abs(value - DEFAULT_COEFFICIENTS["timing"][key]), value))
+            co["timing"][key] = min(scores)[2]  # ties: the value nearest the physical default
+    feats = [predict(c, co)[1] for c in cases]
+    for metric, names in (("lut", LUT_FEATURES), ("ff", FF_FEATURES)):
+        co[metric] = _nnls(np.array([[f[n] for n in names] for f in feats]),
+                           np.array([c.report[metric] for c in cases], dtype=float), names)
+    return co
+
+
+def _nnls(X: np.ndarray, y: np.ndarray, names) -> dict:
+    from scipy.optimize import nnls
+
+    keep = X.any(axis=0)  # a feature no training case exercises keeps its physical default
+    w = 1.0 / np.maximum(y, 1.0)  # relative error: small designs count as much as large ones
+    coef = np.zeros(X.shape[1])
+    if keep.any():
+        coef[keep] = nnls(X[:, keep] * w[:, None], y * w)[0]
+    return {n: (round(float(c), 5) if k else None) for n, c, k in zip(names, coef, keep)}
+
+
+def _fill_defaults(co: dict) -> dict:
+    for metric in ("lut", "ff"):
+        for k, v in list(co[metric].items()):
+            if v is None:
+                co[metric][k] = DEFAULT_COEFFICIENTS[metric][k]
+    return co
+
+
+def leave_one_out(cases: list[Case]) -> list[dict]:
+    """For each case: the prediction of coefficients fitted without it, and its report."""
+    rows = []
+    for i, case in enumerate(cases):
+        co = _fill_defaults(fit(cases[:i] + cases[i + 1:]))
+        pred = predict(case, co)[0]
+        rows.append({"id": case.id, "family": case.family, "estimate": pred,
+                     "report": {k: case.report.get(k) for k in METRICS}})
+    return rows
+
+
+def error_summary(rows: list[dict]) -> dict:
+    """Median and 90th percentile absolute relative error (latency also in cycles) per metric and family."""
+    out = {}
+    for family in ("dense", "conv"):
+        sub = [r for r in rows if r["family"] == family]
+        if not sub:
+            continue
+        fam = {"cases": [r["id"] for r in sub]}
+        for k in METRICS:
+            rel = [abs(r["estimate"][k] - r["report"][k]) / r["report"][k] for r in sub if r["report"].get(k)]
+            entry = {"median_abs_rel_error": _q(rel, 50), "p90_abs_rel_error": _q(rel, 90)}
+            if k in ("latency_max", "ii"):
+                cyc = [abs(r["estimate"][k] - r["report"][k]) for r in sub]
+                entry.update(median_abs_error_cycles=_q(cyc, 50), p90_abs_error_cycles=_q(cyc, 90))
+            fam[k] = entry
+        out[family] = fam
+    return out
+
+
+def _q(values, q) -> float | None:
+    return round(float(np.percentile(values, q)), 4) if values else None
+
+
+def ranges_from(rows: list[dict]) -> dict:
+    """Likely-range factors per family: 10th/90th percentiles of report/estimate (cycles: report - estimate)."""
+    out = {}
+    for family in ("dense", "conv"):
+        sub = [r for r in rows if r["family"] == family]
+        if not sub:
+            continue
+        fam = {}
+        for k in ("dsp", "lut", "ff", "bram_18k"):
+            ratios = [r["report"][k] / r["estimate"][k] for r in sub if r["estimate"][k] > 0 and r["report"][k]]
+            if ratios:
+                fam[k] = [round(min(1.0, float(np.percentile(ratios, 10))), 3),
+                          round(max(1.0, float(np.percentile(ratios, 90))), 3)]
+        for k in ("latency_min", "latency_max", "ii"):
+            src = "latency_max" if k == "latency_min" else k
+            diffs = [r["report"][src] - r["estimate"][src] for r in sub]
+            if family == "conv":  # thousands of cycles: a relative band, stored as cycles is meaningless
+                continue
+            fam[k] = [min(-1, math.floor(float(np.percentile(diffs, 10)))), max(1, math.ceil(float(np.percentile(diffs, 90))))]
+        out[family] = fam
+    return out
+
+
+def main(argv=None) -> None:
+    from edgeml.paths import shared_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ground-truth", type=Path, default=None, help="default: <shared>/ground-truth")
+    parser.add_argument("--out", type=Path, default=COEFFICIENTS_PATH)
+    args = parser.parse_args(argv)
+    gt = args.ground_truth or (shared_dir() / "ground-truth" if shared_dir() else None)
+    if gt is None or not gt.is_dir():
+        raise SystemExit("no ground truth found: pass --ground-truth or set EDGEML_SHARED")
+    cases = load_cases(gt)
+    co = _fill_defaults(fit(cases))
+    rows = leave_one_out(cases)
+    co["ranges"] = ranges_from(rows)
+    co["fitted_on"] = [c.id for c in cases]
+    co["leave_one_out"] = error_summary(rows)
+    from edgeml.io import write_json
+
+    write_json(args.out, co)
+    print(json.dumps(co["leave_one_out"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

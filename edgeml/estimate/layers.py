@@ -1,0 +1,317 @@
+"""What the estimator needs to know about each hls4ml layer, from a ModelGraph or a written project.
+
+A ``LayerSpec`` is the hardware-relevant description of one layer: kind, sizes, fixed-point widths,
+ReuseFactor, Strategy and, for layers with weights, the weights as the integers HLS will see
+(quantised to ``weight_t`` the way ap_fixed does it). Two sources produce the same specs:
+``from_model_graph`` (an hls4ml ModelGraph in memory) and ``from_firmware`` (the ``firmware/``
+folder hls4ml writes: ``parameters.h`` structs, ``defines.h`` typedefs and ``weights/*.txt``), so a
+project synthesised elsewhere is estimated from exactly what was synthesised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.errors import InputError
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """An ap_fixed/ap_int type: total width, integer bits, signedness, rounding (True = AP_RND*)."""
+
+    width: int = 16
+    integer: int = 6
+    signed: bool = True
+    rounding: bool = False
+    saturate: bool = False
+
+    @property
+    def frac(self) -> int:
+        return self.width - self.integer
+
+
+_TYPE = re.compile(r"ap_(u?)(fixed|int)\s*<\s*(\d+)\s*(?:,\s*(-?\d+))?\s*(?:,\s*(\w+))?\s*(?:,\s*(\w+))?[^>]*>")
+
+
+def parse_type(text: str) -> Fixed | None:
+    """'ap_fixed<16,6,AP_RND,AP_SAT>' -> Fixed; also nnet::array<ap_fixed<..>, N> (element type)."""
+    m = _TYPE.search(text or "")
+    if not m:
+        return None
+    unsigned, kind, width = m.group(1) == "u", m.group(2), int(m.group(3))
+    integer = width if kind == "int" else int(m.group(4) if m.group(4) is not None else width)
+    rounding = bool(m.group(5) and m.group(5).startswith("AP_RND"))
+    saturate = bool(m.group(6) and m.group(6).startswith("AP_SAT"))
+    return Fixed(width, integer, not unsigned, rounding, saturate)
+
+
+def quantize(values: np.ndarray, t: Fixed) -> np.ndarray:
+    """Float weights -> the integers (value * 2^frac) that the C++ constant holds after ap_fixed conversion."""
+    scaled = np.asarray(values, dtype=np.float64) * (2.0 ** t.frac)
+    q = np.round(scaled) if t.rounding else np.floor(scaled + 1e-9)  # AP_TRN (default) floors
+    lo, hi = (-(2 ** (t.width - 1)), 2 ** (t.width - 1) - 1) if t.signed else (0, 2 ** t.width - 1)
+    return np.clip(q, lo, hi).astype(np.int64)  # saturate: enough for counting bits
+
+
+@dataclass
+class LayerSpec:
+    """One hls4ml layer as the estimator sees it."""
+
+    name: str
+    kind: str  # dense | conv1d | conv2d | activation | softmax | pooling | other
+    io_type: str = "io_parallel"
+    strategy: str = "latency"
+    reuse_factor: int = 1
+    n_in: int = 0  # inputs of one multiply-accumulate block (conv: kernel * channels)
+    n_out: int = 0  # outputs of that block (conv: filters)
+    n_positions: int = 1  # how many times the block runs per inference (conv: output pixels)
+    in_positions: int = 1  # input pixels streamed in (conv/pool)
+    n_chan: int = 0
+    in_type: Fixed = field(default_factory=Fixed)
+    result_type: Fixed = field(default_factory=Fixed)
+    accum_type: Fixed = field(default_factory=Fixed)
+    weight_type: Fixed | None = None
+    weights: np.ndarray | None = None  # quantised integers, shape (n_in, n_out); None = unknown
+    activation: str = ""
+    table_size: int = 1024
+    pool_size: int = 1
+
+    @property
+    def n_weights(self) -> int:
+        return self.n_in * self.n_out if self.kind in ("dense", "conv1d", "conv2d") else 0
+
+
+# ----------------------------------------------------------------------------- ModelGraph
+
+_DENSE_CLASSES = {"Dense", "QDense", "BinaryDense", "TernaryDense", "PointwiseConv1D", "PointwiseConv2D"}
+_CONV1D = {"Conv1D", "QConv1D", "PointwiseConv1D"}
+_CONV2D = {"Conv2D", "QConv2D", "PointwiseConv2D"}
+_ACT = {"Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "ELU", "PReLU", "HardActivation",
+        "ParametrizedActivation", "TernaryTanh"}
+
+
+def _precision(obj) -> Fixed:
+    """hls4ml type/precision object -> Fixed (falls back to ap_fixed<16,6>)."""
+    p = getattr(obj, "precision", obj)
+    width = getattr(p, "width", None)
+    if width is None:
+        return parse_type(str(p)) or Fixed()
+    integer = getattr(p, "integer", width)
+    rnd = str(getattr(p, "rounding_mode", "")).upper()
+    sat = str(getattr(p, "saturation_mode", "")).upper()
+    return Fixed(int(width), int(integer), bool(getattr(p, "signed", True)), rnd.startswith("RND"), sat.startswith("SAT"))
+
+
+def _strategy(layer) -> str:
+    s = str(layer.get_attr("strategy") or "latency").lower()
+    return "resource" if s.startswith("resource") or s.startswith("resource_unrolled") else "latency"
+
+
+def from_model_graph(hls_model) -> list[LayerSpec]:
+    """Specs for every layer of an hls4ml ModelGraph, input layer excluded."""
+    io_type = str(hls_model.config.get_config_value("IOType") or "io_parallel")
+    specs: list[LayerSpec] = []
+    prev_type = None
+    for layer in hls_model.get_layers():
+        out = layer.get_output_variable()
+        result_type = _precision(out.type)
+        cls = layer.class_name
+        if cls == "Input":
+            prev_type = result_type
+            continue
+        spec = LayerSpec(name=layer.name, kind="other", io_type=io_type, strategy=_strategy(layer),
+                         reuse_factor=int(layer.get_attr("reuse_factor") or 1), in_type=prev_type or Fixed(),
+                         result_type=result_type)
+        accum = layer.get_attr("accum_t")
+        if accum is not None:
+            spec.accum_type = _precision(accum)
+        if "weight" in layer.weights:
+            w = layer.weights["weight"]
+            spec.weight_type = _precision(w.type)
+            data = np.asarray(w.data)
+            if cls in _CONV1D or cls in _CONV2D or data.ndim > 2:
+                spec.kind = "conv2d" if (cls in _CONV2D or data.ndim == 4) else "conv1d"
+                spec.n_out = int(data.shape[-1])
+                spec.n_in = int(np.prod(data.shape[:-1]))
+                spec.n_chan = int(data.shape[-2])
+                spec.n_positions = int(np.prod(out.shape[:-1])) if len(out.shape) > 1 else 1
+                in_shape = layer.get_input_variable().shape
+                spec.in_positions = int(np.prod(in_shape[:-1])) if len(in_shape) > 1 else 1
+            else:
+                spec.kind = "dense"
+                spec.n_in = int(layer.get_attr("n_in") or data.shape[0])
+                spec.n_out = int(layer.get_attr("n_out") or data.shape[-1])
+                if len(out.shape) > 1:  # Dense on a sequence runs once per position
+                    spec.n_positions = int(np.prod(out.shape[:-1]))
+            spec.weights = quantize(data.reshape(spec.n_in, spec.n_out), spec.weight_type)
+        elif cls in ("Softmax",) or str(layer.get_attr("activation")).lower() == "softmax":
+            spec.kind, spec.activation = "softmax", "softmax"
+            spec.n_in = int(layer.get_attr("n_in") or np.prod(out.shape))
+            spec.n_chan = int(out.shape[-1]) if len(out.shape) > 1 else 0
+        elif cls in _ACT or "activation" in layer.attributes:
+            spec.kind = "activation"
+            spec.activation = str(layer.get_attr("activation") or cls).lower()
+            spec.n_in = int(layer.get_attr("n_in") or np.prod(out.shape))
+            spec.table_size = int(layer.get_attr("table_size") or 1024)
+            spec.n_chan = int(out.shape[-1]) if len(out.shape) > 1 else 0
+        elif "Pooling" in cls:
+            spec.kind = "pooling"
+            spec.n_chan = int(out.shape[-1])
+            spec.n_positions = int(np.prod(out.shape[:-1]))
+            in_shape = layer.get_input_variable().shape
+            spec.in_positions = int(np.prod(in_shape[:-1]))
+            spec.pool_size = max(1, spec.in_positions // max(1, spec.n_positions))
+            spec.n_in = int(np.prod(in_shape))
+        else:
+            spec.n_in = int(np.prod(out.shape))
+        spec.n_out = spec.n_out or spec.n_in
+        specs.append(spec)
+        prev_type = result_type
+    return specs
+
+
+# ----------------------------------------------------------------------------- firmware/
+
+_STRUCT = re.compile(r"(?:^|\n)(?://\s*(?P<comment>[^\n]*)\n)?\s*struct\s+(?P<name>\w+)\s*:\s*(?P<base>[\w:]+)\s*\{"
+                     r"(?P<body>.*?)\n\s*\};", re.S)
+_CONST = re.compile(r"static\s+const\s+(?:unsigned|int|bool|unsigned\s+int)\s+(\w+)\s*=\s*([^;]+);")
+_TYPEDEF = re.compile(r"typedef\s+(.+?)\s+(\w+)\s*;")
+_ENUM = re.compile(r"static\s+const\s+nnet::\w+\s+(\w+)\s*=\s*([^;]+);")
+
+
+def _typedefs(text: str) -> dict[str, str]:
+    return {name: target.strip() for target, name in _TYPEDEF.findall(text)}
+
+
+def _resolve(name: str, typedefs: dict[str, str]) -> Fixed | None:
+    for _ in range(5):  # typedef chains such as accum_t -> model_default_t -> ap_fixed<16,6>
+        t = parse_type(name)
+        if t is not None:
+            return t
+        if name not in typedefs:
+            return None
+        name = typedefs[name]
+    return None
+
+
+def _eval_int(expr: str, consts: dict[str, int]) -> int | None:
+    expr = expr.strip()
+    if re.fullmatch(r"-?\d+", expr):
+        return int(expr)
+    if expr in consts:
+        return consts[expr]
+    if re.fullmatch(r"[\w\s*+]+", expr):  # e.g. filt_height * filt_width
+        try:
+            return int(eval(expr, {"__builtins__": {}}, dict(consts)))  # noqa: S307 - only names/ints/*/+
+        except Exception:
+            return None
+    return None
+
+
+def _struct_fields(body: str, macros: dict[str, int] | None = None) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+    consts: dict[str, int] = dict(macros or {})
+    for key, expr in _CONST.findall(body):
+        value = _eval_int(expr, consts)
+        if value is not None:
+            consts[key] = value
+    enums = {k: v.strip() for k, v in _ENUM.findall(body)}
+    for key, expr in _CONST.findall(body):  # strategy = nnet::latency is 'unsigned' in older hls4ml
+        if "nnet::" in expr:
+            enums[key] = expr.strip()
+    local_types = {name: target.strip() for target, name in _TYPEDEF.findall(body)}
+    return consts, enums, local_types
+
+
+def _index(struct_name: str) -> str | None:
+    m = re.search(r"(\d+)(?:_mult)?$", struct_name)
+    return m.group(1) if m else None
+
+
+def _read_weights(weights_dir: Path, idx: str) -> np.ndarray | None:
+    path = weights_dir / f"w{idx}.txt"
+    if not path.is_file():
+        path = weights_dir / f"w{idx}.h"
+        if not path.is_file():
+            return None
+        text = path.read_text()
+        text = text[text.find("{") + 1: text.rfind("}")] if "{" in text else ""
+    else:
+        text = path.read_text()
+    values = np.array([float(v) for v in re.split(r"[,\s]+", text.strip()) if v], dtype=np.float64)
+    return values if values.size else None
+
+
+def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[LayerSpec]:
+    """Specs from an hls4ml project's firmware/ (what was actually synthesised)."""
+    firmware = Path(project_dir) / "firmware"
+    params_path = firmware / "parameters.h"
+    if not params_path.is_file():
+        raise InputError(f"{project_dir}: no firmware/parameters.h; point at the folder hls4ml wrote (hls_model.write())")
+    params = params_path.read_text(errors="replace")
+    defines = (firmware / "defines.h").read_text(errors="replace") if (firmware / "defines.h").is_file() else ""
+    typedefs = {**_typedefs(defines), **_typedefs(re.sub(r"struct\s+\w+\s*:[^{]*\{.*?\n\s*\};", "", params, flags=re.S))}
+    macros = {k: int(v) for k, v in re.findall(r"#define\s+(\w+)\s+(\d+)\s*$", defines, flags=re.M)}
+    structs = list(_STRUCT.finditer(params))
+    mults = {m.group("name"): m for m in structs if m.group("name").endswith("_mult")}
+    specs: list[LayerSpec] = []
+    prev_type = _resolve("input_t", typedefs) or Fixed()
+    for m in structs:
+        name, base = m.group("name"), m.group("base")
+        if name.endswith("_mult") or "config" not in base:
+            continue
+        consts, enums, local = _struct_fields(m.group("body"), macros)
+        types = {**typedefs, **local}
+        idx = _index(name)
+        result = _resolve(f"layer{idx}_t", typedefs) or (_resolve("result_t", typedefs) if m is structs[-1] else None)
+        mult = mults.get(f"{name}_mult")
+        comment = m.group("comment") or (mult.group("comment") if mult else None)
+        spec = LayerSpec(name=(comment or name).strip(), kind="other",
+                         io_type="io_stream" if "io_stream" in enums.get("io_type", io_type) else io_type,
+                         strategy="resource" if "resource" in enums.get("strategy", "latency") else "latency",
+                         reuse_factor=consts.get("reuse_factor", 1), in_type=prev_type,
+                         result_type=result or prev_type)
+        spec.accum_type = _resolve(local.get("accum_t", "accum_t"), types) or spec.accum_type
+        kind = base.split("::")[-1]
+        if kind in ("dense_config", "conv1d_config", "conv2d_config"):
+            mconsts = _struct_fields(mult.group("body"))[0] if mult else {}
+            spec.weight_type = _resolve(local.get("weight_t", "weight_t"), types) or Fixed()
+            if kind == "dense_config":
+                spec.kind = "dense"
+                spec.n_in, spec.n_out = consts.get("n_in", 0), consts.get("n_out", 0)
+            else:
+                spec.kind = "conv2d" if kind == "conv2d_config" else "conv1d"
+                spec.n_chan = consts.get("n_chan", 1)
+                spec.n_out = consts.get("n_filt", mconsts.get("n_out", 0))
+                spec.n_in = mconsts.get("n_in") or consts.get("filt_width", 1) * consts.get("filt_height", 1) * spec.n_chan
+                spec.n_positions = consts.get("out_width", 1) * consts.get("out_height", 1)
+                spec.in_positions = consts.get("in_width", 1) * consts.get("in_height", 1)
+            raw = _read_weights(firmware / "weights", idx) if idx else None
+            if raw is not None and raw.size == spec.n_in * spec.n_out:
+                spec.weights = quantize(raw.reshape(spec.n_in, spec.n_out), spec.weight_type)
+        elif kind in ("pooling1d_config", "pooling2d_config"):
+            spec.kind = "pooling"
+            spec.n_chan = consts.get("n_filt", consts.get("n_chan", 1))
+            spec.in_positions = consts.get("in_width", 1) * consts.get("in_height", 1)
+            spec.n_positions = consts.get("out_width", 1) * consts.get("out_height", 1)
+            spec.pool_size = consts.get("pool_width", 1) * consts.get("pool_height", 1)
+            spec.n_in = spec.in_positions * spec.n_chan
+            spec.n_out = spec.n_positions * spec.n_chan
+        elif kind == "activ_config":
+            act = re.sub(r"_?config\d*$", "", name).lower() or "linear"
+            spec.kind = "softmax" if "softmax" in act else "activation"
+            spec.activation = act
+            spec.n_chan = specs[-1].n_out if specs and specs[-1].kind in ("conv1d", "conv2d") else \
+                (specs[-1].n_chan if specs and specs[-1].kind == "pooling" else 0)
+            spec.n_in = spec.n_out = consts.get("n_in", 0)
+            spec.table_size = consts.get("table_size", 1024)
+        else:
+            spec.n_in = spec.n_out = consts.get("n_in", consts.get("n_elem", 0))
+        specs.append(spec)
+        prev_type = spec.result_type
+    if not specs:
+        raise InputError(f"{params_path}: no hls4ml layer structs found; is this an hls4ml parameters.h?")
+    return specs
