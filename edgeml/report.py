@@ -175,12 +175,22 @@ def model_summary(rec: ModelRecord) -> dict:
         "bops": m.get("bops"),
         "parameters": m.get("parameters"),
         "nonzero_weights": m.get("nonzero_weights"),
-        "estimate": {k: t.get(k) for k in ("dsp", "lut", "ff", "bram_18k", "uram", "latency_min", "latency_max",
-                                           "latency_ns", "ii", "percentages", "fits")},
+        "estimate": {**{k: t.get(k) for k in ("dsp", "lut", "ff", "bram_18k", "uram", "latency_min", "latency_max",
+                                              "latency_ns", "ii", "fits")},
+                     "percentages": part_percentages(t),
+                     "ranges": {k[: -len("_range")]: v for k, v in t.items() if k.endswith("_range")} or None},
         "cost_lut_equivalent": rec.cost(),
         "pareto": None,
         "missing": rec.missing,
     }
+
+
+def part_percentages(total: dict) -> dict | None:
+    """Share of the part per resource: the estimator's ``percentages`` dict or its ``<resource>_pct`` keys."""
+    if isinstance(total.get("percentages"), dict):
+        return total["percentages"]
+    found = {k[: -len("_pct")]: v for k, v in total.items() if k.endswith("_pct")}
+    return found or None
 
 
 def sparsity(metrics: dict) -> float | None:
@@ -463,7 +473,9 @@ def render_report(run_dir: str | Path) -> dict[str, Path]:
     front = pareto_front({k: v for k, v in points.items() if None not in v})
     summary = {"run": {"name": info["name"], "run_dir": str(run_dir), "classes": classes, "n_jets": info["n_jets"],
                        "part": _part_name(records, info), "stage_seconds": info["stage_seconds"],
-                       "cost_definition": f"LUT + {DSP_LUT_EQUIVALENT} x DSP"},
+                       "cost_definition": f"LUT + {DSP_LUT_EQUIVALENT} x DSP",
+                       "estimate_predicts": next((r.estimate.get("predicts") for r in records
+                                                  if r.estimate and r.estimate.get("predicts")), None)},
                "models": {}}
     for rec in records:
         summary["models"][rec.name] = {**model_summary(rec), "pareto": rec.name in front}
@@ -508,7 +520,8 @@ def _markdown(summary: dict, rows: list[list[str]], records: list[ModelRecord], 
     run = summary["run"]
     lines = [f"# edgeml run report: {run['name']}", "",
              f"Part {run['part'] or NOT_AVAILABLE}; {run['n_jets'] or NOT_AVAILABLE} jets; "
-             f"cost = {run['cost_definition']}; * = on the accuracy/cost Pareto front.", "",
+             f"cost = {run['cost_definition']}; * = on the accuracy/cost Pareto front."
+             + (f" The estimate predicts {run['estimate_predicts']}." if run["estimate_predicts"] else ""), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     notes = _missing_notes(records)
@@ -542,7 +555,9 @@ def _html(summary: dict, rows: list[list[str]], records: list[ModelRecord], plot
            "<h2>Every model, float to firmware</h2>",
            "<p class='note'>Accuracy and AUC on the run's test split (Keras); C-sim columns from the hls4ml "
            "firmware simulated on the same test jets; resources and latency are edgeml's estimate. "
-           f"* marks the accuracy/cost Pareto front (cost = {esc(run['cost_definition'])}).</p>",
+           f"* marks the accuracy/cost Pareto front (cost = {esc(run['cost_definition'])}). "
+           + (f"The estimate predicts {esc(run['estimate_predicts'])}." if run["estimate_predicts"] else "")
+           + "</p>",
            "<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS) + "</tr></thead><tbody>"]
     for row in rows:
         css = " class='pareto'" if row[0].endswith(" *") else ""
