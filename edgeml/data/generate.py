@@ -135,16 +135,12 @@ def truth_objects(event, label: str) -> list[tuple[tuple[float, float], list[tup
     objects = []
     for i in range(event.size()):
         prt = event[i]
-        if abs(prt.status()) != 23 and abs(prt.status()) != 22:
-            continue
-        if label == "g" and prt.id() == 21 and abs(prt.status()) == 23:
+        status = abs(prt.status())  # 23: outgoing of the hard process, 22: its intermediate resonances
+        if status == 23 and ((label == "g" and prt.id() == 21) or (label == "q" and prt.idAbs() in LIGHT_QUARKS)):
             objects.append((_direction(prt), []))
-        elif label == "q" and prt.idAbs() in LIGHT_QUARKS and abs(prt.status()) == 23 and prt.mother1() in (3, 4):
-            objects.append((_direction(prt), []))
-        elif label in RESONANCE_ID and prt.idAbs() == RESONANCE_ID[label] and abs(prt.status()) == 22:
-            last = event[prt.iBotCopyId()]
+        elif status == 22 and label in RESONANCE_ID and prt.idAbs() == RESONANCE_ID[label]:
             quarks = [_direction(q) for q in _decay_quarks(event, i)]
-            objects.append((_direction(last), quarks))
+            objects.append((_direction(event[prt.iBotCopyId()]), quarks))
     return objects
 
 
