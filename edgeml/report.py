@@ -18,6 +18,7 @@ import base64
 import html
 import io
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,10 +362,9 @@ def plot_precision(records: list[ModelRecord]) -> str | None:
         layers = rec.conversion["layers"]
         for y, layer in enumerate(layers):
             span = fixed_point_span(layer.get("precision"), layer.get("range"))
-            if span is not None:
-                low = span[0] if span[0] else span[1] * 2.0 ** -16
-                ax.barh(y, math.log2(span[1]) - math.log2(low), left=math.log2(low), height=0.6,
-                        color="#cccccc", edgecolor="#888888")
+            _span_bar(ax, y - 0.1, span, 0.5, "#cccccc", "#888888")
+            if layer.get("weight_precision"):  # weights have their own type (QKeras: usually much narrower)
+                _span_bar(ax, y + 0.28, fixed_point_span(layer["weight_precision"]), 0.18, "#aec7e8", "#1f77b4")
             for key, marker, color, label in (("weight_range", "o", "#1f77b4", "max |weight|"),
                                               ("output_range", "s", "#ff7f0e", "max |activation|")):
                 top = _max_abs(layer.get(key))
@@ -373,8 +373,7 @@ def plot_precision(records: list[ModelRecord]) -> str | None:
             if (layer.get("overflow_fraction") or 0) > 0:
                 ax.plot([math.log2(span[1]) if span else 0], [y], "x", color="red", ms=10, mew=2, label="overflow")
         ax.set_yticks(range(len(layers)))
-        ax.set_yticklabels([f"{lay.get('name')}\n{_short_precision(lay.get('precision'))}" for lay in layers],
-                           fontsize=7)
+        ax.set_yticklabels([f"{lay.get('name')}\n{_short_precision(lay)}" for lay in layers], fontsize=7)
         ax.invert_yaxis()
         ax.set_title(rec.name)
         ax.set_xlabel("log2 |value|")
@@ -387,8 +386,8 @@ def plot_precision(records: list[ModelRecord]) -> str | None:
                 labels.append(lab)
     from matplotlib.patches import Patch
 
-    handles.insert(0, Patch(color="#cccccc", label="fixed-point span (LSB .. max)"))
-    labels.insert(0, "fixed-point span (LSB .. max)")
+    handles[:0] = [Patch(color="#cccccc", label="result type span"), Patch(color="#aec7e8", label="weight type span")]
+    labels[:0] = ["result type span (LSB .. max)", "weight type span"]
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.06))
     fig.tight_layout()
     return _png(fig)
@@ -401,11 +400,22 @@ def _max_abs(pair) -> float | None:
     return top if top > 0 and math.isfinite(top) else None
 
 
-def _short_precision(precision) -> str:
-    if isinstance(precision, dict):
-        return " ".join(f"{k[0]}:{v.replace('ap_fixed', 'fx').replace('ap_ufixed', 'ufx')}"
-                        for k, v in precision.items() if k in ("weight", "result") and isinstance(v, str))
-    return str(precision or "")
+def _span_bar(ax, y: float, span, height: float, color: str, edge: str) -> None:
+    if span is None:
+        return
+    low = span[0] if span[0] else span[1] * 2.0 ** -16  # unknown LSB: draw 16 bits below the top
+    ax.barh(y, math.log2(span[1]) - math.log2(low), left=math.log2(low), height=height, color=color, edgecolor=edge)
+
+
+def _short_precision(layer: dict) -> str:
+    """'fx<16,6>' for the result type, plus ' w:fx<6,1>' when the weights have another type."""
+    def short(text) -> str:
+        return re.sub(r",\s*AP_\w+", "", str(text or "")).replace("ap_ufixed", "ufx").replace("ap_fixed", "fx")
+
+    result, weight = layer.get("precision"), layer.get("weight_precision")
+    if isinstance(result, dict):
+        result, weight = result.get("result"), weight or result.get("weight")
+    return short(result) + (f" w:{short(weight)}" if weight and weight != result else "")
 
 
 # ----------------------------------------------------------------------------- table

@@ -117,3 +117,48 @@ def test_report_cli(fixture_run: Path, tmp_path: Path):
 def test_pareto_front():
     points = {"a": (100.0, 0.70), "b": (50.0, 0.72), "c": (200.0, 0.75), "d": (300.0, 0.74)}
     assert pareto_front(points) == ["b", "c"]
+
+
+# ----------------------------------------------------------------------------- a real tiny run
+
+TINY_RECIPE = {"compression": {"name": "tiny_qkeras", "epochs": 2, "prune": {"sparsity": 0.5},
+                               "quantize": {"enabled": True, "bits": 6, "integer": 0}}}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """data -> baseline -> one tiny QKeras recipe -> hls4ml + C-sim -> estimate -> report, a few hundred jets."""
+    import yaml
+
+    from edgeml import config, pipeline
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    recipe = tmp / "tiny_qkeras.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_RECIPE))
+    cfg = config.validate({"name": "tiny", "data": {"max_jets": 600}, "model": {"hidden": [16, 8]},
+                           "train": {"epochs": 2, "batch_size": 128}, "compression": {"recipes": [str(recipe)]}})
+    pipeline.run(cfg, tmp / "run", progress=False)
+    return tmp / "run"
+
+
+def test_report_of_a_real_run(tiny_run: Path):
+    import numpy as np
+
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert list(summary["models"]) == ["baseline", "tiny_qkeras"]
+    for name, s in summary["models"].items():
+        assert 0 <= s["accuracy"] <= 1 and 0 <= s["accuracy_csim"] <= 1 and 0.5 <= s["argmax_agreement"] <= 1, name
+        assert s["bops"] > 0 and s["estimate"]["lut"] > 0 and s["estimate"]["latency_ns"] > 0, name
+        assert s["estimate"]["ii"] >= 1 and s["estimate"]["fits"] in (True, False) and s["missing"] == [], name
+    # 6-bit QKeras weights use fewer DSPs and fewer BOPs than the 16-bit float baseline
+    base, qk = summary["models"]["baseline"], summary["models"]["tiny_qkeras"]
+    assert qk["estimate"]["dsp"] < base["estimate"]["dsp"] and qk["bops"] < base["bops"]
+    page = (tiny_run / "report.html").read_text()
+    assert len(_embedded_pngs(page)) == 4 and "Not available" not in page
+    assert f">{NOT_AVAILABLE}<" not in page
+    # the firmware was compared on the run's own test jets, in order
+    with np.load(tiny_run / "data" / "splits.npz") as splits, \
+            np.load(tiny_run / "hls" / "baseline" / "predictions.npz") as pred:
+        n = len(pred["y_true"])
+        assert n == min(len(splits["y_test"]), 10_000)
+        np.testing.assert_array_equal(pred["y_true"], splits["y_test"][:n])
