@@ -112,11 +112,14 @@ def _record(run_dir: Path, name: str, files: dict, conversion: dict, estimate: d
     rec.conversion = _read_optional(_resolve(run_dir, conversion.get("report"), f"hls/{name}/convert_report.json"))
     rec.predictions = _read_npz(_resolve(run_dir, conversion.get("predictions"), f"hls/{name}/predictions.npz"))
     rec.estimate = _read_optional(_resolve(run_dir, estimate.get("estimate"), f"estimate/{name}.json"))
-    if rec.estimate is None and rec.conversion is not None and rec.conversion.get("estimate"):
-        rec.estimate = rec.conversion["estimate"]
+    if rec.estimate is None and rec.conversion is not None:
+        rec.estimate = rec.conversion.get("estimate")
+    estimate_error = (rec.estimate or {}).get("error")
+    if rec.estimate is not None and "total" not in rec.estimate:  # e.g. {"error": ...}: the estimator failed
+        rec.estimate = None
     for part, what in ((rec.metrics, "metrics"), (rec.history, "training history"),
                        (rec.conversion, "hls4ml conversion report"), (rec.predictions, "C-sim predictions"),
-                       (rec.estimate, "resource estimate")):
+                       (rec.estimate, "resource estimate" + (f" ({estimate_error})" if estimate_error else ""))):
         if part is None:
             rec.missing.append(what)
     return rec
