@@ -55,6 +55,8 @@ class Mapping:
 _FIXED = re.compile(r"^\s*(ap_fixed|ap_ufixed)\s*<\s*(\d+)\s*,\s*(-?\d+)\s*(,\s*AP_\w+\s*){0,3}>\s*$")
 _INT = re.compile(r"^\s*(ap_int|ap_uint)\s*<\s*(\d+)\s*>\s*$")
 PRECISION_KINDS = ("weight", "bias", "result", "accum")
+# Softmax lookup-table types, settable per layer (edgeml applies them: hls4ml 1.3 ignores them in the config).
+TABLE_KINDS = ("exp_table", "inv_table", "inv_inp")
 
 
 def parse_precision(text: str) -> tuple[bool, int, int]:
@@ -84,9 +86,9 @@ def check_precision(where: str, value: Any) -> None:
         return
     if isinstance(value, dict):
         for kind, text in value.items():
-            if kind not in PRECISION_KINDS:
+            if kind not in PRECISION_KINDS + TABLE_KINDS:
                 raise ConfigError(
-                    f"config error: unknown key '{where}.{kind}' (allowed: {', '.join(PRECISION_KINDS)})"
+                    f"config error: unknown key '{where}.{kind}' (allowed: {', '.join(PRECISION_KINDS + TABLE_KINDS)})"
                 )
             check_precision(f"{where}.{kind}", text)
         return
@@ -103,6 +105,8 @@ _LAYER_HLS = Section(
                          nullable=True, check=check_precision),
         "ReuseFactor": Key(int, None, "Layer reuse factor.", min=1, max=4096, nullable=True),
         "Strategy": Key(str, None, "Layer strategy.", choices=("Latency", "Resource"), nullable=True),
+        "TableSize": Key(int, None, "Lookup-table entries of an activation/softmax layer (hls4ml default 1024).",
+                         min=64, max=65536, nullable=True),
     },
 )
 

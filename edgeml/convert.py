@@ -10,6 +10,7 @@ is the firmware's own arithmetic, never the (reported separately) input rounding
 from __future__ import annotations
 
 import copy
+import math
 import os
 import shutil
 import tempfile
@@ -43,14 +44,17 @@ def prepare_for_hls(model):
         from tensorflow_model_optimization.sparsity.keras import strip_pruning
 
         model = strip_pruning(model)
-    if not any(layer.name in RESERVED_NAMES for layer in model.layers):
+    config = model.get_config()
+    # Sequential models keep their InputLayer out of model.layers: read names from the config.
+    taken = {layer.get("config", {}).get("name") for layer in config.get("layers", [])} | \
+        {layer.name for layer in model.layers}
+    if not RESERVED_NAMES & taken:
         return model
     from edgeml.modelio import custom_objects
 
-    taken = {layer.name for layer in model.layers}
     renames = {old: _free_name(old, taken) for old in RESERVED_NAMES & taken}
     # Layer names appear as plain strings in 'name' fields and inbound-node references only.
-    config = _rename_strings(model.get_config(), renames)
+    config = _rename_strings(config, renames)
     cls = tf.keras.Sequential if isinstance(model, tf.keras.Sequential) else tf.keras.Model
     clone = cls.from_config(config, custom_objects=custom_objects())
     clone.set_weights(model.get_weights())
@@ -130,7 +134,9 @@ def hls4ml_config(model, hls: dict) -> tuple[dict, list[str]]:
         precision = entry.get("Precision")
         if _keras_layer_of(name, set(keras_layers)) in quantized:
             continue
-        if isinstance(precision, dict):
+        if isinstance(precision, dict) and "exp_table" in precision:
+            precision["result"] = defaults["result"]  # softmax: its tables and sum keep hls4ml's own types
+        elif isinstance(precision, dict):
             for kind in cfgmod.PRECISION_KINDS:
                 if kind in precision:
                     precision[kind] = defaults[kind]
@@ -148,7 +154,23 @@ def hls4ml_config(model, hls: dict) -> tuple[dict, list[str]]:
             entry["ReuseFactor"] = override["ReuseFactor"]
         if override.get("Strategy") is not None:
             entry["Strategy"] = override["Strategy"]
+        if override.get("TableSize") is not None:
+            entry["TableSize"] = override["TableSize"]
+    _align_linear_activations(cfg)
     return cfg, warnings
+
+
+def _align_linear_activations(cfg: dict) -> None:
+    """hls4ml adds '<layer>_linear' after each Dense and drops it only when its result type matches the
+    layer's; give it the layer's type so that a per-layer precision does not leave a re-quantizing node behind."""
+    layers = cfg["LayerName"]
+    for name, entry in layers.items():
+        base = layers.get(name.removesuffix("_linear")) if name.endswith("_linear") else None
+        if base is None or not isinstance(entry.get("Precision"), dict):
+            continue
+        result = base["Precision"].get("result") if isinstance(base.get("Precision"), dict) else base.get("Precision")
+        if result is not None:
+            entry["Precision"]["result"] = result
 
 
 def _apply_precision_override(name: str, entry: dict, value, quantized: bool, warnings: list[str]) -> None:
@@ -187,8 +209,33 @@ def build_hls_model(model, hls: dict, output_dir):
     except Exception as e:
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EdgemlError(f"hls4ml could not convert the model: {text}") from None
+    _apply_table_types(hls_model, cfg)
     hls_model.edgeml_warnings = warnings + reuse_factor_warnings(hls_model, cfg)
     return hls_model
+
+
+def _apply_table_types(hls_model, cfg: dict) -> None:
+    """Softmax table types from LayerName.<softmax>.Precision.
+
+    hls4ml 1.3 reads exp_table/inv_table/inv_inp from the config but never applies them
+    to a Keras softmax (it keeps its 18-bit defaults), so they are set on the layer here,
+    before anything is written.
+    """
+    from copy import copy
+
+    backend = hls_model.config.backend
+    for layer in hls_model.get_layers():
+        precision = cfg["LayerName"].get(layer.name, {}).get("Precision")
+        if layer.class_name != "Softmax" or not isinstance(precision, dict):
+            continue
+        for kind in cfgmod.TABLE_KINDS:
+            if kind in precision and layer.get_attr(f"{kind}_t") is not None:
+                wanted = backend.convert_precision_string(precision[kind])
+                named = layer.get_attr(f"{kind}_t")
+                new = copy(named.precision)
+                for field in ("width", "integer", "signed", "rounding_mode", "saturation_mode"):
+                    setattr(new, field, getattr(wanted, field))
+                named.precision = new
 
 
 def reuse_factor_warnings(hls_model, cfg: dict) -> list[str]:
@@ -254,6 +301,30 @@ def _scaler_path(model_path: Path) -> Path:
 
 # --------------------------------------------------------------------------- comparison
 
+AGREEMENT_TARGET = 0.999
+
+
+def _extra_fraction_bits(csim_logits: np.ndarray, keras_logits: np.ndarray) -> int:
+    """Fractional bits to add everywhere so that the logit error drops below the gap between the two
+    largest Keras logits of all but 0.1% of jets (each bit halves the rounding error)."""
+    if keras_logits.shape[1] < 2 or _argmax_agree(csim_logits, keras_logits) >= AGREEMENT_TARGET:
+        return 0
+    top = np.sort(keras_logits, axis=1)
+    gap = float(np.quantile(top[:, -1] - top[:, -2], 1 - AGREEMENT_TARGET))
+    error = float(np.max(np.abs(csim_logits - keras_logits)))
+    if error <= 0:
+        return 0
+    return int(min(8, max(1, math.ceil(math.log2(2 * error / max(gap, error / 256))))))
+
+
+def _top_ties(proba: np.ndarray) -> float:
+    """Fraction of jets whose two largest outputs are equal (a softmax lookup table can merge close logits)."""
+    if proba.shape[1] < 2:
+        return 0.0
+    top = np.sort(proba, axis=1)
+    return float(np.mean(top[:, -1] == top[:, -2]))
+
+
 def _argmax_agree(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a.argmax(axis=1) == b.argmax(axis=1)))
 
@@ -289,7 +360,7 @@ def fidelity(model, hls_model, X: np.ndarray, y: np.ndarray, classes: list[str])
     t_keras = time.perf_counter() - t0
     csim, traces, t_csim = simulate(hls_model, X)
     logits_name = _logits_layer(hls_model)
-    output_name = hls_model.get_layers()[-1].name
+    output_name = list(hls_model.get_layers())[-1].name
     keras_q, keras_q_logits = keras_layers[output_name], keras_layers[logits_name]
     csim_logits = traces[logits_name]
     float_logits = _float_logits(model, X, logits_name, keras_float)
@@ -309,6 +380,8 @@ def fidelity(model, hls_model, X: np.ndarray, y: np.ndarray, classes: list[str])
         "mean_abs_diff": float(np.mean(np.abs(csim - keras_q))),
         "max_abs_diff_logits": float(np.max(np.abs(csim_logits - keras_q_logits))),
         "mean_abs_diff_logits": float(np.mean(np.abs(csim_logits - keras_q_logits))),
+        "softmax_ties": _top_ties(csim),
+        "extra_fraction_bits_needed": _extra_fraction_bits(csim_logits, keras_q_logits),
         "bit_exact_logits": bool(np.array_equal(csim_logits, keras_q_logits.astype(np.float64))),
         "logits_layer": logits_name,
         "input_type": str(t_in),
@@ -339,14 +412,15 @@ def _float_logits(model, X, logits_name: str, keras_float: np.ndarray) -> np.nda
 
 def layer_fidelity(hls_model, traces: dict, keras_layers: dict, X, Xq, t_in: Fixed) -> list[dict]:
     """Per-layer error, overflow and ranges, in firmware order; the first broken layer is marked."""
-    input_layer = hls_model.get_layers()[0]
+    layers = list(hls_model.get_layers())
+    input_layer = layers[0]
     rows = [{"name": input_layer.name, "class": "Input", "precision": str(t_in),
              "max_abs_diff": float(np.max(np.abs(Xq - X))), "mean_abs_diff": float(np.mean(np.abs(Xq - X))),
              "overflow_fraction": overflow_fraction(X, t_in), "range": list(t_in.range),
              "output_range": [float(X.min()), float(X.max())], "weight_range": None,
              "quantizer_derived": False}]
     outputs = {input_layer.name: Xq}
-    for layer in hls_model.get_layers()[1:]:
+    for layer in layers[1:]:
         if layer.name not in traces or layer.name not in keras_layers:
             continue
         ref, got = keras_layers[layer.name], traces[layer.name]
@@ -358,9 +432,11 @@ def layer_fidelity(hls_model, traces: dict, keras_layers: dict, X, Xq, t_in: Fix
                "overflow_fraction": overflow_fraction(ref, t) if t else 0.0,
                "range": list(t.range) if t else None,
                "output_range": [float(ref.min()), float(ref.max())], "weight_range": None,
-               "reuse_factor": layer.get_attr("reuse_factor"),
+               "reuse_factor": layer.get_attr("reuse_factor"), "n_out": int(got.shape[1]),
                "quantizer_derived": _quantizer_derived(layer)}
         row.update(_weight_info(layer))
+        if layer.class_name == "Softmax":
+            row["ties"] = _top_ties(got)
         accum = layer.get_attr("accum_t")
         if accum is not None and fixed_of(accum.precision) is not None:
             row["accum_precision"] = str(fixed_of(accum.precision))
@@ -422,20 +498,24 @@ def first_broken_layer(rows: list[dict]) -> dict | None:
     return next((r for r in rows if r["status"] != "ok"), None)
 
 
-def suggest_precisions(rows: list[dict]) -> dict:
-    """Per-layer precisions: integer bits from the observed range (25% margin), fractional bits kept.
-
-    Layers whose error is too large for their fractional bits get 4 more. QKeras layers
-    are left alone: their types come from the quantizers. The softmax keeps its tables.
+def suggest_precisions(rows: list[dict], extra_frac: int = 0) -> dict:
+    """Per-layer precisions: integer bits from the observed range (25% margin); fractional bits kept,
+    plus ``extra_frac`` where the logit error decides classes (see ``_extra_fraction_bits``) and 4 more
+    on a layer whose own error is too large. QKeras layers are left alone: their types come from the
+    quantizers. A softmax that merges outputs or errs gets finer tables.
     """
     suggested = {}
     for row in rows:
-        if row["quantizer_derived"] or row["class"] == "Softmax" or row["range"] is None:
+        if row["class"] == "Softmax":
+            if row["status"] != "ok" or row.get("ties", 0) > 0:
+                suggested[row["name"]] = _softmax_fix(row)
+            continue
+        if row["quantizer_derived"] or row["range"] is None:
             continue
         current = _parse_fixed(row["precision"])
         if current is None:
             continue
-        frac = current.width - current.integer + (4 if row["status"] == "error" else 0)
+        frac = current.width - current.integer + extra_frac + (4 if row["status"] == "error" else 0)
         kinds = {"result": _fixed_string(bits_for(max(map(abs, row["output_range"]))), frac)}
         if row["class"] == "Input":
             suggested[row["name"]] = kinds
@@ -443,7 +523,7 @@ def suggest_precisions(rows: list[dict]) -> dict:
         for kind, key in (("weight", "weight_range"),):
             if row.get(key) is not None:
                 w = _parse_fixed(row[f"{kind}_precision"])
-                wfrac = (w.width - w.integer) if w else frac
+                wfrac = (w.width - w.integer + extra_frac) if w else frac
                 kinds[kind] = _fixed_string(bits_for(max(map(abs, row[key]))), wfrac)
         if "bias_precision" in row:
             b = _parse_fixed(row["bias_precision"])
@@ -451,10 +531,23 @@ def suggest_precisions(rows: list[dict]) -> dict:
                 else _fixed_string(b.integer + 2, b.width - b.integer)
         if "accum_bound" in row:
             a = _parse_fixed(row["accum_precision"])
-            afrac = a.width - a.integer if a else frac
+            afrac = a.width - a.integer + extra_frac if a else frac
             kinds["accum"] = _fixed_string(bits_for(row["accum_bound"]), max(afrac, frac))
         suggested[row["name"]] = kinds
     return suggested
+
+
+SOFTMAX_TABLE_SIZE = 4096
+
+
+def _softmax_fix(row: dict) -> dict:
+    """Finer softmax tables: 4x the default entries, and an inverse-table input type sized to the exp sum.
+
+    The stable softmax indexes its 1/sum table with the top bits of the sum; with hls4ml's
+    default ap_fixed<18,8> that is a step of 0.25 for a sum between 1 and n_classes.
+    """
+    integer = max(1, math.ceil(math.log2(row["n_out"] + 1)))
+    return {"inv_inp": f"ap_ufixed<18,{integer},AP_RND,AP_SAT>", "TableSize": SOFTMAX_TABLE_SIZE}
 
 
 def _parse_fixed(text: str) -> Fixed | None:
@@ -496,17 +589,19 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     model_files = [model_path]
     if model_path.suffix.lower() == ".json":
         model_files.append(Path(weights) if weights else model_path.with_name(f"{model_path.stem}_weights.h5"))
+    # The recipe is part of the key: edgeml's own conversion code as well as the inputs and hls4ml.
+    recipe = [Path(__file__), Path(__file__).with_name("simulate.py")]
     build_key = content_hash(*[f for f in model_files if f.exists()], hls, hls4ml.__version__,
-                             bool(auto_precision), CACHE_VERSION)
+                             bool(auto_precision), CACHE_VERSION, *recipe)
     data_key = content_hash(_data_identity(data, cfg), n, *[p for p in [_scaler_path(model_path)] if p.is_file()])
-    cache = _read_cache(out)
+    cache = None if force else _read_cache(out)  # --force rebuilds from scratch
     if out.exists() and cache is None and not force:
         raise InputError(f"{out} already exists; pass --force to overwrite it or --output to choose another directory")
     if cache and cache["build_key"] == build_key and cache["data_key"] == data_key:
         report = read_json(out / REPORT_FILE)
         report["cache"] = {"hit": True, "seconds": time.perf_counter() - t_start}
         return report
-    if out.exists() and cache and cache["build_key"] != build_key and not force:
+    if out.exists() and cache and cache["build_key"] != build_key:
         raise InputError(f"{out} holds a conversion with other settings; pass --force to overwrite it "
                          "or --output to choose another directory")
 
@@ -593,7 +688,7 @@ def _fresh_build(model, hls: dict, out: Path, X, y, auto_precision: bool, force:
         if auto_precision:
             with tempfile.TemporaryDirectory(prefix="edgeml-convert-") as tmp:
                 before, _ = _compile_and_compare(model, hls, Path(tmp) / "before", X, y, timing)
-            effective = apply_precisions(hls, suggest_precisions(before["layers"]))
+            effective = apply_precisions(hls, _suggest(before))
         result, hls_model = _compile_and_compare(model, effective, out, X, y, timing)
     except BaseException:
         if out.exists():
@@ -605,7 +700,7 @@ def _fresh_build(model, hls: dict, out: Path, X, y, auto_precision: bool, force:
         shutil.rmtree(backup)
     report = _report(result, effective, out)
     if before is not None:
-        report["auto_precision"] = {"applied": suggest_precisions(before["layers"]),
+        report["auto_precision"] = {"applied": _suggest(before),
                                     "before": _summary(before), "after": _summary(result)}
         report["warnings"] = before["warnings"] + report["warnings"]
     return report, hls_model
@@ -635,10 +730,14 @@ def _report(result: dict, effective_hls: dict, out: Path) -> dict:
     broken = first_broken_layer(result["layers"])
     return {"csim": result["csim"], "layers": result["layers"],
             "first_broken_layer": None if broken is None else {"name": broken["name"], "status": broken["status"]},
-            "suggested_precision": suggest_precisions(result["layers"]),
+            "suggested_precision": _suggest(result),
             "hls_effective": effective_hls,
             "library": os.path.relpath(Path(result["library"]).resolve(), out.resolve()),
             "warnings": result["warnings"], "arrays": result["arrays"]}
+
+
+def _suggest(result: dict) -> dict:
+    return suggest_precisions(result["layers"], result["csim"]["extra_fraction_bits_needed"])
 
 
 def _summary(result: dict) -> dict:
@@ -653,7 +752,10 @@ def apply_precisions(hls: dict, suggested: dict) -> dict:
     layers = out.setdefault("LayerName", {})
     for name, kinds in suggested.items():
         entry = layers.setdefault(name, {"Precision": None, "ReuseFactor": None, "Strategy": None})
-        entry["Precision"] = dict(kinds)
+        kinds = dict(kinds)
+        if "TableSize" in kinds:
+            entry["TableSize"] = kinds.pop("TableSize")
+        entry["Precision"] = kinds
     return cfgmod.validate({"hls": out})["hls"]
 
 
