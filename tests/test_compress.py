@@ -170,3 +170,36 @@ def test_unknown_recipe_and_layer_names_are_refused(splits, monkeypatch, tmp_pat
     cfg = recipe_cfg(prune={"sparsity": 0.5, "per_layer": {"fc9": 0.5}})
     with pytest.raises(InputError, match="fc9"):
         layer_targets(build_model(cfg["model"], 16, 5, 0), cfg["compression"]["prune"])
+
+
+def test_cli_compress_runs_a_recipe_from_a_saved_baseline(tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from edgeml.cli import main
+    from edgeml.data import write_npz
+    from edgeml.io import read_json
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 5, 600)
+    X = np.abs(rng.normal(size=(600, 16))).astype(np.float32) + y[:, None]
+    write_npz(JetData(X, y, "tiny"), tmp_path / "jets.npz")
+    base = {"data": {"source": str(tmp_path / "jets.npz")}, "model": {"hidden": [8]},
+            "train": {"epochs": 1, "batch_size": 64}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    recipe = {**base, "compression": {"name": "q4", "epochs": 1, "quantize": {"enabled": True, "bits": 4},
+                                      "prune": {"sparsity": 0.5, "schedule": "constant"}}}
+    (tmp_path / "q4.yaml").write_text(yaml.safe_dump(recipe))
+    runner = CliRunner()
+    trained = runner.invoke(main, ["train", str(tmp_path / "base.yaml"), "--out", str(tmp_path / "m")])
+    assert trained.exit_code == 0, trained.output
+    args = ["compress", str(tmp_path / "q4.yaml"), "--from", str(tmp_path / "m" / "baseline.h5"),
+            "--out", str(tmp_path / "c")]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    metrics = read_json(tmp_path / "c" / "q4_metrics.json")
+    assert metrics["sparsity"] >= 0.5 and metrics["quantized"]
+    again = runner.invoke(main, args)
+    assert again.exit_code == 2 and "--force" in again.output
+    nothing = runner.invoke(main, ["compress", str(tmp_path / "base.yaml")])
+    assert nothing.exit_code == 2 and "no compression recipe" in nothing.output

@@ -58,7 +58,8 @@ def build_qkeras_model(model_cfg: dict, quant_cfg: dict, n_features: int = 16, n
     tf.keras.utils.set_random_seed(seed)
     reg = regularizers.l1(model_cfg["l1"]) if model_cfg["l1"] > 0 else None
     model = tf.keras.Sequential(name="jet_tagger_qkeras")
-    model.add(layers.InputLayer(input_shape=(n_features,), name="input"))
+    # not "input": hls4ml reserves that node name
+    model.add(layers.InputLayer(input_shape=(n_features,), name="fc1_input"))
     widths = list(model_cfg["hidden"]) + [n_classes]
     for i, (name, width) in enumerate(zip(names, widths), start=1):
         b = layer_bits(quant_cfg, name)
