@@ -392,12 +392,28 @@ def fidelity(model, hls_model, X: np.ndarray, y: np.ndarray, classes: list[str])
         "reference": "Keras on the inputs quantized to the firmware input type (accuracy_keras: float inputs)",
         "jets_per_second": len(X) / t_csim if t_csim > 0 else None,
     }
+    csim_report["notes"] = _notes(csim_report)
     layers = layer_fidelity(hls_model, traces, keras_layers, X, Xq, t_in)
     arrays = {"y_true": y.astype(np.int64), "keras": keras_float, "csim": csim, "keras_logits": float_logits,
               "csim_logits": csim_logits, "keras_quantized_input": keras_q,
               "keras_quantized_input_logits": keras_q_logits}
     return {"csim": csim_report, "layers": layers, "arrays": arrays,
             "seconds": {"keras": t_keras, "csim": t_csim}}
+
+
+def _notes(c: dict) -> list[str]:
+    """Plain-language reasons behind the numbers a user would otherwise puzzle over."""
+    notes = []
+    if c["argmax_agreement"] < c["argmax_agreement_logits"] and c["softmax_ties"] > 0:
+        notes.append(f"the firmware softmax gives {c['softmax_ties']:.2%} of jets two equal top outputs (its lookup "
+                     f"tables merge logits closer than one table step), so argmax of the outputs agrees "
+                     f"{c['argmax_agreement']:.2%} while the pre-softmax decision agrees "
+                     f"{c['argmax_agreement_logits']:.2%}; finer tables (suggested) reduce but cannot remove this")
+    if c["bit_exact_logits"]:
+        notes.append("the pre-softmax outputs are bit-exact with Keras on the quantized inputs")
+    if c["input_overflow_fraction"] > 0:
+        notes.append(f"{c['input_overflow_fraction']:.2%} of input values overflow the input type {c['input_type']}")
+    return notes
 
 
 def _float_logits(model, X, logits_name: str, keras_float: np.ndarray) -> np.ndarray:
@@ -742,8 +758,11 @@ def _suggest(result: dict) -> dict:
 
 def _summary(result: dict) -> dict:
     c = result["csim"]
-    return {k: c[k] for k in ("accuracy_csim", "argmax_agreement", "argmax_agreement_logits",
-                              "max_abs_diff", "max_abs_diff_logits")}
+    summary = {k: c[k] for k in ("accuracy_csim", "argmax_agreement", "argmax_agreement_logits",
+                                 "max_abs_diff", "max_abs_diff_logits")}
+    broken = first_broken_layer(result["layers"])
+    summary["first_broken_layer"] = None if broken is None else broken["name"]
+    return summary
 
 
 def apply_precisions(hls: dict, suggested: dict) -> dict:
@@ -820,7 +839,9 @@ def render_markdown(report: dict) -> str:
     if "auto_precision" in report:
         a = report["auto_precision"]
         lines += ["## --auto-precision", "", "| | before | after |", "|---|---|---|",
-                  *[f"| {k} | {a['before'][k]:.6g} | {a['after'][k]:.6g} |" for k in a["before"]], ""]
+                  *[f"| {k} | {a['before'][k]} | {a['after'][k]} |" for k in a["before"]], ""]
+    if c.get("notes"):
+        lines += ["## Notes", "", *[f"- {note}" for note in c["notes"]], ""]
     if report.get("warnings"):
         lines += ["## Warnings", "", *[f"- {w}" for w in report["warnings"]], ""]
     return "\n".join(lines)
