@@ -46,6 +46,7 @@ class Case:
     io_type: str
     report: dict
     uncertainty: float = 0.125
+    modules: dict | None = None  # layer name -> csynth of its module {latency, lut, ff} (flat io_parallel designs)
 
 
 def load_cases(ground_truth: Path, quick: bool = False) -> list[Case]:
@@ -59,10 +60,35 @@ def load_cases(ground_truth: Path, quick: bool = False) -> list[Case]:
             meta = project_meta(prj)
             specs = from_firmware(prj, io_type=meta["io_type"])
             report = read_project_reports(prj)["csynth"]
-            cases.append(_case(folder.name, specs, meta["part"], meta["clock_ns"], meta["io_type"], report))
+            case = _case(folder.name, specs, meta["part"], meta["clock_ns"], meta["io_type"], report)
+            case.modules = _modules(folder / "manifest.json", specs)
+            cases.append(case)
         elif folder.name == "K" and not quick:
             cases.append(_k_case(folder))
     return cases
+
+
+def _modules(manifest_path: Path, specs) -> dict | None:
+    """Per-layer csynth numbers from the manifest's per-module reports (mapped to layers by the manifest).
+
+    ``latency``/``lut``/``ff``: the layer's outermost module (largest latency); ``block_latency``: its
+    multiply-accumulate kernel (hls4ml's dense_latency/dense_resource/dense_wrapper), when it has one.
+    """
+    if not manifest_path.is_file():
+        return None
+    modules = json.loads(manifest_path.read_text()).get("reports", {}).get("per_module", [])
+    names = {s.name for s in specs}
+    out: dict = {}
+    for m in modules:
+        layer = m.get("layer_guess")
+        if layer not in names or m.get("latency_max") is None:
+            continue
+        entry = out.setdefault(layer, {"latency": -1})
+        if m["latency_max"] > entry["latency"]:
+            entry.update(latency=m["latency_max"], lut=m["resources"].get("LUT", 0), ff=m["resources"].get("FF", 0))
+        if m["module"].startswith("dense_") and not m["module"].startswith("dense_array"):
+            entry["block_latency"] = max(entry.get("block_latency", 0), m["latency_max"])
+    return out or None
 
 
 def _case(cid, specs, part, clock, io_type, report) -> Case:
@@ -109,7 +135,19 @@ def _dsp_loss(cases, co) -> float:
 def _latency_loss(cases, co) -> float:
     loss = 0.0
     for c in cases:
-        p = predict(c, co)[0]
+        device = devices.lookup(c.part)
+        layers = estimate_layers(c.specs, device, c.clock_ns, c.uncertainty, co)
+        p = combine(c.specs, layers, c.clock_ns, co)
+        for est in layers:  # per-layer cycles where csynth reports them per module: direct evidence
+            module = (c.modules or {}).get(est.name)
+            if module is None:
+                continue
+            if "block_latency" in module and "block_cycles" in est.info:
+                loss += 2 * min(5.0, abs(est.info["block_cycles"] - module["block_latency"]))
+            if c.io_type == "io_stream":
+                loss += 10 * min(1.0, abs(est.cycles - module["latency"]) / max(1, module["latency"]))
+            else:
+                loss += 2 * abs(est.cycles - module["latency"])
         for k in ("latency_max", "ii"):
             err = abs(p[k] - c.report[k])
             # io_parallel: cycles matter one by one; io_stream: thousands of cycles, judge relatively
@@ -118,8 +156,9 @@ def _latency_loss(cases, co) -> float:
 
 
 TIMING_GRID = {
-    "t_mul": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5],
-    "t_add": [0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4],
+    "t_mul": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+    "t_add": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4, 1.6, 2.0],
+    "t_table": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
     "overhead_a": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
     "overhead_b": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
     "rf_slope": [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0],
@@ -142,6 +181,12 @@ def fit(cases: list[Case]) -> dict:
         if best is None or (loss, prior) < best[:2]:
             best = (loss, prior, csd, bits)
     co["dsp"] = {"csd_max_lut": best[2], "min_input_bits": best[3]}
+    # multiplier and adder delays trade off against each other: search them jointly first
+    scores = []
+    for t_mul, t_add in itertools.product(TIMING_GRID["t_mul"], TIMING_GRID["t_add"]):
+        co["timing"].update(t_mul=t_mul, t_add=t_add)
+        scores.append((_latency_loss(cases, co), t_mul, t_add))
+    _, co["timing"]["t_mul"], co["timing"]["t_add"] = min(scores)
     for _ in range(3):  # coordinate descent over the timing grid
         for key, grid in TIMING_GRID.items():
             scores = []
@@ -149,18 +194,45 @@ def fit(cases: list[Case]) -> dict:
                 co["timing"][key] = value
                 scores.append((_latency_loss(cases, co), abs(value - DEFAULT_COEFFICIENTS["timing"][key]), value))
             co["timing"][key] = min(scores)[2]  # ties: the value nearest the physical default
-    feats = [predict(c, co)[1] for c in cases]
     for metric, names in (("lut", LUT_FEATURES), ("ff", FF_FEATURES)):
-        co[metric] = _nnls(np.array([[f[n] for n in names] for f in feats]),
-                           np.array([c.report[metric] for c in cases], dtype=float), names)
+        rows = [row for c in cases for row in _rows(c, co, metric, names)]
+        co[metric] = _nnls(np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float),
+                           names)
     return co
+
+
+def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], float]]:
+    """Regression rows of one case: its total, or (flat designs) one row per module plus the top-level rest.
+
+    Module rows pin each coefficient to the layers it describes; the rest row holds what the top function
+    adds (io_parallel: the registers between layers, feature ``par.ff_io``).
+    """
+    layers = estimate_layers(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co)
+    if not case.modules or case.io_type == "io_stream":  # stream modules nest: only totals are additive
+        totals = feature_totals(layers)
+        return [([totals[n] for n in names], float(case.report[metric]))]
+    rows, covered, rest = [], 0.0, dict.fromkeys(names, 0.0)
+    for est in layers:
+        module = case.modules.get(est.name)
+        feats = {n: est.features.get(n, 0.0) for n in names}
+        if "par.ff_io" in feats:  # the top function owns the boundary registers
+            rest["par.ff_io"] += feats.pop("par.ff_io")
+            feats["par.ff_io"] = 0.0
+        if module is None:
+            for n in names:
+                rest[n] += feats[n]
+            continue
+        rows.append(([feats[n] for n in names], float(module[metric])))
+        covered += module[metric]
+    rows.append(([rest[n] for n in names], max(0.0, float(case.report[metric]) - covered)))
+    return rows
 
 
 def _nnls(X: np.ndarray, y: np.ndarray, names) -> dict:
     from scipy.optimize import nnls
 
     keep = X.any(axis=0)  # a feature no training case exercises keeps its physical default
-    w = 1.0 / np.maximum(y, 1.0)  # relative error: small designs count as much as large ones
+    w = 1.0 / np.maximum(y, 200.0)  # relative error (small designs count as much as large), floored for ~0 rows
     coef = np.zeros(X.shape[1])
     if keep.any():
         coef[keep] = nnls(X[:, keep] * w[:, None], y * w)[0]

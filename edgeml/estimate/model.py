@@ -37,7 +37,7 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # Physical quantities per layer; each gets one coefficient per interface style ("par" = io_parallel,
 # "str" = io_stream), because the two use different hls4ml templates (unrolled arrays vs pixel loops).
 LUT_BASE = ("lut_add", "lut_mux", "lut_elem", "lut_stream")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 LUT_FEATURES = tuple(f"{p}.{k}" for p in IO_PREFIX.values() for k in LUT_BASE)
 FF_FEATURES = tuple(f"{p}.{k}" for p in IO_PREFIX.values() for k in FF_BASE)
@@ -48,23 +48,34 @@ DEFAULT_COEFFICIENTS = {
     "lut": {f"{p}.{k}": v for p in IO_PREFIX.values()
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_elem": 1.5, "lut_stream": 1.0}.items()},
     "ff": {f"{p}.{k}": v for p in IO_PREFIX.values()
-           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0}.items()},
+           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8, "rf_slope": 0.75,
-               "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 2.0},
+               "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 2.0, "t_table": 2.0},
     "dsp": {"csd_max_lut": 2, "min_input_bits": 10},
     "ranges": {},
 }
 
 
+def _merged(fitted: dict) -> dict:
+    """Fitted values over the defaults: a coefficient the file lacks keeps its physical default."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_COEFFICIENTS.items()}
+    for key, value in fitted.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key].update({k: v for k, v in value.items() if v is not None})
+        else:
+            out[key] = value
+    return out
+
+
 @lru_cache(maxsize=1)
 def _load_default() -> dict:
     if COEFFICIENTS_PATH.is_file():
-        return json.loads(COEFFICIENTS_PATH.read_text())
+        return _merged(json.loads(COEFFICIENTS_PATH.read_text()))
     return DEFAULT_COEFFICIENTS
 
 
 def load_coefficients(path: Path | None = None) -> dict:
-    return json.loads(Path(path).read_text()) if path else _load_default()
+    return _merged(json.loads(Path(path).read_text())) if path else _load_default()
 
 
 def csd_digits(q: np.ndarray) -> np.ndarray:
@@ -125,12 +136,13 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict) -> Lay
         to_dsp = (digits > dsp_rule["csd_max_lut"]) & wide_input
         est.dsp = float(to_dsp.sum()) * per_dsp
         shift_add = ~to_dsp & (digits > 1)
+        # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
+        levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
         # a constant with d CSD digits costs d-1 adders about (input + constant) bits wide
         # measured: ~1.4 LUT per accumulator bit per nonzero product whether the product sits in a DSP
         # or in shift-add logic (csynth A/D/H modules), so the adder count is the feature
         f["lut_add"] = nnz * acc_bits
-        has_mul = bool(to_dsp.any() or shift_add.any())
-        delay = device["logic_delay"] * (t["t_mul"] * has_mul + t["t_add"] * levels)
+        delay = device["logic_delay"] * (t["t_mul"] * bool(to_dsp.any()) + t["t_add"] * levels)
         est.cycles = math.floor(delay / clock_eff)
         est.ii = 1
         f["ff_pipe"] = est.cycles * nnz * acc_bits
@@ -148,18 +160,19 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict) -> Lay
         # every product's operands pass through a RF-to-1 multiplexer in front of a shared multiplier
         f["lut_mux"] = products * (in_bits + (w_bits if spec.strategy == "latency" else 0)) \
             + (units * in_bits * w_bits if narrow else 0.0)  # narrow products become LUT multipliers
-        f["ff_rf"] = spec.n_in * in_bits + spec.n_out * acc_bits + units * (in_bits + w_bits)
         if spec.strategy == "latency":
             est.cycles = max(1, round(t["rf_slope"] * min(rf, max(1, nnz)) + t["rf_levels"] * levels + t["rf_offset"]))
             est.ii = est.cycles + 1
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
-            weight_bits = n_total * w_bits
-            if weight_bits > 2048:  # large ROMs go to BRAM, one 36-bit-wide column per 36 weight bits
+            if n_total * w_bits > 2048:  # large ROMs go to BRAM, one 36-bit-wide column per 36 weight bits
                 est.bram_18k += math.ceil(units * w_bits / 36) * math.ceil(rf / 1024)
+        # a pipelined loop: one operand/partial-sum register set per stage, plus its control (per layer)
+        f["ff_rf"] = est.cycles * (in_bits + acc_bits)
+        f["ff_ctrl"] = 1.0
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
-                "dsp_per_product": per_dsp}
+                "dsp_per_product": per_dsp, "block_cycles": est.cycles}
     est.features = f
     return est
 
@@ -186,7 +199,8 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         est.bram_18k = _table_brams(lanes, table_bits) + 1
         est.dsp = lanes  # exp(x) * 1/sum
         levels = _levels(lanes)
-        delay = device["logic_delay"] * (t["t_mul"] + t["t_add"] * levels)
+        # two table reads (exp, 1/sum) around a multiply and an adder tree over the inputs
+        delay = device["logic_delay"] * (t["t_table"] + t["t_mul"] + t["t_add"] * levels)
         est.cycles = 2 + math.floor(delay / clock_eff)
         f["lut_elem"] = lanes * bits * 2
     elif spec.kind == "activation" and spec.activation in TABLE_ACTIVATIONS:
@@ -249,14 +263,25 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             est = _elementwise_layer(spec, device, clock_eff, co)
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
             est = LayerEstimate(spec.name, spec.kind, features=dict.fromkeys(LUT_BASE + FF_BASE, 0.0))
-        if spec.io_type != "io_stream":
-            est.features["ff_io"] += spec.n_out * spec.n_positions * spec.result_type.width \
-                if spec.kind in MAC_KINDS else spec.n_out * spec.result_type.width
+        shared_mac = spec.kind in MAC_KINDS and (spec.reuse_factor > 1 or spec.strategy == "resource")
+        if spec.io_type != "io_stream" and not shared_mac:
+            # io_parallel: HLS registers a share of the layer boundaries (more at short clocks, the same
+            # share that costs overhead cycles); RF>1 layers already hold their outputs in accumulators
+            bits = spec.n_out * spec.n_positions * spec.result_type.width
+            if not out:  # the first layer's input array is registered too
+                bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind == "dense" else 0
+            est.features["ff_io"] += bits * boundary_share(clock_ns, co)
         _stream_adjust(spec, est, co)
         prefix = IO_PREFIX.get(spec.io_type, "par")
         est.features = {f"{prefix}.{k}": v for k, v in est.features.items()}
         out.append(est)
     return out
+
+
+def boundary_share(clock_ns: float, co: dict) -> float:
+    """Fraction of io_parallel layer boundaries that get a pipeline register at this clock."""
+    t = co["timing"]
+    return min(1.0, t["overhead_a"] + t["overhead_b"] / clock_ns)
 
 
 def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float, co: dict) -> dict:
@@ -271,7 +296,7 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
         latency = max((e.cycles for e in layers), default=0) + t["stream_fill"] * n_layers
         ii = max((e.ii for e in layers), default=1)
     else:
-        overhead = n_layers * (t["overhead_a"] + t["overhead_b"] / clock_ns)
+        overhead = n_layers * boundary_share(clock_ns, co)
         latency = sum(e.cycles for e in layers) + overhead
         ii = max((e.ii for e in layers), default=1)
     latency = max(1, round(latency))
