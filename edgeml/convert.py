@@ -291,7 +291,10 @@ def comparison_data(model_path: Path, model, data, n: int, cfg: dict) -> tuple[n
     n_inputs = int(np.prod(model.input_shape[1:]))
     if X.shape[1] != n_inputs:
         raise InputError(f"the data has {X.shape[1]} features but the model expects {n_inputs} inputs")
-    return X[:n].astype(np.float32), y[:n], source, warnings
+    if n < len(y):  # a seeded random subset: files and splits are often ordered by class
+        keep = np.sort(np.random.default_rng(cfg["seed"]).permutation(len(y))[:n])
+        X, y = X[keep], y[keep]
+    return X.astype(np.float32), y, source, warnings
 
 
 def _scaler_path(model_path: Path) -> Path:
