@@ -359,9 +359,14 @@ def plot_precision(records: list[ModelRecord]) -> str | None:
         return None
     plt = _pyplot()
     n_layers = max(len(r.conversion["layers"]) for r in converted)
-    fig, axes = plt.subplots(1, len(converted), figsize=(4.8 * len(converted), 1.0 + 0.42 * n_layers),
+    ncols = min(len(converted), 2)
+    nrows = math.ceil(len(converted) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, (1.0 + 0.45 * n_layers) * nrows),
                              squeeze=False, sharex=True)
-    for ax, rec in zip(axes[0], converted):
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(converted):]:
+        ax.axis("off")
+    for ax, rec in zip(flat, converted):
         layers = rec.conversion["layers"]
         for y, layer in enumerate(layers):
             span = fixed_point_span(layer.get("precision"), layer.get("range"))
@@ -382,7 +387,7 @@ def plot_precision(records: list[ModelRecord]) -> str | None:
         ax.set_xlabel("log2 |value|")
         ax.grid(True, axis="x", alpha=0.3)
     handles, labels = [], []
-    for ax in axes[0]:
+    for ax in flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
@@ -391,7 +396,8 @@ def plot_precision(records: list[ModelRecord]) -> str | None:
 
     handles[:0] = [Patch(color="#cccccc", label="result type span"), Patch(color="#aec7e8", label="weight type span")]
     labels[:0] = ["result type span (LSB .. max)", "weight type span"]
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.06))
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
+               bbox_to_anchor=(0.5, -0.06 / nrows))
     fig.tight_layout()
     return _png(fig)
 
