@@ -135,18 +135,21 @@ def _trained_models(ctx: RunContext) -> dict[str, dict]:
 
 
 def _test_jets(ctx: RunContext) -> Path:
-    """The run's first CSIM_JETS test jets, unscaled, as a file ``convert`` reads (it applies each model's scaler).
+    """The run's test jets (a seeded subset of CSIM_JETS if more), unscaled, as the file ``convert`` reads.
 
     Rebuilt from the source exactly as the data stage split it, and checked against the
     stored scaled test split: the firmware is compared on the very jets the metrics used.
+    convert applies each model's own scaler. The subset is random, not the first jets,
+    because samples are often stored class by class.
     """
     from edgeml.data import load_jets, split_indices, subsample, write_npz
 
     d, splits = ctx.cfg["data"], ctx.splits()
     jets = subsample(load_jets(d["source"]), d["max_jets"], ctx.cfg["seed"])
-    test = split_indices(jets.y, d["test_fraction"], d["val_fraction"], ctx.cfg["seed"])[2][:CSIM_JETS]
-    raw = jets.subset(test)
-    if not np.array_equal(splits.scaler.transform(raw.X), splits.X_test[:len(test)]):
+    test = split_indices(jets.y, d["test_fraction"], d["val_fraction"], ctx.cfg["seed"])[2]
+    keep = np.sort(np.random.default_rng(ctx.cfg["seed"]).permutation(len(test))[:CSIM_JETS])
+    raw = jets.subset(test[keep])
+    if not np.array_equal(splits.scaler.transform(raw.X), splits.X_test[keep]):
         raise EdgemlError(f"the jets of {d['source']} changed since the data stage ran; rerun with --from data")
     path = ctx.path("data", "csim_test_jets.npz")
     if path.is_file():  # keep identical bytes (zip timestamps differ) so convert's own cache still hits
