@@ -531,6 +531,12 @@ def _part_name(records: list[ModelRecord], info: dict) -> str | None:
     return ((info.get("config") or {}).get("hls") or {}).get("Part")
 
 
+def _stage_times(run: dict) -> str:
+    """'data 0.2 s, baseline 14.0 s, ...' for the stages this run directory last ran."""
+    seconds = {k: v for k, v in (run.get("stage_seconds") or {}).items() if isinstance(v, (int, float))}
+    return ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+
+
 def _missing_notes(records: list[ModelRecord]) -> list[str]:
     return [f"{r.name}: {', '.join(r.missing)} not available" for r in records if r.missing]
 
@@ -546,6 +552,8 @@ def _markdown(summary: dict, rows: list[list[str]], records: list[ModelRecord], 
     notes = _missing_notes(records)
     if notes:
         lines += ["", "Not available:", ""] + [f"- {n}" for n in notes]
+    if _stage_times(run):
+        lines += ["", f"Stage wall times: {_stage_times(run)}."]
     absent = [title for title, png in plots.items() if png is None]
     lines += ["", "Plots are in report.html" + (f" (not available: {'; '.join(absent)})" if absent else "") + "."]
     return "\n".join(lines) + "\n"
@@ -587,6 +595,8 @@ def _html(summary: dict, rows: list[list[str]], records: list[ModelRecord], plot
     notes = _missing_notes(records)
     if notes:
         out.append("<p class='note'>Not available: " + "; ".join(esc(n) for n in notes) + ".</p>")
+    if _stage_times(run):
+        out.append(f"<p class='note'>Stage wall times: {esc(_stage_times(run))}.</p>")
     for title, png in plots.items():
         out.append(f"<h2>{esc(title)}</h2>")
         if png is None:
