@@ -80,6 +80,9 @@ def collect(run_dir: str | Path) -> tuple[list[ModelRecord], dict]:
     estimates = _stage_entries(stages, "estimate", "estimates")
     for name in sorted(p.parent.name for p in run_dir.glob("hls/*/convert_report.json")):
         model_files.setdefault(name, {})
+    if not model_files:
+        raise InputError(f"{run_dir} holds no edgeml models (no manifest.json, models/*_metrics.json or "
+                         "hls/*/convert_report.json); give the directory `edgeml run` wrote")
     records = [_record(run_dir, name, files, conversions.get(name, {}), estimates.get(name, {}))
                for name, files in model_files.items()]
     return records, _run_info(run_dir, stages)

@@ -112,6 +112,9 @@ def test_report_cli(fixture_run: Path, tmp_path: Path):
     assert json.loads(result.output)["models"]["baseline"]["estimate"]["lut"] == 100000
     missing = CliRunner().invoke(main, ["report", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+    (tmp_path / "empty").mkdir()
+    empty = CliRunner().invoke(main, ["report", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and "holds no edgeml models" in empty.output
 
 
 def test_pareto_front():
