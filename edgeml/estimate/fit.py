@@ -165,7 +165,7 @@ TIMING_GRID = {
     "rf_levels": [0.0, 0.25, 0.5, 1.0],
     "rf_offset": [-4.0, -3.0, -2.0, -1.0, 0.0, 1.0],
     "conv_ii_scale": [0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0],
-    "stream_fill": [0.0, 1.0, 2.0, 4.0, 8.0],
+    "stream_fill": [0.5, 1.0, 1.5, 2.0],
 }
 
 
@@ -181,14 +181,17 @@ def fit(cases: list[Case]) -> dict:
         if best is None or (loss, prior) < best[:2]:
             best = (loss, prior, csd, bits)
     co["dsp"] = {"csd_max_lut": best[2], "min_input_bits": best[3]}
-    # multiplier and adder delays trade off against each other: search them jointly first
+    # multiplier and adder delays trade off against each other: search them jointly first; among equally
+    # good pairs take the one nearest the physical ratio (a DSP multiply ~ two adder levels)
     scores = []
     for t_mul, t_add in itertools.product(TIMING_GRID["t_mul"], TIMING_GRID["t_add"]):
         co["timing"].update(t_mul=t_mul, t_add=t_add)
-        scores.append((_latency_loss(cases, co), t_mul, t_add))
-    _, co["timing"]["t_mul"], co["timing"]["t_add"] = min(scores)
+        scores.append((_latency_loss(cases, co), abs(math.log(max(t_mul, 0.1) / (2 * t_add))), t_mul, t_add))
+    *_, co["timing"]["t_mul"], co["timing"]["t_add"] = min(scores)
     for _ in range(3):  # coordinate descent over the timing grid
         for key, grid in TIMING_GRID.items():
+            if key in ("t_mul", "t_add"):
+                continue
             scores = []
             for value in grid:
                 co["timing"][key] = value

@@ -50,7 +50,7 @@ DEFAULT_COEFFICIENTS = {
     "ff": {f"{p}.{k}": v for p in IO_PREFIX.values()
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8, "rf_slope": 0.75,
-               "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 2.0, "t_table": 2.0},
+               "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0},
     "dsp": {"csd_max_lut": 2, "min_input_bits": 10},
     "ranges": {},
 }
@@ -113,7 +113,7 @@ def _levels(terms: float) -> int:
     return max(0, math.ceil(math.log2(max(1.0, terms))))
 
 
-def _mac_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict) -> LayerEstimate:
+def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float, co: dict) -> LayerEstimate:
     t, dsp_rule = co["timing"], co["dsp"]
     est = LayerEstimate(spec.name, spec.kind)
     in_bits, acc_bits = spec.in_type.width, spec.accum_type.width
@@ -145,7 +145,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict) -> Lay
         delay = device["logic_delay"] * (t["t_mul"] * bool(to_dsp.any()) + t["t_add"] * levels)
         est.cycles = math.floor(delay / clock_eff)
         est.ii = 1
-        f["ff_pipe"] = est.cycles * nnz * acc_bits
+        # registers cut the adder trees once per cycle; shorter clocks cut them earlier, where more
+        # partial sums are live (same clock dependence as the boundary registers)
+        f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
         units = nnz
     else:
         if spec.strategy == "latency":
@@ -169,7 +171,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict) -> Lay
             if n_total * w_bits > 2048:  # large ROMs go to BRAM, one 36-bit-wide column per 36 weight bits
                 est.bram_18k += math.ceil(units * w_bits / 36) * math.ceil(rf / 1024)
         # a pipelined loop: one operand/partial-sum register set per stage, plus its control (per layer)
-        f["ff_rf"] = est.cycles * (in_bits + acc_bits)
+        f["ff_rf"] = rf * (in_bits + acc_bits)
         f["ff_ctrl"] = 1.0
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
                 "dsp_per_product": per_dsp, "block_cycles": est.cycles}
@@ -258,7 +260,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
     out = []
     for spec in specs:
         if spec.kind in MAC_KINDS:
-            est = _mac_layer(spec, device, clock_eff, co)
+            est = _mac_layer(spec, device, clock_ns, clock_eff, co)
         elif spec.kind in ("activation", "softmax", "pooling"):
             est = _elementwise_layer(spec, device, clock_eff, co)
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
@@ -293,7 +295,11 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
     stream = any(s.io_type == "io_stream" for s in specs)
     n_layers = len(layers)
     if stream:  # dataflow: stages overlap, the slowest one sets latency and II
-        latency = max((e.cycles for e in layers), default=0) + t["stream_fill"] * n_layers
+        # dataflow: stages overlap; the slowest stage runs in full, every other stage adds the depth of
+        # its kernel (time to its first output) plus the FIFO hand-over cycle
+        slowest = max(layers, key=lambda e: e.cycles, default=None)
+        latency = (slowest.cycles if slowest else 0) + t["stream_fill"] * sum(
+            e.info.get("block_cycles", 0) + 1 for e in layers if e is not slowest)
         ii = max((e.ii for e in layers), default=1)
     else:
         overhead = n_layers * boundary_share(clock_ns, co)
