@@ -56,7 +56,7 @@ _FIXED = re.compile(r"^\s*(ap_fixed|ap_ufixed)\s*<\s*(\d+)\s*,\s*(-?\d+)\s*(,\s*
 _INT = re.compile(r"^\s*(ap_int|ap_uint)\s*<\s*(\d+)\s*>\s*$")
 PRECISION_KINDS = ("weight", "bias", "result", "accum")
 # Softmax lookup-table types, settable per layer (edgeml applies them: hls4ml 1.3 ignores them in the config).
-TABLE_KINDS = ("exp_table", "inv_table", "inv_inp")
+TABLE_KINDS = ("exp_table", "inv_table", "inv_inp", "inp_norm")
 
 
 def parse_precision(text: str) -> tuple[bool, int, int]:

@@ -217,25 +217,39 @@ def build_hls_model(model, hls: dict, output_dir):
 def _apply_table_types(hls_model, cfg: dict) -> None:
     """Softmax table types from LayerName.<softmax>.Precision.
 
-    hls4ml 1.3 reads exp_table/inv_table/inv_inp from the config but never applies them
+    hls4ml 1.3 reads exp_table/inv_table/inv_inp from the config but never applies them (and inp_norm
+    is always derived from the input type)
     to a Keras softmax (it keeps its 18-bit defaults), so they are set on the layer here,
     before anything is written.
     """
-    from copy import copy
+    from hls4ml.model.optimizer import get_optimizer
 
     backend = hls_model.config.backend
     for layer in hls_model.get_layers():
         precision = cfg["LayerName"].get(layer.name, {}).get("Precision")
         if layer.class_name != "Softmax" or not isinstance(precision, dict):
             continue
-        for kind in cfgmod.TABLE_KINDS:
-            if kind in precision and layer.get_attr(f"{kind}_t") is not None:
-                wanted = backend.convert_precision_string(precision[kind])
-                named = layer.get_attr(f"{kind}_t")
-                new = copy(named.precision)
-                for field in ("width", "integer", "signed", "rounding_mode", "saturation_mode"):
-                    setattr(new, field, getattr(wanted, field))
-                named.precision = new
+        _set_table_types(layer, precision, backend)
+        # The layer's C++ config struct was rendered during conversion: render it again with the new types.
+        get_optimizer(f"{backend.name.lower()}:softmax_config_template").transform(hls_model, layer)
+
+
+def _set_table_types(layer, precision: dict, backend) -> None:
+    from copy import copy
+
+    for kind in cfgmod.TABLE_KINDS:
+        if kind not in precision:
+            continue
+        if layer.get_attr(f"{kind}_t") is None:  # inp_norm_t is otherwise derived from the input type
+            named = copy(layer.get_attr("inv_inp_t"))
+            named.name = f"{layer.name}_{kind}_t"
+            layer.set_attr(f"{kind}_t", named)
+        named = layer.get_attr(f"{kind}_t")
+        wanted = backend.convert_precision_string(precision[kind])
+        new = copy(named.precision)  # keeps the backend's C++ definition mixin
+        for field in ("width", "integer", "signed", "rounding_mode", "saturation_mode"):
+            setattr(new, field, getattr(wanted, field))
+        named.precision = new
 
 
 def reuse_factor_warnings(hls_model, cfg: dict) -> list[str]:
@@ -454,8 +468,9 @@ def layer_fidelity(hls_model, traces: dict, keras_layers: dict, X, Xq, t_in: Fix
                "reuse_factor": layer.get_attr("reuse_factor"), "n_out": int(got.shape[1]),
                "quantizer_derived": _quantizer_derived(layer)}
         row.update(_weight_info(layer))
-        if layer.class_name == "Softmax":
+        if layer.class_name == "Softmax" and layer.inputs[0] in outputs:
             row["ties"] = _top_ties(got)
+            row.update(_softmax_input_checks(layer, outputs[layer.inputs[0]]))
         accum = layer.get_attr("accum_t")
         if accum is not None and fixed_of(accum.precision) is not None:
             row["accum_precision"] = str(fixed_of(accum.precision))
@@ -466,6 +481,36 @@ def layer_fidelity(hls_model, traces: dict, keras_layers: dict, X, Xq, t_in: Fix
         rows.append(row)
     _mark_status(rows)
     return rows
+
+
+INP_NORM = "ap_ufixed<18,4,AP_TRN,AP_SAT>"  # x_max - x_i saturating at 16: exp(-16) is 0 at 18 bits anyway
+TABLE_SIZES = [1024 * 2 ** k for k in range(7)]
+TIE_BUDGET = (1 - 0.999) / 2  # half of the 0.1% disagreement budget may go to softmax ties
+
+
+def _softmax_input_checks(layer, logits: np.ndarray) -> dict:
+    """Does x_max - x_i fit the softmax's normalised-input type, and how big a table separates the top two?
+
+    hls4ml derives that type from the input type without saturation (ap_ufixed<W-1,I-1>): a spread
+    of logits beyond its range wraps around and picks a wrong exp. The exp table is indexed by the top
+    bits of that type, so logits closer than range/TableSize share an entry and tie.
+    """
+    named = layer.get_attr("inp_norm_t")
+    if named is not None:
+        norm = fixed_of(named.precision)
+    else:
+        t = fixed_of(layer.get_input_variable().type.precision)
+        norm = Fixed(False, t.width - int(t.signed), t.integer - int(t.signed)) if t else None
+    if norm is None or logits.shape[1] < 2:
+        return {}
+    spread = logits.max(axis=1) - logits.min(axis=1)
+    top = np.sort(logits, axis=1)
+    gap = top[:, -1] - top[:, -2]
+    needed = next((size for size in TABLE_SIZES if np.mean(gap < 16 / size) <= TIE_BUDGET), TABLE_SIZES[-1])
+    wraps = norm.saturation == "WRAP"
+    return {"inp_norm_precision": str(norm), "input_spread_max": float(spread.max()),
+            "inp_norm_overflow_fraction": float(np.mean(spread >= norm.range[1] + norm.lsb)) if wraps else 0.0,
+            "table_size_needed": needed}
 
 
 def _quantizer_derived(layer) -> bool:
@@ -505,7 +550,8 @@ def _mark_status(rows: list[dict]) -> None:
         lo, hi = row["output_range"]
         span = max(hi - lo, 1e-12)
         if row["overflow_fraction"] > 0 or row.get("weight_overflow_fraction", 0) > 0 \
-                or row.get("bias_overflow_fraction", 0) > 0 or row.get("accum_overflow"):
+                or row.get("bias_overflow_fraction", 0) > 0 or row.get("accum_overflow") \
+                or row.get("inp_norm_overflow_fraction", 0) > 0:
             row["status"] = "overflow"
         elif row["max_abs_diff"] > RELATIVE_ERROR_LIMIT * span:
             row["status"] = "error"
@@ -560,13 +606,17 @@ SOFTMAX_TABLE_SIZE = 4096
 
 
 def _softmax_fix(row: dict) -> dict:
-    """Finer softmax tables: 4x the default entries, and an inverse-table input type sized to the exp sum.
+    """A softmax that keeps the order of close logits and its sum accurate.
 
-    The stable softmax indexes its 1/sum table with the top bits of the sum; with hls4ml's
-    default ap_fixed<18,8> that is a step of 0.25 for a sum between 1 and n_classes.
+    - inp_norm (x_max - x_i) saturating at 16 instead of wrapping at the input type's range;
+    - TableSize: the smallest power of two whose exp-table step (16/size) separates the two largest
+      logits of all but 0.05% of jets;
+    - inv_inp sized to the exp sum (1..n_classes): hls4ml's default ap_fixed<18,8> indexes the 1/sum
+      table in steps of 0.25.
     """
     integer = max(1, math.ceil(math.log2(row["n_out"] + 1)))
-    return {"inv_inp": f"ap_ufixed<18,{integer},AP_RND,AP_SAT>", "TableSize": SOFTMAX_TABLE_SIZE}
+    return {"inp_norm": INP_NORM, "inv_inp": f"ap_ufixed<18,{integer},AP_RND,AP_SAT>",
+            "TableSize": max(row.get("table_size_needed", SOFTMAX_TABLE_SIZE), 1024)}
 
 
 def _parse_fixed(text: str) -> Fixed | None:
@@ -847,7 +897,7 @@ def render_markdown(report: dict) -> str:
         lines += ["## Notes", "", *[f"- {note}" for note in c["notes"]], ""]
     if report.get("warnings"):
         lines += ["## Warnings", "", *[f"- {w}" for w in report["warnings"]], ""]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def summary_lines(report: dict) -> list[str]:
