@@ -34,20 +34,33 @@ COEFFICIENTS_PATH = Path(__file__).with_name("coefficients.json")
 
 MAC_KINDS = ("dense", "conv1d", "conv2d")
 
-# Physical quantities per layer; each gets one coefficient per interface style ("par" = io_parallel,
-# "str" = io_stream), because the two use different hls4ml templates (unrolled arrays vs pixel loops).
+# Physical quantities per layer. The shared-multiplier (ReuseFactor > 1) kernel is the same hls4ml code
+# (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
+# coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
+# because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
 LUT_BASE = ("lut_add", "lut_mux", "lut_elem", "lut_stream")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl")
+SHARED_KERNEL = ("lut_mux", "ff_rf", "ff_ctrl")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
-LUT_FEATURES = tuple(f"{p}.{k}" for p in IO_PREFIX.values() for k in LUT_BASE)
-FF_FEATURES = tuple(f"{p}.{k}" for p in IO_PREFIX.values() for k in FF_BASE)
+
+
+def feature_name(base: str, io_type: str) -> str:
+    return f"mac.{base}" if base in SHARED_KERNEL else f"{IO_PREFIX.get(io_type, 'par')}.{base}"
+
+
+def _names(bases) -> tuple:
+    return tuple(dict.fromkeys(feature_name(b, io) for io in IO_PREFIX for b in bases))
+
+
+LUT_FEATURES = _names(LUT_BASE)
+FF_FEATURES = _names(FF_BASE)
 
 # Starting point and fallback when coefficients.json is missing: rough physical values
 # (1 LUT per adder bit, 1 FF per register bit).
 DEFAULT_COEFFICIENTS = {
-    "lut": {f"{p}.{k}": v for p in IO_PREFIX.values()
+    "lut": {feature_name(k, io): v for io in IO_PREFIX
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_elem": 1.5, "lut_stream": 1.0}.items()},
-    "ff": {f"{p}.{k}": v for p in IO_PREFIX.values()
+    "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8, "rf_slope": 0.75,
                "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0},
@@ -274,8 +287,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
                 bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind == "dense" else 0
             est.features["ff_io"] += bits * boundary_share(clock_ns, co)
         _stream_adjust(spec, est, co)
-        prefix = IO_PREFIX.get(spec.io_type, "par")
-        est.features = {f"{prefix}.{k}": v for k, v in est.features.items()}
+        est.features = {feature_name(k, spec.io_type): v for k, v in est.features.items()}
         out.append(est)
     return out
 
