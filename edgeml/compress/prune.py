@@ -6,6 +6,8 @@ schedule, so one layer can be left dense while another is pruned to 90%.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from edgeml.errors import InputError
@@ -33,17 +35,24 @@ def layer_targets(model, prune_cfg: dict) -> dict[str, float]:
 
 
 def schedule_steps(prune_cfg: dict, epochs: int, steps_per_epoch: int) -> dict:
-    """begin/end step and update frequency of the schedule, in optimizer steps."""
+    """begin/end step and update frequency of the schedule, in optimizer steps, and the first epoch at target.
+
+    tfmot only updates masks every ``frequency`` steps from ``begin_step``, so the polynomial ramp's end
+    is rounded up to a whole number of updates: the last update then lands exactly on the target.
+    """
+    begin_epoch = prune_cfg["begin_epoch"]
     end_epoch = prune_cfg["end_epoch"] if prune_cfg["end_epoch"] is not None else max(1, epochs // 2)
-    if prune_cfg["begin_epoch"] >= epochs or (prune_cfg["schedule"] == "polynomial"
-                                               and end_epoch <= prune_cfg["begin_epoch"]):
-        raise InputError(f"compression.prune: begin_epoch {prune_cfg['begin_epoch']} must come before end_epoch "
-                         f"{end_epoch} and before the last of {epochs} epochs")
-    return {"begin_step": prune_cfg["begin_epoch"] * steps_per_epoch,
-            "end_step": min(end_epoch, epochs) * steps_per_epoch,
-            "frequency": max(1, min(prune_cfg["frequency"], steps_per_epoch)),
-            "settled_epoch": min(end_epoch, epochs - 1) if prune_cfg["schedule"] == "polynomial"
-            else prune_cfg["begin_epoch"]}
+    polynomial = prune_cfg["schedule"] == "polynomial"
+    if begin_epoch >= epochs or (polynomial and not begin_epoch < end_epoch <= epochs):
+        raise InputError(f"compression.prune: need begin_epoch ({begin_epoch}) < end_epoch ({end_epoch}) <= "
+                         f"epochs ({epochs}), and begin_epoch before the last epoch")
+    frequency = max(1, min(prune_cfg["frequency"], steps_per_epoch))
+    begin_step = begin_epoch * steps_per_epoch
+    updates = math.ceil((end_epoch - begin_epoch) * steps_per_epoch / frequency)
+    end_step = begin_step + updates * frequency
+    settled = math.ceil(end_step / steps_per_epoch) if polynomial else begin_epoch
+    return {"begin_step": begin_step, "end_step": end_step, "frequency": frequency,
+            "settled_epoch": min(settled, epochs - 1)}
 
 
 def _schedule(kind: str, target: float, steps: dict):
