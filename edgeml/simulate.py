@@ -186,12 +186,51 @@ def simulate(hls_model, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray
 
 
 def keras_layer_outputs(model, X: np.ndarray) -> dict[str, np.ndarray]:
-    """Every Keras layer's output, keyed like hls4ml's layers (fused activations split off as '<layer>_<act>')."""
-    from hls4ml.model.profiling import get_ymodel_keras
+    """Every Keras layer's output, keyed like hls4ml's layers.
 
-    with quiet():
-        outputs = get_ymodel_keras(model, X)
-    return {name: np.asarray(v).reshape(len(X), -1) for name, v in outputs.items()}
+    A fused activation (Dense(..., activation=...)) becomes two hls4ml layers, '<layer>' and
+    '<layer>_<activation>'; the pre-activation output is taken with the activation switched off,
+    as hls4ml.model.profiling.get_ymodel_keras does (which fails on QKeras quantizer activations).
+    """
+    import tensorflow as tf
+
+    outputs: dict[str, np.ndarray] = {}
+    layers, names = [], []
+    for layer in model.layers:
+        if isinstance(layer, (tf.keras.layers.InputLayer, tf.keras.layers.Dropout)):
+            continue
+        activation = _fused_activation_name(layer)
+        if activation is not None:
+            saved, layer.activation = layer.activation, None
+            try:
+                outputs[layer.name] = _predict(model, [layer], X)[0]
+            finally:
+                layer.activation = saved
+        layers.append(layer)
+        names.append(f"{layer.name}_{activation}" if activation else layer.name)
+    for name, value in zip(names, _predict(model, layers, X)):
+        outputs[name] = value
+    return outputs
+
+
+def _fused_activation_name(layer) -> str | None:
+    """Name hls4ml gives an activation fused into a Dense/Conv layer (None when there is none)."""
+    if type(layer).__name__ in ("Activation", "QActivation"):
+        return None
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    name = getattr(activation, "__name__", None) or type(activation).__name__
+    return None if name == "linear" else name
+
+
+def _predict(model, layers: list, X: np.ndarray) -> list[np.ndarray]:
+    import tensorflow as tf
+
+    probe = tf.keras.Model(inputs=model.inputs, outputs=[layer.output for layer in layers])
+    result = probe.predict(X, batch_size=4096, verbose=0)
+    result = result if isinstance(result, list) else [result]
+    return [np.asarray(r).reshape(len(X), -1) for r in result]
 
 
 def bits_for(max_abs: float, margin: float = 1.25) -> int:

@@ -55,3 +55,20 @@ def test_traced_csim_is_bit_exact_for_a_qkeras_model(tmp_path):
         np.testing.assert_array_equal(traces[name], keras[name], err_msg=name)
     assert y.shape == (300, 5) and np.all(y >= 0)
     assert np.mean(y.argmax(1) == keras["output"].argmax(1)) > 0.9  # the softmax tables may merge near ties
+
+
+def test_keras_outputs_split_fused_activations_like_hls4ml():
+    import tensorflow as tf
+    from qkeras import QDense
+    from qkeras.quantizers import quantized_bits, quantized_relu
+
+    model = tf.keras.Sequential([
+        tf.keras.layers.InputLayer(input_shape=(4,), name="x"),
+        QDense(6, kernel_quantizer=quantized_bits(6, 0, alpha=1), activation=quantized_relu(6), name="fc1"),
+        tf.keras.layers.Dense(3, activation="softmax", name="out")])
+    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    outputs = keras_layer_outputs(model, X)
+    assert set(outputs) == {"fc1", "fc1_quantized_relu", "out", "out_softmax"}  # hls4ml's layer names
+    assert outputs["fc1"].min() < 0 <= outputs["fc1_quantized_relu"].min()
+    np.testing.assert_allclose(outputs["out_softmax"].sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(outputs["out_softmax"], model.predict(X, verbose=0), rtol=1e-6)
