@@ -666,6 +666,9 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     cache = None if force else _read_cache(out)  # --force rebuilds from scratch
     if out.exists() and cache is None and not force:
         raise InputError(f"{out} already exists; pass --force to overwrite it or --output to choose another directory")
+    if out.exists() and force and not _replaceable(out):
+        raise InputError(f"{out} is not an hls4ml project directory; --force only replaces projects, "
+                         "choose another --output")
     if cache and cache["build_key"] == build_key and cache["data_key"] == data_key:
         report = read_json(out / REPORT_FILE)
         report["cache"] = {"hit": True, "seconds": time.perf_counter() - t_start}
@@ -679,13 +682,11 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     model = prepare_for_hls(load_model(model_path, weights=weights))
     X, y, source, warnings = comparison_data(model_path, model, data, n, cfg)
     timing["load"] = time.perf_counter() - t
-    from edgeml.data import CLASSES
-
     reuse = cache is not None and cache["build_key"] == build_key
     if reuse:  # same firmware, other data: rebuild the graph in memory, load the compiled library
         report, hls_model = _reuse_build(model, cache, out, X, y, timing)
     else:
-        report, hls_model = _fresh_build(model, hls, out, X, y, auto_precision, force, timing)
+        report, hls_model = _fresh_build(model, hls, out, X, y, auto_precision, timing)
     report["warnings"] = warnings + report.pop("warnings", [])
     report.update({"model": str(model_path), "name": name, "data": source, "project_dir": str(out),
                    "hls4ml_version": hls4ml.__version__, "hls": hls})
@@ -701,6 +702,12 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
                                   "library": report["library"], "hls_effective": report["hls_effective"]})
     report["cache"] = {"hit": False, "library_reused": reuse}
     return report
+
+
+def _replaceable(out: Path) -> bool:
+    """--force replaces an empty directory or a project (edgeml's or hls4ml's), never other user data."""
+    return out.is_dir() and (not any(out.iterdir()) or (out / CACHE_FILE).is_file()
+                             or (out / "hls4ml_config.yml").is_file())
 
 
 def _data_identity(data, cfg: dict):
@@ -745,7 +752,7 @@ def _compile_and_compare(model, hls: dict, project_dir: Path, X, y, timing: dict
     return result, hls_model
 
 
-def _fresh_build(model, hls: dict, out: Path, X, y, auto_precision: bool, force: bool, timing: dict):
+def _fresh_build(model, hls: dict, out: Path, X, y, auto_precision: bool, timing: dict):
     """Build into ``out``; an existing directory (only with --force) is restored if anything fails."""
     backup = None
     if out.exists():

@@ -173,3 +173,11 @@ def test_tutorial_qkeras_ground_truth_model_is_bit_exact(shared_dir, tmp_path):
     report = convert(model, output_dir=tmp_path / "D", n=10000)
     assert report["csim"]["bit_exact_logits"] and report["csim"]["argmax_agreement_logits"] == 1.0
     assert all(row["max_abs_diff"] == 0 for row in report["layers"] if row["quantizer_derived"])
+
+
+def test_force_replaces_projects_only(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "thesis.tex").write_text("years of work")
+    with pytest.raises(InputError, match="not an hls4ml project directory"):
+        convert(QKERAS, output_dir=tmp_path / "docs", n=N, force=True)
+    assert (tmp_path / "docs" / "thesis.tex").read_text() == "years of work"
