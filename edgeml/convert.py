@@ -663,7 +663,7 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     build_key = content_hash(*[f for f in model_files if f.exists()], hls, hls4ml.__version__,
                              bool(auto_precision), CACHE_VERSION, *recipe)
     data_key = content_hash(_data_identity(data, cfg), n, *[p for p in [_scaler_path(model_path)] if p.is_file()])
-    cache = None if force else _read_cache(out)  # --force rebuilds from scratch
+    cache = _read_cache(out)
     if out.exists() and cache is None and not force:
         raise InputError(f"{out} already exists; pass --force to overwrite it or --output to choose another directory")
     if out.exists() and force and not _replaceable(out):

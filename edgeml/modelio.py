@@ -46,7 +46,9 @@ def _load_keras(path: Path, compile: bool):
     import tensorflow as tf
 
     try:
-        model = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
+        # The scope too: tfmot's PruneLowMagnitude.from_config deserialises its QKeras layer without them.
+        with tf.keras.utils.custom_object_scope(custom_objects()):
+            model = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise InputError(f"cannot load model {path}: {_first_line(e)}") from None
     refuse_unsupported_layers(model, path)
@@ -69,7 +71,8 @@ def load_json_model(path: Path, weights: str | Path | None = None):
         raise InputError(f"{path} is not a Keras model JSON (expected 'class_name' and 'config' keys)")
     refuse_unsupported(config, path)
     try:
-        model = tf.keras.models.model_from_json(json.dumps(config), custom_objects=custom_objects())
+        with tf.keras.utils.custom_object_scope(custom_objects()):
+            model = tf.keras.models.model_from_json(json.dumps(config), custom_objects=custom_objects())
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise InputError(f"cannot build the model in {path}: {_first_line(e)}") from None
     try:
