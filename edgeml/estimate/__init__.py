@@ -16,7 +16,7 @@ from edgeml.errors import InputError
 
 from edgeml.estimate import devices
 from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
-from edgeml.estimate.model import combine, estimate_layers, load_coefficients
+from edgeml.estimate.model import combine, estimate_layers, load_coefficients, logic_delay
 from edgeml.estimate.reports import read_project_reports
 
 __all__ = ["estimate", "estimate_specs", "compare", "METRICS"]
@@ -203,7 +203,7 @@ def _timing_warnings(specs, layers, device, clock_ns, uncertainty, co) -> list[s
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
     for spec, est in zip(specs, layers):
-        stage = device["logic_delay"] * (t["t_mul"] + t["t_add"])  # one multiply + one add cannot be split
+        stage = logic_delay(device, t) * (t["t_mul"] + t["t_add"])  # one multiply + one add cannot be split
         if spec.kind in ("dense", "conv1d", "conv2d") and stage > clock_eff:
             out.append(f"{spec.name}: a multiply-add needs ~{stage:.1f} ns on {device.get('device') or device['part']}, "
                        f"more than the {clock_eff:.2f} ns usable of the {clock_ns} ns clock: timing will likely fail")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-# family: (dsp_a_bits, dsp_b_bits, relative logic delay; 1.0 = UltraScale+ -2). The delays are those of the
-# HLS timing models, which treat 7-series as far slower than UltraScale+ (fitted on xc7z020 csynth latencies).
+# family: (dsp_a_bits, dsp_b_bits, relative logic delay; 1.0 = UltraScale+ -2). The HLS timing models treat
+# 7-series as far slower than UltraScale+; the estimator refits that factor (timing.delay_7series).
 FAMILIES = {
     "7series": (25, 18, 2.5),
     "ultrascale": (27, 18, 1.25),
@@ -52,10 +52,10 @@ def lookup(part: str) -> dict:
     key = device_key(part)
     info = dict(DEVICES[key]) if key else {"family": _guess_family(part)}
     a, b, delay = FAMILIES[info["family"]]
-    grade = speed_grade(part)
     # slower speed grades stretch every delay; -1 is ~15% slower than -2
-    delay *= {1: 1.15, 2: 1.0, 3: 0.9}.get(grade, 1.0)
-    info.update(part=part, device=key, known=key is not None, dsp_a_bits=a, dsp_b_bits=b, logic_delay=delay)
+    grade = {1: 1.15, 2: 1.0, 3: 0.9}.get(speed_grade(part), 1.0)
+    info.update(part=part, device=key, known=key is not None, dsp_a_bits=a, dsp_b_bits=b, logic_delay=delay * grade,
+                grade_factor=grade)
     return info
 
 

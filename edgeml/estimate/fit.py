@@ -159,6 +159,7 @@ TIMING_GRID = {
     "t_mul": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
     "t_add": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4, 1.6, 2.0],
     "t_table": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    "delay_7series": [1.6, 2.0, 2.5, 3.0, 3.5],
     "overhead_a": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
     "overhead_b": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
     "rf_slope": [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0],
@@ -181,16 +182,18 @@ def fit(cases: list[Case]) -> dict:
         if best is None or (loss, prior) < best[:2]:
             best = (loss, prior, csd, bits)
     co["dsp"] = {"csd_max_lut": best[2], "min_input_bits": best[3]}
-    # multiplier and adder delays trade off against each other: search them jointly first; among equally
-    # good pairs take the one nearest the physical ratio (a DSP multiply ~ two adder levels)
+    # multiplier and adder delays trade off against each other: search them jointly first. Registers only
+    # bound delays from below, so among equally good pairs take the fastest logic (HLS chains as much as
+    # the clock allows)
     scores = []
-    for t_mul, t_add in itertools.product(TIMING_GRID["t_mul"], TIMING_GRID["t_add"]):
-        co["timing"].update(t_mul=t_mul, t_add=t_add)
-        scores.append((_latency_loss(cases, co), abs(math.log(max(t_mul, 0.1) / (2 * t_add))), t_mul, t_add))
-    *_, co["timing"]["t_mul"], co["timing"]["t_add"] = min(scores)
+    for t_mul, t_add, slow in itertools.product(TIMING_GRID["t_mul"], TIMING_GRID["t_add"],
+                                                TIMING_GRID["delay_7series"]):
+        co["timing"].update(t_mul=t_mul, t_add=t_add, delay_7series=slow)
+        scores.append((_latency_loss(cases, co), t_mul + 4 * t_add, slow, t_mul, t_add))
+    *_, co["timing"]["delay_7series"], co["timing"]["t_mul"], co["timing"]["t_add"] = min(scores)
     for _ in range(3):  # coordinate descent over the timing grid
         for key, grid in TIMING_GRID.items():
-            if key in ("t_mul", "t_add"):
+            if key in ("t_mul", "t_add", "delay_7series"):
                 continue
             scores = []
             for value in grid:

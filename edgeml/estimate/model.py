@@ -63,7 +63,8 @@ DEFAULT_COEFFICIENTS = {
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8, "rf_slope": 0.75,
-               "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0},
+               "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0,
+               "delay_7series": 2.5},
     "dsp": {"csd_max_lut": 2, "min_input_bits": 10},
     "ranges": {},
 }
@@ -116,6 +117,13 @@ class LayerEstimate:
     info: dict = field(default_factory=dict)
 
 
+def logic_delay(device: dict, timing: dict) -> float:
+    """Relative logic delay of the part: the family factor (7-series fitted) times the speed-grade factor."""
+    if device["family"] == "7series" and "delay_7series" in timing:
+        return timing["delay_7series"] * device["grade_factor"]
+    return device["logic_delay"]
+
+
 def _dsp_per_product(a_bits: int, b_bits: int, device: dict) -> int:
     """DSP slices for one a x b product (cascade when an operand exceeds the port widths)."""
     pa, pb = device["dsp_a_bits"], device["dsp_b_bits"]
@@ -155,7 +163,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # measured: ~1.4 LUT per accumulator bit per nonzero product whether the product sits in a DSP
         # or in shift-add logic (csynth A/D/H modules), so the adder count is the feature
         f["lut_add"] = nnz * acc_bits
-        delay = device["logic_delay"] * (t["t_mul"] * bool(to_dsp.any()) + t["t_add"] * levels)
+        # an adder level is routing plus a carry chain as long as the accumulator (t_add is for 16 bits)
+        t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
+        delay = logic_delay(device, t) * (t["t_mul"] * bool(to_dsp.any()) + t_level * levels)
         est.cycles = math.floor(delay / clock_eff)
         est.ii = 1
         # registers cut the adder trees once per cycle; shorter clocks cut them earlier, where more
@@ -215,7 +225,7 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         est.dsp = lanes  # exp(x) * 1/sum
         levels = _levels(lanes)
         # two table reads (exp, 1/sum) around a multiply and an adder tree over the inputs
-        delay = device["logic_delay"] * (t["t_table"] + t["t_mul"] + t["t_add"] * levels)
+        delay = logic_delay(device, t) * (t["t_table"] + t["t_mul"] + t["t_add"] * levels)
         est.cycles = 2 + math.floor(delay / clock_eff)
         f["lut_elem"] = lanes * bits * 2
     elif spec.kind == "activation" and spec.activation in TABLE_ACTIVATIONS:
