@@ -7,7 +7,7 @@ float baseline of configs/default.yaml, then every recipe that config lists (tut
 tutorial_qkeras, edgeml_compact) on that baseline, and one student architecture twice: with
 distillation from the baseline (student_kd) and without (student_scratch). The student is
 edgeml_compact's architecture, bits and sparsity trained from scratch, so the pair isolates the effect
-of distillation. Writes {"models": {name: {accuracy_mean, accuracy_std, auc_mean, bops,
+of distillation (edgeml_compact's distill settings, else STUDENT_DISTILL). Writes {"models": {name: {accuracy_mean, accuracy_std, auc_mean, bops,
 nonzero_weights, sparsity, ...}}, "checks": {...}}. Exit status 1 if an acceptance check fails.
 --quick: 1 seed, 5 epochs everywhere (checks are then reported but not enforced).
 """
@@ -26,6 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Distillation settings of student_kd when edgeml_compact itself does not distil.
+STUDENT_DISTILL = {"alpha": 0.5, "temperature": 2.0}
+
+
 def student_recipes(recipes: list) -> list:
     """student_kd / student_scratch: edgeml_compact trained from scratch, with and without distillation."""
     from edgeml.compress.recipes import Recipe
@@ -35,6 +39,8 @@ def student_recipes(recipes: list) -> list:
     for name, distill in (("student_kd", True), ("student_scratch", False)):
         settings = copy.deepcopy(compact)
         settings["start"] = "scratch"
+        if distill and not compact["distill"]["enabled"]:
+            settings["distill"].update(STUDENT_DISTILL)
         settings["distill"]["enabled"] = distill
         out.append(Recipe(name, settings))
     return out
