@@ -19,7 +19,7 @@ from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
 from edgeml.estimate.model import combine, estimate_layers, load_coefficients, logic_delay
 from edgeml.estimate.reports import read_project_reports
 
-__all__ = ["estimate", "estimate_specs", "compare", "METRICS"]
+__all__ = ["estimate", "estimate_project", "estimate_specs", "compare", "project_meta", "METRICS"]
 
 METRICS = ("dsp", "lut", "ff", "bram_18k", "uram", "latency_min", "latency_max", "ii")
 COMPARED = ("dsp", "lut", "ff", "bram_18k", "latency_max", "ii")

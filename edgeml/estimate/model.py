@@ -159,7 +159,6 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         shift_add = ~to_dsp & (digits > 1)
         # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
-        # a constant with d CSD digits costs d-1 adders about (input + constant) bits wide
         # measured: ~1.4 LUT per accumulator bit per nonzero product whether the product sits in a DSP
         # or in shift-add logic (csynth A/D/H modules), so the adder count is the feature
         f["lut_add"] = nnz * acc_bits
@@ -316,17 +315,15 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
         est.info["ff"] = sum(co["ff"].get(k, 0.0) * est.features.get(k, 0.0) for k in FF_FEATURES)
     stream = any(s.io_type == "io_stream" for s in specs)
     n_layers = len(layers)
-    if stream:  # dataflow: stages overlap, the slowest one sets latency and II
+    if stream:
         # dataflow: stages overlap; the slowest stage runs in full, every other stage adds the depth of
         # its kernel (time to its first output) plus the FIFO hand-over cycle
         slowest = max(layers, key=lambda e: e.cycles, default=None)
         latency = (slowest.cycles if slowest else 0) + t["stream_fill"] * sum(
             e.info.get("block_cycles", 0) + 1 for e in layers if e is not slowest)
-        ii = max((e.ii for e in layers), default=1)
-    else:
-        overhead = n_layers * boundary_share(clock_ns, co)
-        latency = sum(e.cycles for e in layers) + overhead
-        ii = max((e.ii for e in layers), default=1)
+    else:  # one pipeline: every layer's cycles plus the registered layer boundaries
+        latency = sum(e.cycles for e in layers) + n_layers * boundary_share(clock_ns, co)
+    ii = max((e.ii for e in layers), default=1)  # the slowest stage/layer sets the interval
     latency = max(1, round(latency))
     return {
         "dsp": sum(e.dsp for e in layers),

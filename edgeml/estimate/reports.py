@@ -12,9 +12,6 @@ from pathlib import Path
 
 from edgeml.errors import InputError
 
-METRICS = ("dsp", "lut", "ff", "bram_18k", "uram", "latency_min", "latency_max", "ii")
-
-
 def _int(node, path: str) -> int | None:
     el = node.find(path)
     if el is None or el.text is None:
