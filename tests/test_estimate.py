@@ -182,3 +182,27 @@ def test_oversized_design_warns(tiny_model, tmp_path_factory):
     result = _estimate(big, tmp_path_factory, Part="xc7z020clg400-1")
     assert result["total"]["fits"] is False
     assert any("exceeds" in w for w in result["warnings"])
+
+
+def test_model_graph_and_written_project_agree(tmp_path):
+    """The same design read from memory (ModelGraph) and from the firmware hls4ml writes."""
+    from tensorflow import keras
+
+    from edgeml import config as cfgmod
+    from edgeml.convert import build_hls_model
+
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((8,), name="x")
+    a = keras.layers.BatchNormalization(name="bn1")(keras.layers.Dense(8, name="fc1")(inp))
+    b = keras.layers.Dense(8, name="fc2")(inp)
+    out = keras.layers.Activation("relu", name="relu")(keras.layers.Add(name="add")([a, b]))
+    model = keras.Model(inp, out)
+    model.get_layer("bn1").set_weights([np.linspace(0.5, 2, 8), np.zeros(8), np.zeros(8), np.ones(8)])
+    hls_model = build_hls_model(model, cfgmod.defaults()["hls"], tmp_path / "prj")
+    in_memory = estimate(hls_model)
+    hls_model.write()
+    on_disk = estimate(tmp_path / "prj")
+    assert [x["kind"] for x in in_memory["layers"]] == ["dense", "dense", "dense", "activation", "activation"]
+    for key in ("dsp", "lut", "ff", "bram_18k", "latency_max", "ii"):
+        assert in_memory["total"][key] == on_disk["total"][key], key
+    assert "comparison" not in on_disk  # no reports in a fresh project

@@ -90,6 +90,7 @@ class LayerSpec:
 _DENSE_CLASSES = {"Dense", "QDense", "BinaryDense", "TernaryDense", "PointwiseConv1D", "PointwiseConv2D"}
 _CONV1D = {"Conv1D", "QConv1D", "PointwiseConv1D"}
 _CONV2D = {"Conv2D", "QConv2D", "PointwiseConv2D"}
+MERGE_CLASSES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"}
 _ACT = {"Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "ELU", "PReLU", "HardActivation",
         "ParametrizedActivation", "TernaryTanh"}
 
@@ -148,6 +149,18 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
                 if len(out.shape) > 1:  # Dense on a sequence runs once per position
                     spec.n_positions = int(np.prod(out.shape[:-1]))
             spec.weights = quantize(data.reshape(spec.n_in, spec.n_out), spec.weight_type)
+        elif "scale" in layer.weights:  # BatchNormalization: x * scale + bias, a constant multiplier per value
+            w = layer.weights["scale"]
+            spec.weight_type = _precision(w.type)
+            scale = np.asarray(w.data, dtype=np.float64).reshape(-1)
+            if io_type != "io_stream":  # io_parallel unrolls every value; io_stream one pixel of channels
+                scale = np.resize(scale, int(np.prod(out.shape)))
+            spec.kind, spec.n_in, spec.n_out = "dense", 1, int(scale.size)
+            spec.weights = quantize(scale.reshape(1, -1), spec.weight_type)
+        elif cls in MERGE_CLASSES or cls in ("Merge", "Concatenate"):
+            spec.kind, spec.activation = "activation", str(layer.get_attr("op") or cls).lower()
+            spec.n_in = int(np.prod(out.shape))
+            spec.n_chan = int(out.shape[-1]) if len(out.shape) > 1 else 0
         elif cls in ("Softmax",) or str(layer.get_attr("activation")).lower() == "softmax":
             spec.kind, spec.activation = "softmax", "softmax"
             spec.n_in = int(layer.get_attr("n_in") or np.prod(out.shape))
@@ -232,9 +245,14 @@ def _index(struct_name: str) -> str | None:
 
 
 def _read_weights(weights_dir: Path, idx: str) -> np.ndarray | None:
-    path = weights_dir / f"w{idx}.txt"
+    return _read_array(weights_dir, f"w{idx}")
+
+
+def _read_array(weights_dir: Path, stem: str) -> np.ndarray | None:
+    """Values of weights/<stem>.txt (comma separated) or, failing that, the initializer in <stem>.h."""
+    path = weights_dir / f"{stem}.txt"
     if not path.is_file():
-        path = weights_dir / f"w{idx}.h"
+        path = weights_dir / f"{stem}.h"
         if not path.is_file():
             return None
         text = path.read_text()
@@ -300,6 +318,20 @@ def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[Layer
             spec.pool_size = consts.get("pool_width", 1) * consts.get("pool_height", 1)
             spec.n_in = spec.in_positions * spec.n_chan
             spec.n_out = spec.n_positions * spec.n_chan
+        elif kind == "batchnorm_config":
+            spec.kind = "dense"
+            raw = _read_array(firmware / "weights", f"s{idx}") if idx else None
+            spec.weight_type = _resolve(local.get("scale_t", "scale_t"), types) or Fixed()
+            n = consts.get("n_in", 0)
+            if raw is not None:
+                scale = raw if spec.io_type == "io_stream" else np.resize(raw, n)
+                spec.n_in, spec.n_out = 1, int(scale.size)
+                spec.weights = quantize(scale.reshape(1, -1), spec.weight_type)
+            else:
+                spec.n_in, spec.n_out = 1, n
+        elif kind in ("merge_config", "concat_config"):
+            spec.kind, spec.activation = "activation", re.sub(r"_?config\d*$", "", name).lower() or "merge"
+            spec.n_in = spec.n_out = consts.get("n_elem", consts.get("n_elem1_0", 0))
         elif kind == "activ_config":
             act = re.sub(r"_?config\d*$", "", name).lower() or "linear"
             spec.kind = "softmax" if "softmax" in act else "activation"

@@ -231,7 +231,10 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         est.bram_18k = _table_brams(lanes, spec.table_size * 18)
         est.cycles = 1
         f["lut_elem"] = lanes * bits
-    else:  # relu/linear/pooling: compare, select, requantise
+    elif spec.activation == "multiply":  # element-wise product of two tensors: real multipliers
+        est.dsp = lanes if bits >= co["dsp"]["min_input_bits"] else 0
+        f["lut_elem"] = lanes * bits
+    else:  # relu/linear/add/pooling: compare or add, select, requantise
         sat = spec.result_type.saturate or spec.result_type.rounding
         f["lut_elem"] = lanes * bits * (2.0 if sat else 1.0)
         est.cycles = 0
