@@ -50,7 +50,11 @@ def _load_keras(path: Path, compile: bool):
         with tf.keras.utils.custom_object_scope(custom_objects()):
             model = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise InputError(f"cannot load model {path}: {_first_line(e)}") from None
+        hint = ""
+        if path.is_file() and "PruneLowMagnitude" in json.dumps(_h5_model_config(path) or {}):
+            # TF 2.14 cannot rebuild tfmot pruning wrappers around QKeras layers from HDF5
+            hint = "; save the model after tfmot.sparsity.keras.strip_pruning() and convert that file"
+        raise InputError(f"cannot load model {path}: {_first_line(e)}{hint}") from None
     refuse_unsupported_layers(model, path)
     return model
 
