@@ -124,6 +124,8 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
         if cls == "Input":
             prev_type = result_type
             continue
+        if cls in ("Reshape", "Flatten", "Transpose") and not layer.get_attr("function_cpp"):
+            continue  # hls4ml writes no code for these: only the array's shape changes
         spec = LayerSpec(name=layer.name, kind="other", io_type=io_type, strategy=_strategy(layer),
                          reuse_factor=int(layer.get_attr("reuse_factor") or 1), in_type=prev_type or Fixed(),
                          result_type=result_type)
@@ -179,6 +181,7 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
             spec.in_positions = int(np.prod(in_shape[:-1]))
             spec.pool_size = max(1, spec.in_positions // max(1, spec.n_positions))
             spec.n_in = int(np.prod(in_shape))
+            spec.n_out = int(np.prod(out.shape))
         else:
             spec.n_in = int(np.prod(out.shape))
         spec.n_out = spec.n_out or spec.n_in

@@ -251,6 +251,10 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
 def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
     """io_stream: the layer loops over pixels; FIFOs and window registers add logic."""
     if spec.io_type != "io_stream":
+        if spec.kind in ("conv1d", "conv2d") and spec.n_positions > 1:
+            # io_parallel convolution: one kernel instance pipelined over the output pixels
+            est.cycles = est.cycles + (spec.n_positions - 1) * max(1, est.ii)
+            est.ii = spec.n_positions * max(1, est.ii)
         return
     t = co["timing"]
     f = est.features
