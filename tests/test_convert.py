@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -78,12 +77,11 @@ def test_project_holds_reports_and_predictions(qkeras_project):
 
 def test_same_conversion_again_is_a_cache_hit_and_new_data_reuses_the_library(qkeras_project):
     out, report = qkeras_project
-    start = time.perf_counter()
-    again = convert(QKERAS, output_dir=out, n=N)
-    assert again["cache"]["hit"] and time.perf_counter() - start < 2.0  # no compile: milliseconds
-    assert again["csim"] == json.loads(json.dumps(report["csim"]))
     library = out / report["library"]
     mtime = library.stat().st_mtime
+    again = convert(QKERAS, output_dir=out, n=N)
+    assert again["cache"]["hit"]  # the stored report, no conversion, no compile
+    assert again["csim"] == json.loads(json.dumps(report["csim"]))
     other = convert(QKERAS, output_dir=out, n=N // 2)
     assert other["cache"] == {"hit": False, "library_reused": True}
     assert other["timing"]["compile"] == 0.0 and library.stat().st_mtime == mtime
