@@ -82,3 +82,10 @@ def test_unknown_custom_layer_is_refused_by_name(tmp_path):
     shutil.copy(FIXTURES / "keras21_dense_weights.h5", tmp_path / "custom_weights.h5")
     with pytest.raises(InputError, match=r"unknown custom layer\(s\) magic \(MyMagicLayer\)"):
         load_model(tmp_path / "custom.json")
+
+
+def test_keras224_full_h5_matches_json_plus_weights():
+    full = load_model(FIXTURES / "keras224_dense_full.h5")
+    split = load_model(FIXTURES / "keras21_dense.json")
+    x = np.random.default_rng(2).normal(size=(4, 16)).astype(np.float32)
+    np.testing.assert_array_equal(full.predict(x, verbose=0), split.predict(x, verbose=0))
