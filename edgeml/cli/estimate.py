@@ -62,10 +62,12 @@ def _print_human(r: dict) -> None:
     if t.get("fits") is not None:
         click.echo(f"fits the part: {'yes' if t['fits'] else 'NO'}")
     if r.get("comparison"):
-        click.echo(f"\nreport ({r['report']['csynth'].get('file', '')}) vs estimate:")
+        click.echo(f"\ncsynth report ({r['report']['csynth'].get('file', '')}):")
+        click.echo(f"  {'metric':<12}{'report':>10}{'estimate':>10}  error")
         for k, c in r["comparison"].items():
             rel = f"{100 * c['rel_error']:+.0f}%" if c["rel_error"] is not None else f"{c['abs_error']:+g}"
-            click.echo(f"  {k:<12}{_fmt(c['report']):>10}{_fmt(c['estimate']):>10}  {rel}")
+            flag = {True: "  within the likely range", False: "  outside the likely range"}.get(c.get("in_range"), "")
+            click.echo(f"  {k:<12}{_fmt(c['report']):>10}{_fmt(c['estimate']):>10}  {rel:>6}{flag}")
         if r["report"].get("vivado"):
             v = r["report"]["vivado"]
             click.echo("  Vivado synth: " + ", ".join(f"{k} {_fmt(v[k])}" for k in ("lut", "ff", "dsp", "bram_18k") if k in v))

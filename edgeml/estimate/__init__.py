@@ -115,6 +115,9 @@ def compare(total: dict, report: dict) -> dict:
         rel = (est - rep) / rep if rep else None
         out[k] = {"report": rep, "estimate": est, "rel_error": None if rel is None else round(rel, 4),
                   "abs_error": round(est - rep, 3)}
+        if f"{k}_range" in total:
+            lo, hi = total[f"{k}_range"]
+            out[k]["in_range"] = bool(lo <= rep <= hi)
     return out
 
 
