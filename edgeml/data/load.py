@@ -28,7 +28,7 @@ FEATURES = [
 CLASSES = ["g", "q", "w", "z", "t"]
 
 # The one line to change when the embedded default sample is replaced.
-DEFAULT_SAMPLE = "placeholder_jets.npz"
+DEFAULT_SAMPLE = "pythia8_jets.npz"
 DEFAULT_DIR = Path(__file__).parent / "default"
 
 OPENML_ID = 42468
