@@ -1,4 +1,7 @@
-"""Real Pythia8 + FastJet generation of a few dozen jets per class (needs the edgeml[generate] extra)."""
+"""Real Pythia8 + FastJet generation of a few dozen jets per class, and the shipped default sample.
+
+Generation tests need the edgeml[generate] extra (pythia8mc, fastjet) and skip without it.
+"""
 
 import json
 
@@ -6,17 +9,20 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("pythia8mc")
-pytest.importorskip("fastjet")
-
-from edgeml.cli import main  # noqa: E402
-from edgeml.data import CLASSES, FEATURES, load_jets  # noqa: E402
-from edgeml.data.generate import generate, plan_tasks, write_sample  # noqa: E402
-from edgeml.errors import InputError  # noqa: E402
+from edgeml.cli import main
+from edgeml.data import CLASSES, FEATURES, default_sample_metadata, default_sample_path, load_jets
+from edgeml.data.generate import generate, plan_tasks, write_sample
+from edgeml.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def sample():
+def generators():
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("fastjet")
+
+
+@pytest.fixture(scope="module")
+def sample(generators):
     """30 jets per class, two worker processes: the CI run of the real generator."""
     return generate(150, seed=11, workers=2, progress=False)
 
@@ -53,7 +59,7 @@ def test_plan_is_balanced_and_chunked():
     assert max(t[2] for t in tasks) == 2
 
 
-def test_cli_writes_loadable_sample_and_refuses_overwrite(tmp_path):
+def test_cli_writes_loadable_sample_and_refuses_overwrite(tmp_path, generators):
     out = tmp_path / "jets.npz"
     args = ["data", "generate", "--n-jets", "10", "--out", str(out), "--seed", "2"]
     result = CliRunner().invoke(main, args)
@@ -74,3 +80,14 @@ def test_cli_writes_loadable_sample_and_refuses_overwrite(tmp_path):
 def test_write_sample_wants_npz(tmp_path, sample):
     with pytest.raises(InputError, match=".npz"):
         write_sample(sample[0], sample[1], tmp_path / "jets.csv")
+
+
+def test_default_sample_is_a_balanced_pythia8_sample_under_5_mb():
+    path = default_sample_path()
+    assert path.stat().st_size < 5_000_000
+    data = load_jets("default")
+    counts = np.bincount(data.y, minlength=5)
+    assert len(data) >= 60_000 and counts.max() - counts.min() <= 1
+    meta = default_sample_metadata()
+    assert meta["n_jets"] == len(data) and meta["jets_per_class"] == dict(zip(CLASSES, counts.tolist()))
+    assert meta["versions"]["pythia8mc"] == "8.317.2" and meta["jets_per_cpu_second"] > 0
