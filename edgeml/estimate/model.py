@@ -282,6 +282,10 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
         f["lut_stream"] += 100
         f["ff_stream"] += spec.n_out * spec.result_type.width / max(1, spec.n_positions) + 100
         est.ii = max(est.ii, spec.in_positions if spec.kind == "pooling" else 1)
+        # the output FIFO holds a whole feature map (depth = pixels) when the layer follows a convolution
+        depth = spec.n_positions if spec.kind == "pooling" else spec.n_in // chan if spec.n_chan else 1
+        if depth > 64:
+            est.bram_18k += math.ceil(chan * spec.result_type.width / 18) * math.ceil(depth / 1024)
 
 
 def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict) -> list[LayerEstimate]:
