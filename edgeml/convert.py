@@ -410,7 +410,7 @@ def fidelity(model, hls_model, X: np.ndarray, y: np.ndarray, classes: list[str])
         "jets_per_second": len(X) / t_csim if t_csim > 0 else None,
     }
     csim_report["notes"] = _notes(csim_report)
-    layers = layer_fidelity(hls_model, traces, keras_layers, X, Xq, t_in)
+    layers = layer_fidelity(hls_model, traces, keras_layers, keras_layer_outputs(model, X), X, Xq, t_in)
     arrays = {"y_true": y.astype(np.int64), "keras": keras_float, "csim": csim, "keras_logits": float_logits,
               "csim_logits": csim_logits, "keras_quantized_input": keras_q,
               "keras_quantized_input_logits": keras_q_logits}
@@ -443,8 +443,13 @@ def _float_logits(model, X, logits_name: str, keras_float: np.ndarray) -> np.nda
     return sub.predict(X, batch_size=4096, verbose=0).reshape(len(X), -1)
 
 
-def layer_fidelity(hls_model, traces: dict, keras_layers: dict, X, Xq, t_in: Fixed) -> list[dict]:
-    """Per-layer error, overflow and ranges, in firmware order; the first broken layer is marked."""
+def layer_fidelity(hls_model, traces: dict, keras_q: dict, keras_float: dict, X, Xq, t_in: Fixed) -> list[dict]:
+    """Per-layer error, overflow and ranges, in firmware order; the first broken layer is marked.
+
+    Errors compare with Keras on the quantized inputs (``keras_q``); ranges, overflow and partial-sum
+    bounds come from Keras on the float inputs (``keras_float``): after an overflowing input wrapped,
+    the quantized-input values would understate what the later layers must hold.
+    """
     layers = list(hls_model.get_layers())
     input_layer = layers[0]
     rows = [{"name": input_layer.name, "class": "Input", "precision": str(t_in),
@@ -452,19 +457,20 @@ def layer_fidelity(hls_model, traces: dict, keras_layers: dict, X, Xq, t_in: Fix
              "overflow_fraction": overflow_fraction(X, t_in), "range": list(t_in.range),
              "output_range": [float(X.min()), float(X.max())], "weight_range": None,
              "quantizer_derived": False}]
-    outputs = {input_layer.name: Xq}
+    outputs = {input_layer.name: X}
     for layer in layers[1:]:
-        if layer.name not in traces or layer.name not in keras_layers:
+        if layer.name not in traces or layer.name not in keras_q:
             continue
-        ref, got = keras_layers[layer.name], traces[layer.name]
-        outputs[layer.name] = ref
+        ref, got = keras_q[layer.name], traces[layer.name]
+        true = keras_float.get(layer.name, ref)
+        outputs[layer.name] = true
         t = fixed_of(layer.get_output_variable().type.precision)
         row = {"name": layer.name, "class": layer.class_name, "precision": str(t) if t else
                str(layer.get_output_variable().type.precision),
                "max_abs_diff": float(np.max(np.abs(got - ref))), "mean_abs_diff": float(np.mean(np.abs(got - ref))),
-               "overflow_fraction": overflow_fraction(ref, t) if t else 0.0,
+               "overflow_fraction": overflow_fraction(true, t) if t else 0.0,
                "range": list(t.range) if t else None,
-               "output_range": [float(ref.min()), float(ref.max())], "weight_range": None,
+               "output_range": [float(true.min()), float(true.max())], "weight_range": None,
                "reuse_factor": layer.get_attr("reuse_factor"), "n_out": int(got.shape[1]),
                "quantizer_derived": _quantizer_derived(layer)}
         row.update(_weight_info(layer))
@@ -673,7 +679,7 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
         report = read_json(out / REPORT_FILE)
         report["cache"] = {"hit": True, "seconds": time.perf_counter() - t_start}
         return report
-    if out.exists() and cache and cache["build_key"] != build_key:
+    if out.exists() and cache and cache["build_key"] != build_key and not force:
         raise InputError(f"{out} holds a conversion with other settings; pass --force to overwrite it "
                          "or --output to choose another directory")
 

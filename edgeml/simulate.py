@@ -136,6 +136,8 @@ def run(hls_model, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         raise EdgemlError("the hls4ml model is not compiled; call compile_model first")
     X = np.ascontiguousarray(X, dtype=np.float64)
     top = getattr(lib, hls_model.config.get_project_name() + "_double")
+    top.argtypes = [np.ctypeslib.ndpointer(ctypes.c_double, flags="C_CONTIGUOUS")] * 2
+    top.restype = None
     ctype = ctypes.c_double
     outputs = hls_model.get_output_variables()
     if len(hls_model.get_input_variables()) != 1 or len(outputs) != 1:
@@ -169,17 +171,8 @@ def run(hls_model, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return y, layers
 
 
-def _setup_argtypes(hls_model) -> None:
-    lib = hls_model._top_function_lib
-    fn = getattr(lib, hls_model.config.get_project_name() + "_double")
-    fn.argtypes = [np.ctypeslib.ndpointer(ctypes.c_double, flags="C_CONTIGUOUS"),
-                   np.ctypeslib.ndpointer(ctypes.c_double, flags="C_CONTIGUOUS")]
-    fn.restype = None
-
-
 def simulate(hls_model, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
-    """``run`` with argument types set; also returns the wall time in seconds."""
-    _setup_argtypes(hls_model)
+    """``run``, also returning its wall time in seconds."""
     start = time.perf_counter()
     y, layers = run(hls_model, X)
     return y, layers, time.perf_counter() - start

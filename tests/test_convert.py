@@ -179,3 +179,12 @@ def test_force_replaces_projects_only(tmp_path):
     with pytest.raises(InputError, match="not an hls4ml project directory"):
         convert(QKERAS, output_dir=tmp_path / "docs", n=N, force=True)
     assert (tmp_path / "docs" / "thesis.tex").read_text() == "years of work"
+
+
+def test_force_replaces_a_project_built_with_other_settings(qkeras_project, tmp_path):
+    out, _ = qkeras_project
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    report = convert(QKERAS, config.validate({"hls": {"ReuseFactor": 2}}), output_dir=copy, n=N, force=True)
+    assert report["cache"] == {"hit": False, "library_reused": False}
+    assert report["hls"]["ReuseFactor"] == 2 and report["csim"]["bit_exact_logits"]
