@@ -43,7 +43,8 @@ def build_model(model_cfg: dict, n_features: int = 16, n_classes: int = 5, seed:
     tf.keras.utils.set_random_seed(seed)
     reg = regularizers.l1(model_cfg["l1"]) if model_cfg["l1"] > 0 else None
     model = tf.keras.Sequential(name="jet_tagger")
-    model.add(layers.InputLayer(input_shape=(n_features,), name="input"))
+    # not "input": hls4ml reserves that node name
+    model.add(layers.InputLayer(input_shape=(n_features,), name="fc1_input"))
     for i, width in enumerate(model_cfg["hidden"], start=1):
         model.add(layers.Dense(width, kernel_initializer=model_cfg["kernel_initializer"],
                                kernel_regularizer=reg, name=f"fc{i}"))
