@@ -333,7 +333,7 @@ def plot_training(records: list[ModelRecord]) -> str | None:
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
-    ax_acc.legend(fontsize=8, loc="lower right")
+    ax_acc.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return _png(fig)
 
