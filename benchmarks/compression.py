@@ -4,10 +4,9 @@
 
 For each seed (model initialisation and shuffling; the data split is always the config's) it trains the
 float baseline of configs/default.yaml, then every recipe that config lists (tutorial_pruned,
-tutorial_qkeras, edgeml_compact) on that baseline, and one student architecture twice: with
-distillation from the baseline (student_kd) and without (student_scratch). The student is
-edgeml_compact's architecture, bits and sparsity trained from scratch, so the pair isolates the effect
-of distillation (edgeml_compact's distill settings, else STUDENT_DISTILL). Writes {"models": {name: {accuracy_mean, accuracy_std, auc_mean, bops,
+tutorial_qkeras, edgeml_compact) on that baseline, and one small student (STUDENT) twice: with
+distillation from the baseline (student_kd) and without (student_scratch), so the pair isolates the
+effect of distillation. Writes {"models": {name: {accuracy_mean, accuracy_std, auc_mean, bops,
 nonzero_weights, sparsity, ...}}, "checks": {...}}. Exit status 1 if an acceptance check fails.
 --quick: 1 seed, 5 epochs everywhere (checks are then reported but not enforced).
 """
@@ -26,23 +25,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# Distillation settings of student_kd when edgeml_compact itself does not distil.
-STUDENT_DISTILL = {"alpha": 0.5, "temperature": 2.0}
+# The distillation pair: a small float student (16-16-8-5) from scratch, with the float baseline as teacher
+# (student_kd) and with hard labels only (student_scratch). Distillation did not help the quantized
+# edgeml_compact (its bounded logits cannot follow the teacher's, see docs/compression.md), so the pair
+# uses the student where a capacity gap makes distillation matter.
+STUDENT = {"start": "scratch", "epochs": 40, "student": {"hidden": [16, 8]}}
+STUDENT_DISTILL = {"alpha": 0.3, "temperature": 2.0}
 
 
-def student_recipes(recipes: list) -> list:
-    """student_kd / student_scratch: edgeml_compact trained from scratch, with and without distillation."""
+def student_recipes(cfg: dict) -> list:
+    """student_kd / student_scratch: the same STUDENT trained with and without distillation."""
+    from edgeml import config as cfgmod
     from edgeml.compress.recipes import Recipe
 
-    compact = next(r for r in recipes if r.name == "edgeml_compact").settings
     out = []
     for name, distill in (("student_kd", True), ("student_scratch", False)):
-        settings = copy.deepcopy(compact)
-        settings["start"] = "scratch"
-        if distill and not compact["distill"]["enabled"]:
-            settings["distill"].update(STUDENT_DISTILL)
-        settings["distill"]["enabled"] = distill
-        out.append(Recipe(name, settings))
+        section = {**STUDENT, "distill": {"enabled": distill, **STUDENT_DISTILL}}
+        out.append(Recipe(name, cfgmod.validate({**cfg, "compression": section})["compression"]))
     return out
 
 
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         cfg["data"]["source"] = args.data
     recipes = load_recipes(cfg, base_dir=Path(args.config).parent)
-    recipes += student_recipes(recipes)
+    recipes += student_recipes(cfg)
     seeds = 1 if args.quick else args.seeds
     if args.quick:
         cfg["train"]["epochs"] = 5
