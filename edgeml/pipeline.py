@@ -29,6 +29,7 @@ class Stage:
     fn: Callable[["RunContext"], dict]
     doc: str = ""
     inputs: Callable[[dict], list] | None = None  # files read besides the config (their bytes join the key)
+    always: bool = False  # cheap and shaped by edgeml's code rather than the config: never reused
 
 
 @dataclass
@@ -211,7 +212,7 @@ STAGES += [
           "convert every model with hls4ml and C-simulate it on the test jets"),
     Stage("estimate", ("hls",), ("convert",), _estimate_stage, "estimate resources and latency of every model"),
     Stage("report", (), ("data",) + _MODEL_STAGES + ("convert", "estimate"), _report_stage,
-          "write report.html, report.md and summary.json"),
+          "write report.html, report.md and summary.json", always=True),
 ]
 
 
@@ -251,6 +252,7 @@ def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only:
     manifest_path = run_dir / "manifest.json"
     manifest = read_json(manifest_path) if manifest_path.is_file() else {"stages": {}}
     selected = _selected(names, only, from_stage)
+    explicit = only is not None or from_stage is not None  # the user asked for these stages to run again
     ctx = RunContext(cfg, run_dir, progress=progress)
     keys: dict[str, str] = {}
     for st in STAGES:
@@ -258,6 +260,8 @@ def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only:
                                      *(st.inputs(cfg) if st.inputs else []))
         previous = manifest["stages"].get(st.name)
         fresh = previous is not None and previous["key"] == keys[st.name] and _outputs_exist(run_dir, previous)
+        if st.name in selected and (st.always or explicit):
+            fresh = False
         if fresh:
             ctx.outputs[st.name] = previous["outputs"]
             if st.name in selected:

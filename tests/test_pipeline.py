@@ -68,3 +68,19 @@ def test_interrupted_stage_leaves_no_partial_manifest(tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["data"]
     assert not list((tmp_path / "r").rglob(".*.tmp*"))
+
+
+def test_only_and_from_rerun_stages_even_when_unchanged(tmp_path, monkeypatch):
+    only_early_stages(monkeypatch)
+    calls = []
+    stages = [pipeline.Stage(s.name, s.sections, s.needs, lambda ctx, s=s: calls.append(s.name) or s.fn(ctx), s.doc)
+              for s in pipeline.STAGES]
+    monkeypatch.setattr(pipeline, "STAGES", stages)
+    run_dir = tmp_path / "r"
+    pipeline.run(cfg(), run_dir, progress=False)
+    pipeline.run(cfg(), run_dir, progress=False)
+    assert calls == ["data", "baseline"]
+    pipeline.run(cfg(), run_dir, only="baseline", progress=False)
+    assert calls == ["data", "baseline", "baseline"]
+    pipeline.run(cfg(), run_dir, from_stage="data", progress=False)
+    assert calls == ["data", "baseline", "baseline", "data", "baseline"]
