@@ -203,3 +203,34 @@ def test_cli_compress_runs_a_recipe_from_a_saved_baseline(tmp_path):
     assert again.exit_code == 2 and "--force" in again.output
     nothing = runner.invoke(main, ["compress", str(tmp_path / "base.yaml")])
     assert nothing.exit_code == 2 and "no compression recipe" in nothing.output
+
+
+def test_pipeline_compress_stage_runs_listed_recipes(tmp_path):
+    import yaml
+
+    from edgeml.data import write_npz
+    from edgeml.io import content_hash, read_json
+    from edgeml.modelio import load_model
+    from edgeml.pipeline import STAGES, RunContext
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 5, 500)
+    write_npz(JetData(np.abs(rng.normal(size=(500, 16))).astype(np.float32) + y[:, None], y, "tiny"),
+              tmp_path / "jets.npz")
+    recipe = tmp_path / "tiny_q.yaml"
+    recipe.write_text(yaml.safe_dump({"compression": {"epochs": 1, "quantize": {"enabled": True},
+                                                      "prune": {"sparsity": 0.5, "schedule": "constant"}}}))
+    cfg = cfgmod.validate({"data": {"source": str(tmp_path / "jets.npz")}, "model": {"hidden": [8]},
+                           "train": {"epochs": 1, "batch_size": 64}, "compression": {"recipes": [str(recipe)]}})
+    ctx = RunContext(cfg, tmp_path / "run", progress=False)
+    stages = {st.name: st for st in STAGES}
+    for name in ("data", "baseline", "compress"):
+        ctx.outputs[name] = stages[name].fn(ctx)
+    files = ctx.outputs["compress"]["models"]["tiny_q"]
+    assert set(files) == {"model", "scaler", "metrics", "history"}
+    assert type(load_model(ctx.run_dir / files["model"]).get_layer("fc1")).__name__ == "QDense"
+    assert read_json(ctx.run_dir / files["metrics"])["sparsity"] >= 0.5
+    assert "bops" in read_json(ctx.run_dir / ctx.outputs["baseline"]["models"]["baseline"]["metrics"])
+    before = content_hash(*stages["compress"].inputs(cfg))
+    recipe.write_text(recipe.read_text().replace("sparsity: 0.5", "sparsity: 0.6"))
+    assert content_hash(*stages["compress"].inputs(cfg)) != before  # editing a recipe file reruns the stage
