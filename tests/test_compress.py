@@ -201,6 +201,9 @@ def test_cli_compress_runs_a_recipe_from_a_saved_baseline(tmp_path):
     assert metrics["sparsity"] >= 0.5 and metrics["quantized"]
     again = runner.invoke(main, args)
     assert again.exit_code == 2 and "--force" in again.output
+    fresh = runner.invoke(main, ["compress", str(tmp_path / "q4.yaml"), "--out", str(tmp_path / "c2"), "--json"])
+    assert fresh.exit_code == 0, fresh.output  # no --from: the baseline is trained first, with cost metrics
+    assert "bops" in read_json(tmp_path / "c2" / "baseline_metrics.json")
     nothing = runner.invoke(main, ["compress", str(tmp_path / "base.yaml")])
     assert nothing.exit_code == 2 and "no compression recipe" in nothing.output
 
