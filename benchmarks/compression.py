@@ -14,7 +14,6 @@ nonzero_weights, sparsity, ...}}, "checks": {...}}. Exit status 1 if an acceptan
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 import time
