@@ -184,7 +184,8 @@ def _with_ranges(values: dict, ranges: dict) -> dict:
         out[k] = round(v) if k != "bram_18k" else round(v, 1)
         if k in ("latency_min", "latency_max", "ii"):
             lo, hi = ranges.get(k, (-2, 2))  # cycles, additive
-            out[f"{k}_range"] = [max(0, round(v + lo)), round(v + hi)]
+            floor = 1 if k == "ii" else 0  # an initiation interval is at least one cycle
+            out[f"{k}_range"] = [max(floor, round(v + lo)), round(v + hi)]
         else:
             out[f"{k}_range"] = _range_value(v, ranges.get(k))
     return out

@@ -1,7 +1,7 @@
 """Copy the reference models of a finished default run into models/ (shipped with edgeml).
 
     edgeml run                                   # the default config -> runs/default/
-    python benchmarks/refresh_reference_models.py --run-dir runs/default
+    python scripts/refresh_reference_models.py --run-dir runs/default
 
 Each model lands as ``models/<name>.h5`` with ``<name>_scaler.json`` and ``<name>_metrics.json``
 beside it (the layout every edgeml stage writes), so ``edgeml convert models/<name>.h5`` works
@@ -59,7 +59,7 @@ def _readme(names, summary: dict, run_dir: Path) -> str:
     lines = ["# Reference models", "",
              "The models of the default `edgeml run` (float baseline and two compression recipes), each with the",
              "scaler it was trained with. Convert one with `edgeml convert models/<name>.h5`. Regenerate with",
-             "`python benchmarks/refresh_reference_models.py --run-dir runs/default` after a default run.", "",
+             "`python scripts/refresh_reference_models.py --run-dir runs/default` after a default run.", "",
              "| model | accuracy | C-sim accuracy | BOPs | est. DSP | est. LUT | est. FF | latency (ns) |",
              "|---|---|---|---|---|---|---|---|"]
 
@@ -83,7 +83,6 @@ def main(argv=None) -> int:
     parser.add_argument("--run-dir", type=Path, default=REPO / "runs" / "default")
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--out", type=Path, help="write what was copied (and its numbers) as JSON")
-    parser.add_argument("--quick", action="store_true", help="accepted for benchmark-script uniformity; no effect")
     args = parser.parse_args(argv)
     result = refresh(args.run_dir, args.models_dir)
     text = json.dumps(result, indent=2)
