@@ -929,4 +929,30 @@ def summary_lines(report: dict) -> list[str]:
         a = report["auto_precision"]
         lines.append(f"auto-precision: argmax agreement {a['before']['argmax_agreement']:.4%} -> "
                      f"{a['after']['argmax_agreement']:.4%}")
+    lines += _layer_lines(report["layers"]) + _estimate_lines(report.get("estimate"))
+    lines.append(f"full report: {Path(report['project_dir']) / 'convert_report.md'}")
+    return lines
+
+
+def _layer_lines(layers: list[dict]) -> list[str]:
+    lines = [f"{'layer':<14}{'result type':<35}{'max |diff|':>11}{'overflow':>10}  status"]
+    for layer in layers:
+        lines.append(f"{layer['name']:<14}{str(layer.get('precision', '')):<35}{layer.get('max_abs_diff', 0):>11.3g}"
+                     f"{layer.get('overflow_fraction', 0):>10.2%}  {layer.get('status', '')}")
+    return lines
+
+
+def _estimate_lines(estimate: dict | None) -> list[str]:
+    """Totals of the resource/latency estimate, the numbers users read before synthesis."""
+    if not estimate:
+        return []
+    if "error" in estimate:
+        return [f"estimate: not available ({estimate['error']})"]
+    t = estimate["total"]
+    part = estimate.get("part", {}).get("part", "?")
+    lines = [f"estimate for {part} at {t.get('clock_ns', '?')} ns (HLS csynth-equivalent):"
+             f" DSP {t['dsp']:,} ({t.get('dsp_pct', 0):.1f}%), LUT {t['lut']:,} ({t.get('lut_pct', 0):.1f}%),"
+             f" FF {t['ff']:,}, BRAM18K {t['bram_18k']:g}, latency {t['latency_max']} cycles"
+             f" = {t['latency_ns']:g} ns, II {t['ii']}, fits: {'yes' if t.get('fits') else 'NO'}"]
+    lines += [f"warning: {w}" for w in estimate.get("warnings", [])]
     return lines

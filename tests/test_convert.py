@@ -120,6 +120,13 @@ def test_cli_converts_a_keras21_json_model(tmp_path):
     assert report["csim"]["logits_layer"] == "dense_2"  # fused softmax split off by hls4ml
     assert [row["name"] for row in report["layers"]][1:3] == ["dense_1", "dense_1_relu"]
 
+    # the same conversion again is served from the cache; the text output carries layers and estimate
+    result = CliRunner().invoke(main, ["convert", str(FIXTURES / "keras21_dense.json"), "--output",
+                                       str(tmp_path / "old"), "--n", "200"])
+    assert result.exit_code == 0, result.output
+    assert "(cached)" in result.output and "dense_1_relu" in result.output
+    assert "estimate for xcu250-figd2104-2L-e" in result.output and "fits: yes" in result.output
+
 
 def test_existing_directory_is_never_overwritten_without_force(tmp_path):
     (tmp_path / "prj").mkdir()
