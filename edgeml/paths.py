@@ -1,8 +1,9 @@
-"""Where edgeml finds optional reference material."""
+"""Where edgeml finds its shipped configs and optional reference material."""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 
@@ -14,3 +15,8 @@ def shared_dir() -> Path | None:
         if c and (Path(c) / "ground-truth").is_dir():
             return Path(c)
     return None
+
+
+def packaged_configs() -> Path:
+    """The repository's configs/ as installed with the package (default run and recipes)."""
+    return Path(str(resources.files("edgeml.configs")))

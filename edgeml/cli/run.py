@@ -15,14 +15,18 @@ DEFAULT_CONFIG = "configs/default.yaml"
 @click.option("--force", is_flag=True, help="Reuse a run directory that holds another config's results.")
 def run_command(config: str | None, run_dir: str | None, only: str | None, from_stage: str | None,
                 force: bool) -> None:
-    """Run data -> baseline -> ... on CONFIG (default configs/default.yaml, else built-in defaults)."""
+    """Run data -> baseline -> compress -> convert -> estimate -> report on CONFIG.
+
+    CONFIG defaults to ./configs/default.yaml, else the copy installed with edgeml.
+    """
     from pathlib import Path
 
     from edgeml import config as cfgmod
+    from edgeml.paths import packaged_configs
     from edgeml.pipeline import default_run_dir, run, summarize
 
-    if config is None and Path(DEFAULT_CONFIG).is_file():
-        config = DEFAULT_CONFIG
+    if config is None:
+        config = DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else packaged_configs() / "default.yaml"
     cfg = cfgmod.load(config)
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
     manifest = run(cfg, run_dir, force=force, only=only, from_stage=from_stage)

@@ -24,9 +24,12 @@ class Recipe:
 
 
 def resolve_recipe(entry: str, base_dir: str | Path | None = None) -> Path:
-    """A recipes-list entry as a file: tried as given, then in ./configs/, with and without '.yaml'."""
+    """A recipes-list entry as a file: tried as given, in ./configs/, then among the recipes installed with
+    edgeml; with and without '.yaml'."""
+    from edgeml.paths import packaged_configs
+
     roots = [Path(base_dir)] if base_dir is not None else []
-    roots += [Path.cwd(), Path.cwd() / "configs"]
+    roots += [Path.cwd(), Path.cwd() / "configs", packaged_configs()]
     names = [entry] if entry.endswith((".yaml", ".yml")) else [entry, f"{entry}.yaml"]
     for root in roots:
         for name in names:
