@@ -75,15 +75,9 @@ def _data_stage(ctx: RunContext) -> dict:
 
 
 def _baseline_stage(ctx: RunContext) -> dict:
-    from edgeml.compress.cost import model_cost
-    from edgeml.train import build_model, fit, save_trained
+    from edgeml.train import train
 
-    splits = ctx.splits()
-    model = build_model(ctx.cfg["model"], splits.X_train.shape[1], len(splits.classes), ctx.cfg["seed"])
-    checkpoint = ctx.path("models", ".baseline_best.weights.h5")
-    history = fit(model, splits, ctx.cfg["train"], checkpoint=checkpoint, progress=ctx.progress)
-    checkpoint.unlink(missing_ok=True)
-    paths = save_trained(model, splits, history, ctx.run_dir / "models", "baseline", extra=model_cost(model))
+    paths = train(ctx.cfg, ctx.run_dir / "models", "baseline", splits=ctx.splits(), progress=ctx.progress)
     metrics = read_json(paths.metrics)
     print(f"  baseline accuracy {metrics['accuracy']:.4f} after {metrics['epochs_trained']} epochs")
     return {"models": {"baseline": _relative(ctx, paths)}}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from edgeml.data import Splits, splits_from_config
 from edgeml.io import write_json
@@ -97,21 +96,15 @@ def evaluate(model, splits: Splits) -> dict:
     return classification_metrics(splits.y_test, proba, splits.classes)
 
 
-def count_parameters(model) -> dict:
-    """Trainable parameters and nonzero kernel/bias weights."""
-    weights = [w for layer in model.layers for w in layer.get_weights()]
-    total = int(sum(w.size for w in weights))
-    nonzero = int(sum(np.count_nonzero(w) for w in weights))
-    return {"parameters": total, "nonzero_weights": nonzero}
-
-
 def save_trained(model, splits: Splits, history: dict, out_dir: str | Path, name: str, extra: dict | None = None
                  ) -> TrainedModel:
-    """Save model, scaler, metrics and history under ``out_dir`` with the shared naming scheme."""
+    """Save model, scaler, metrics (physics and hardware cost) and history under ``out_dir``."""
+    from edgeml.compress.cost import model_cost
+
     paths = artifact_paths(out_dir, name)
     save_model(model, paths.model)
     splits.scaler.save(paths.scaler)
-    metrics = {"name": name, **evaluate(model, splits), **count_parameters(model),
+    metrics = {"name": name, **evaluate(model, splits), **model_cost(model),
                "epochs_trained": len(history.get("loss", [])), **(extra or {})}
     write_json(paths.metrics, metrics)
     write_json(paths.history, history)

@@ -135,7 +135,6 @@ def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path,
     """Build, compress, train and save one recipe's model; return its ``TrainedModel`` paths."""
     import tensorflow as tf
 
-    from edgeml.compress.cost import model_cost
     from edgeml.compress.distill import distillation_loss, pack_targets, teacher_logits
     from edgeml.compress.prune import apply_pruning, layer_targets, pruning_callbacks, sparsity_report, strip
     from edgeml.compress.quantize import copy_weights
@@ -166,7 +165,7 @@ def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path,
     history = fit_compressed(model, splits, y_train, y_val, train_cfg, loss, callbacks, settled, progress)
     if pruned:
         model = strip(model)
-    extra = {"recipe": recipe.name, **model_cost(model), "target_sparsity": targets,
+    extra = {"recipe": recipe.name, "target_sparsity": targets,
              "achieved_sparsity": sparsity_report(model), "quantized": s["quantize"]["enabled"],
              "distilled": s["distill"]["enabled"], "hidden": student_model_cfg(cfg, s)["hidden"]}
     return save_trained(model, splits, history, out_dir, recipe.name, extra=extra)
@@ -178,9 +177,7 @@ def compress(cfg: dict, out_dir: str | Path, baseline=None, splits=None, base_di
 
     Returns {name: TrainedModel}; the baseline is included when it was trained here.
     """
-    from edgeml.compress.cost import model_cost
     from edgeml.data import splits_from_config
-    from edgeml.io import read_json, write_json
     from edgeml.modelio import load_model
     from edgeml.progress import stage
     from edgeml.train import train
@@ -192,7 +189,6 @@ def compress(cfg: dict, out_dir: str | Path, baseline=None, splits=None, base_di
         stage("compress: training the float baseline first (pass --from to reuse one)")
         results["baseline"] = train(cfg, out_dir, "baseline", splits=splits, progress=progress)
         baseline = load_model(results["baseline"].model)
-        write_json(results["baseline"].metrics, {**read_json(results["baseline"].metrics), **model_cost(baseline)})
     check_compatible(baseline, splits.X_train.shape[1], len(splits.classes))
     for recipe in recipes:
         stage(f"compress: recipe {recipe.name}")
