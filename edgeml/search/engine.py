@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket
 import tempfile
 from pathlib import Path
@@ -61,8 +60,6 @@ def connect(address: str | None, workers: int | None) -> dict:
         return {"engine": "ray", "address": f"{host}:{port}", "workers": workers or cpus,
                 "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
     workers = workers or os.cpu_count() or 1
-    if "RAY_AUTH_TOKEN" not in os.environ:  # a token of our own: not the shared ~/.ray file other clusters rewrite
-        os.environ["RAY_AUTH_MODE"], os.environ["RAY_AUTH_TOKEN"] = "token", secrets.token_hex(32)
     temp_dir = tempfile.mkdtemp(prefix="edgeml-ray-")  # our own session files, apart from anyone else's Ray
     ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir, **options)
     return {"engine": "ray", "address": None, "workers": workers,
