@@ -41,6 +41,7 @@ class Key:
 class Section:
     doc: str
     keys: dict[str, "Key | Section | Mapping"]
+    optional: bool = False  # absent from the file: null (the feature is off); present: filled with defaults
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,84 @@ COMPRESSION_SECTION = Section(
     },
 )
 
+def _check_range(where: str, value: Any) -> None:
+    """A [low, high] pair of numbers with low <= high (the search space's ranges)."""
+    if (len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
+            or value[0] > value[1]):
+        raise ConfigError(f"config error: {where} = {value!r} must be a range [low, high] of two numbers with "
+                          "low <= high")
+
+
+def _check_choices(where: str, value: Any) -> None:
+    if not value:
+        raise ConfigError(f"config error: {where} is empty: the search needs at least one value to try")
+
+
+def _check_strategies(where: str, value: Any) -> None:
+    _check_choices(where, value)
+    bad = [v for v in value if v not in ("Latency", "Resource")]
+    if bad:
+        raise ConfigError(f"config error: {where} holds {bad[0]!r} (allowed: Latency, Resource)")
+
+
+def _range(default: list, doc: str, lo: float, hi: float, integer: bool = True) -> Key:
+    def check(where: str, value: Any) -> None:
+        _check_range(where, value)
+        if integer and any(not isinstance(v, int) for v in value):
+            raise ConfigError(f"config error: {where} = {value!r} must hold whole numbers")
+        if value[0] < lo or value[1] > hi:
+            raise ConfigError(f"config error: {where} = {value!r} must lie within [{lo}, {hi}]")
+
+    return Key(list, default, f"{doc} Range [low, high] within [{lo}, {hi}].", check=check)
+
+
+SEARCH_SECTION = Section(
+    "`edgeml search` (and the optional `search` stage of `edgeml run`, which runs only when the config has this "
+    "section (`search: {}` for all defaults): Optuna proposes, Ray Tune runs the trials. See docs/search.md.",
+    {
+        "trials": Key(int, 48, "Number of trials (--trials overrides).", min=1, max=100000),
+        "workers": Key(int, None, "Trials at once on a local Ray (--workers); null: one per core.", min=1,
+                       max=1024, nullable=True),
+        "epochs": Key(int, 20, "Training epochs of each trial (--epochs overrides; also the teacher's).", min=1,
+                      max=10000),
+        "sampler": Key(str, "tpe", "Optuna multi-objective sampler, seeded with `seed`.", choices=("tpe", "nsga2")),
+        "objective": Key(str, "lut_dsp", "Cost to minimise beside validation accuracy: LUT + 55*DSP, latency "
+                         "(ns) or BOPs.", choices=("lut_dsp", "latency", "bops")),
+        "max_failures": Key(int, 1, "Retries of a trial whose worker died or raised.", min=0, max=10),
+        "budget": Section("What a trial must fit; a trial over budget is infeasible and never on the front.", {
+            "Part": Key(str, "xcu250-figd2104-2L-e", "FPGA part the percentages refer to."),
+            "ClockPeriod": Key((int, float), 5.0, "Clock period in ns.", min=0.5, max=100.0),
+            "max_lut_pct": Key(float, 5.0, "Maximum LUTs, % of the part.", min=0.0, max=100.0),
+            "max_dsp_pct": Key(float, 5.0, "Maximum DSPs, % of the part.", min=0.0, max=100.0),
+            "max_ff_pct": Key(float, 5.0, "Maximum flip-flops, % of the part.", min=0.0, max=100.0),
+            "max_bram_pct": Key(float, 5.0, "Maximum BRAM, % of the part.", min=0.0, max=100.0),
+            "max_latency_ns": Key(float, 100.0, "Maximum latency in ns.", min=0.0, nullable=True),
+            "max_ii": Key(int, 5, "Maximum initiation interval in clocks (5 at 5 ns: a new event every 25 ns).",
+                          min=1, nullable=True),
+        }),
+        "space": Section("What Optuna may choose; defaults search around the hls4ml tutorial tagger.", {
+            "hidden_layers": _range([1, 4], "Number of hidden Dense layers.", 1, 8),
+            "widths": Key(list, [8, 16, 24, 32, 48, 64], "Widths a hidden layer may take.", item_type=int,
+                          check=_check_choices),
+            "weight_bits": _range([2, 16], "Per-layer QKeras quantized_bits width of kernel and bias.", 2, 16),
+            "activation_bits": _range([2, 16], "Per-layer quantized_relu width.", 2, 16),
+            "input_bits": _range([6, 16], "Width of the network input ap_fixed<W, input_integer>.", 2, 32),
+            "input_integer": Key(int, 4, "Integer bits (sign included) of the network input; the scaled features "
+                                 "mostly lie within +-4 standard deviations.", min=1, max=16),
+            "sparsity": _range([0.0, 0.95], "tfmot target sparsity of every Dense kernel.", 0.0, 0.95,
+                               integer=False),
+            "distill": Key(list, [False, True], "Distillation choices (the teacher is the run's float baseline).",
+                           item_type=bool, check=_check_choices),
+            "ReuseFactor": Key(list, [1, 2, 4], "Model-wide reuse factors.", item_type=int, check=_check_choices),
+            "Strategy": Key(list, ["Latency", "Resource"], "Model-wide strategies (Latency, Resource).", item_type=str,
+                            check=_check_strategies),
+            "learning_rate": _range([0.001, 0.01], "Adam learning rate (log-uniform).", 1e-5, 1.0, integer=False),
+        }),
+    },
+    optional=True,
+)
+
+
 SCHEMA = Section(
     "An edgeml run configuration.",
     {
@@ -230,6 +309,7 @@ SCHEMA = Section(
         ),
         "hls": HLS_SECTION,
         "compression": COMPRESSION_SECTION,
+        "search": SEARCH_SECTION,
     },
 )
 
@@ -238,7 +318,7 @@ def defaults(section: Section = SCHEMA) -> dict:
     out = {}
     for name, spec in section.keys.items():
         if isinstance(spec, Section):
-            out[name] = defaults(spec)
+            out[name] = None if spec.optional else defaults(spec)
         elif isinstance(spec, Mapping):
             out[name] = copy.deepcopy(spec.default)
         else:
@@ -265,6 +345,8 @@ def validate(raw: Any, section: Section = SCHEMA, where: str = "") -> dict:
 
 def _validate_value(value: Any, spec: Key | Section | Mapping, path: str) -> Any:
     if isinstance(spec, Section):
+        if value is None and spec.optional:
+            return None
         return validate(value, spec, path)
     if isinstance(spec, Mapping):
         if value is None:
@@ -304,7 +386,7 @@ def _validate_key(value: Any, spec: Key, path: str) -> Any:
         raise ConfigError(f"config error: {path} = {value!r} is above the maximum {spec.max}")
     if spec.item_type is not None:
         for i, item in enumerate(value):
-            if not isinstance(item, spec.item_type) or isinstance(item, bool):
+            if not isinstance(item, spec.item_type) or (isinstance(item, bool) and spec.item_type is not bool):
                 raise ConfigError(
                     f"config error: {path}[{i}] = {item!r} must be {_type_name(spec.item_type)}"
                 )

@@ -30,6 +30,7 @@ class Stage:
     doc: str = ""
     inputs: Callable[[dict], list] | None = None  # files read besides the config (their bytes join the key)
     always: bool = False  # cheap and shaped by edgeml's code rather than the config: never reused
+    wanted: Callable[[dict], bool] | None = None  # optional stage: runs only when this says the config asks for it
 
 
 @dataclass
@@ -200,6 +201,16 @@ def _report_stage(ctx: RunContext) -> dict:
     return {kind: str(p.relative_to(ctx.run_dir)) for kind, p in paths.items()}
 
 
+def _search_stage(ctx: RunContext) -> dict:
+    from edgeml.modelio import load_model
+    from edgeml.search import search
+
+    teacher = load_model(ctx.run_dir / ctx.outputs["baseline"]["models"]["baseline"]["model"])
+    summary = search(ctx.cfg, ctx.run_dir / "search", splits=ctx.splits(), teacher=teacher, force=True)
+    print(f"  search: {len(summary['front'])} models on the front; search/search_report.html")
+    return {"summary": "search/search_summary.json", "report": "search/search_report.html"}
+
+
 _MODEL_STAGES = tuple(s.name for s in STAGES if s.name in ("baseline", "compress"))
 STAGES += [
     Stage("convert", ("hls",), ("data",) + _MODEL_STAGES, _convert_stage,
@@ -207,6 +218,9 @@ STAGES += [
     Stage("estimate", ("hls",), ("convert",), _estimate_stage, "estimate resources and latency of every model"),
     Stage("report", (), ("data",) + _MODEL_STAGES + ("convert", "estimate"), _report_stage,
           "write report.html, report.md and summary.json", always=True),
+    Stage("search", ("seed", "data", "model", "train", "hls", "search"), ("data", "baseline"), _search_stage,
+          "search the space of search: for the best taggers within its budget (Optuna + Ray Tune)",
+          wanted=lambda cfg: cfg.get("search") is not None),
 ]
 
 
@@ -250,6 +264,8 @@ def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only:
     ctx = RunContext(cfg, run_dir, progress=progress)
     keys: dict[str, str] = {}
     for st in STAGES:
+        if st.wanted is not None and not st.wanted(cfg):
+            continue
         keys[st.name] = content_hash(st.name, [cfg.get(s) for s in st.sections], [keys[n] for n in st.needs],
                                      *(st.inputs(cfg) if st.inputs else []))
         previous = manifest["stages"].get(st.name)

@@ -18,7 +18,7 @@ import click  # noqa: E402
 from edgeml import __version__  # noqa: E402
 from edgeml.errors import EdgemlError  # noqa: E402
 
-COMMAND_MODULES = ["data", "train", "run", "report", "compress", "convert", "estimate"]
+COMMAND_MODULES = ["data", "train", "run", "report", "compress", "convert", "estimate", "search"]
 
 
 class _Group(click.Group):

@@ -1,0 +1,57 @@
+"""``edgeml search [CONFIG]``: the best jet tagger that fits a trigger budget (Optuna proposes, Ray Tune runs)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("search")
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option("--trials", type=int, help="Number of trials (default: search.trials).")
+@click.option("--workers", type=int, help="Trials at once on a local Ray (default: one per core).")
+@click.option("--address", metavar="HOST:PORT", help="Run on an existing Ray cluster (`ray start --head`).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Where trials and results go "
+              "(default runs/<name>/search/).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted search without rerunning finished trials.")
+@click.option("--epochs", type=int, help="Training epochs of each trial (default: search.epochs).")
+@click.option("--force", is_flag=True, help="Start over in a run directory that holds a search.")
+@click.option("--json", "as_json", is_flag=True, help="Print trials and front as JSON.")
+def search_command(config, trials, workers, address, run_dir, resume, epochs, force, as_json) -> None:
+    """Search widths, bits, input precision, sparsity, distillation, ReuseFactor and Strategy for the most
+    accurate taggers that fit search.budget (see docs/search.md).
+
+    CONFIG defaults to ./configs/default.yaml, else the copy installed with edgeml.
+    """
+    from pathlib import Path
+
+    from edgeml import config as cfgmod
+    from edgeml.cli.common import echo_json
+    from edgeml.cli.run import DEFAULT_CONFIG
+    from edgeml.errors import InputError
+    from edgeml.paths import packaged_configs
+    from edgeml.search import json_result, search
+    from edgeml.search.results import read_trials
+
+    for name, value in (("--trials", trials), ("--workers", workers), ("--epochs", epochs)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}")
+    if config is None:
+        config = DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else packaged_configs() / "default.yaml"
+    cfg = cfgmod.load(config)
+    summary = search(cfg, run_dir=run_dir, trials=trials, workers=workers, address=address, epochs=epochs,
+                     resume=resume, force=force)
+    if as_json:
+        echo_json(json_result(summary, read_trials(Path(summary["run_dir"]))))
+        return
+    click.echo(f"search: {summary['counts']['completed']} feasible, {summary['counts']['infeasible']} infeasible, "
+               f"{summary['counts']['failed']} failed trials in {summary['seconds']['total']:.0f} s; "
+               f"front ({len(summary['front'])} models):")
+    for f in summary["front"]:
+        click.echo(f"  {f.get('model', f['trial_id'])}: val acc {f['accuracy_val']:.4f}, firmware test acc "
+                   f"{f.get('accuracy_test', float('nan')):.4f}, cost {f['cost']:,.0f}, LUT {f['lut']:,}, "
+                   f"DSP {f['dsp']}, latency {f['latency_ns']:g} ns")
+    click.echo(f"report: {Path(summary['run_dir']) / 'search_report.html'}")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(search_command)

@@ -1,0 +1,193 @@
+"""``edgeml search``: the best jet tagger that fits a trigger budget.
+
+Optuna's multi-objective sampler proposes points of ``search.space``; Ray Tune runs each one as a
+trial (``trial.run_trial``: the existing compress -> hls4ml graph -> estimate stages); trials over
+``search.budget`` are infeasible. Every finished trial is logged at once (``results.TrialLog``); at
+the end the Pareto front is re-measured on the test split in firmware (C-simulation), its models are
+saved for ``edgeml convert``, and ``search_summary.json`` and ``search_report.html`` are written.
+See docs/search.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+
+from edgeml.errors import EdgemlError, InputError
+from edgeml.io import write_json
+from edgeml.progress import stage as announce
+from edgeml.search import budget as budgets
+from edgeml.search import engine, front as fronts, results
+from edgeml.search import space as spaces
+from edgeml.search.trial import COST_COLUMNS, TrialData
+
+SUMMARY, REPORT = "search_summary.json", "search_report.html"
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir: Path):
+    """One search per run directory at a time (a killed search releases it: the lock is an flock)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(Path(run_dir) / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise InputError(f"another search is running in {run_dir}; wait for it or choose another --run-dir") \
+            from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def default_run_dir(cfg: dict) -> Path:
+    return Path("runs") / cfg["name"] / "search"
+
+
+def search(cfg: dict, run_dir: str | Path | None = None, trials: int | None = None, workers: int | None = None,
+           address: str | None = None, epochs: int | None = None, resume: bool = False, force: bool = False,
+           splits=None, teacher=None) -> dict:
+    """Run (or resume) a search; return the summary (also in ``<run_dir>/search_summary.json``).
+
+    ``splits`` and ``teacher`` (the float baseline) default to the config's data and a baseline trained
+    here; ``edgeml run`` passes its own.
+    """
+    settings = dict(spaces.search_settings(cfg))
+    settings["trials"] = trials or settings["trials"]
+    settings["workers"] = workers or settings["workers"]
+    settings["epochs"] = epochs or settings["epochs"]
+    if settings["trials"] < 1 or (settings["workers"] is not None and settings["workers"] < 1):
+        raise InputError("--trials and --workers must be at least 1")
+    distributions = spaces.distributions(settings["space"])  # refuses an impossible space before any work
+    budgets.limits(settings["budget"])  # refuses an unknown part
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_dir_lock(run_dir):
+        _prepare_run_dir(run_dir, resume, force)
+        return _search(cfg, settings, distributions, run_dir, address, resume, splits, teacher)
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    previous = (run_dir / results.TRIALS_JSON).exists() or engine.experiment_path(run_dir).exists()
+    if resume:
+        if not engine.can_resume(run_dir):
+            raise InputError(f"{run_dir} holds no interrupted search to resume; drop --resume to start one")
+        return
+    if previous and not force:
+        raise InputError(f"{run_dir} already holds a search; pass --resume to continue it, --force to start over, "
+                         "or --run-dir to choose another directory")
+    for name in ("tune", results.MODELS_DIR, fronts.FRONT_DIR, results.TRIALS_JSON, results.TRIALS_CSV, SUMMARY,
+                 REPORT):
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits, teacher) -> dict:
+    from edgeml.data import splits_from_config
+
+    started = time.monotonic()
+    splits = splits if splits is not None else splits_from_config(cfg)
+    teacher_h5 = _teacher_bytes(cfg, settings, splits, teacher, run_dir)
+    data = TrialData({k: getattr(splits, k) for k in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")},
+                     splits.scaler, list(splits.classes), teacher_h5, cfg, settings, settings["epochs"])
+    info = engine.connect(address, settings["workers"])
+    announce(f"search: {settings['trials']} trials on Ray ({info['address'] or 'local, 127.0.0.1'}), "
+             f"{info['workers']} at a time, {settings['epochs']} epochs each; logging to {run_dir}")
+    t_trials = time.monotonic()
+    try:
+        logger = results.TrialLog(run_dir, settings["trials"], settings["objective"])
+        engine.run_trials(data, distributions, spaces.starting_point(settings["space"]), settings["trials"],
+                          info["workers"], run_dir, resume, cfg["seed"], settings["sampler"],
+                          settings["max_failures"], logger)
+    finally:
+        engine.disconnect()
+    seconds_trials = time.monotonic() - t_trials
+    records = results.read_trials(run_dir)
+    summary = _finish(cfg, settings, run_dir, records, splits, info)
+    summary["seconds"] = {"total": round(time.monotonic() - started, 1), "trials": round(seconds_trials, 1)}
+    write_json(run_dir / SUMMARY, summary)
+    _render(run_dir, summary, records)
+    _refuse_empty(records, summary)
+    return summary
+
+
+def _teacher_bytes(cfg, settings, splits, teacher, run_dir: Path) -> bytes | None:
+    """The distillation teacher as .h5 bytes: the given baseline, else one trained here once (kept for --resume)."""
+    if True not in settings["space"]["distill"]:
+        return None
+    path = run_dir / "teacher" / "baseline.h5"
+    if teacher is not None:
+        from edgeml.modelio import save_model
+
+        save_model(teacher, path)
+    elif not path.is_file():
+        from edgeml.train import train
+
+        announce("search: training the float baseline once (the distillation teacher)")
+        train_cfg = {**cfg, "train": {**cfg["train"], "epochs": settings["epochs"]}}
+        train(train_cfg, path.parent, "baseline", splits=splits)
+    return path.read_bytes()
+
+
+def _finish(cfg, settings, run_dir: Path, records: list[dict], splits, info: dict) -> dict:
+    cost_front = results.pareto(records, "cost")
+    latency_front = results.pareto(records, "latency_ns")
+    hls_of = {r["trial_id"]: spaces.hls_section(r["config"], cfg, settings) for r in cost_front + latency_front}
+    measured: dict[str, dict] = {}
+    if cost_front or latency_front:
+        announce(f"search: firmware-exact test accuracy of the {len(hls_of)} front models (hls4ml C-simulation)")
+        test_jets = fronts.test_jets_file(cfg, run_dir / "data" / "test_jets.npz")
+        for r in {r["trial_id"]: r for r in cost_front + latency_front}.values():
+            model = fronts.save_front_model(run_dir, r, splits.scaler)
+            measured[r["trial_id"]] = {
+                "model": str(model.relative_to(run_dir)), "architecture": fronts.describe_params(r["config"]),
+                **fronts.firmware_test_accuracy(model, hls_of[r["trial_id"]], test_jets,
+                                                run_dir / fronts.FRONT_DIR / f"{model.stem}_hls")}
+
+    def entry(r: dict) -> dict:
+        return {"trial": r["trial"], "trial_id": r["trial_id"], "accuracy_val": r["accuracy"], "cost": r["cost"],
+                **{k: r[k] for k in COST_COLUMNS}, **measured.get(r["trial_id"], {}), "config": r["config"]}
+
+    counts = {s: sum(r["status"] == s for r in records) for s in results.FINAL}
+    return {"engine": info["engine"], "address": info["address"], "workers": info["workers"],
+            "nodes": info["nodes"], "run_dir": str(run_dir), "objective": settings["objective"],
+            "budget": settings["budget"], "budget_limits": budgets.limits(settings["budget"]),
+            "trials_requested": settings["trials"], "epochs": settings["epochs"], "counts": counts,
+            "front": [entry(r) for r in cost_front], "front_latency": [entry(r) for r in latency_front],
+            "reference": fronts.references(cfg, settings),
+            "tightest_constraint": budgets.tightest(records) if not counts["completed"] else None}
+
+
+def _render(run_dir: Path, summary: dict, records: list[dict]) -> None:
+    from edgeml.search.report import render
+
+    render(run_dir / REPORT, summary, records)
+
+
+def _refuse_empty(records: list[dict], summary: dict) -> None:
+    if summary["counts"]["completed"]:
+        return
+    if summary["counts"]["infeasible"]:
+        raise InputError(f"no trial meets the budget: {summary['tightest_constraint']}; relax that limit "
+                         f"(trials kept in {summary['run_dir']})")
+    first = next((r.get("error") for r in records if r.get("error")), "no trial finished")
+    raise EdgemlError(f"every trial failed ({first}); trials kept in {summary['run_dir']}")
+
+
+def json_result(summary: dict, records: list[dict]) -> dict:
+    """What ``edgeml search --json`` prints."""
+    keep = ("trial", "trial_id", "status", "accuracy", "cost", *COST_COLUMNS, "feasible", "seconds", "node_id",
+            "error", "config")
+    return {"engine": summary["engine"], "address": summary["address"], "workers": summary["workers"],
+            "nodes": summary["nodes"], "run_dir": summary["run_dir"],
+            "trials": [{k: r.get(k) for k in keep} for r in records], "front": summary["front"],
+            "reference": summary["reference"]}
+
+
+__all__ = ["json_result", "run_dir_lock", "search"]

@@ -1,0 +1,62 @@
+"""The trigger budget: which estimated resources a trial may use, and which limit bites hardest."""
+
+from __future__ import annotations
+
+import math
+
+from edgeml.errors import InputError
+
+# (name in messages, budget key, estimate total key, is a share of the part)
+CONSTRAINTS = (("LUT", "max_lut_pct", "lut", True), ("DSP", "max_dsp_pct", "dsp", True),
+               ("FF", "max_ff_pct", "ff", True), ("BRAM", "max_bram_pct", "bram_18k", True),
+               ("latency", "max_latency_ns", "latency_ns", False), ("II", "max_ii", "ii", False))
+
+
+def capacity(part: str) -> dict:
+    """Resources of ``part``; refuses a part the estimator does not know (percentages would be meaningless)."""
+    from edgeml.estimate import devices
+
+    device = devices.lookup(part)
+    if not device["known"]:
+        raise InputError(f"search.budget.Part {part!r} is not in the estimator's device table "
+                         f"({', '.join(devices.DEVICES)}); choose one of those parts")
+    return {k: device[k] for k in devices.RESOURCES}
+
+
+def limits(budget: dict) -> dict[str, float]:
+    """Constraint name -> absolute limit (resources in units, latency in ns, II in clocks); unset limits left out."""
+    cap = capacity(budget["Part"])
+    out = {}
+    for name, key, total_key, share in CONSTRAINTS:
+        value = budget[key]
+        if value is None:
+            continue
+        out[name] = cap[total_key] * value / 100.0 if share else float(value)
+    return out
+
+
+def excess(total: dict, budget_limits: dict[str, float]) -> dict[str, float]:
+    """Constraint name -> relative excess (value - limit) / limit: <= 0 within budget."""
+    keys = {name: total_key for name, _, total_key, _ in CONSTRAINTS}
+    out = {}
+    for name, limit in budget_limits.items():
+        value = float(total[keys[name]])
+        out[name] = (value - limit) / limit if limit > 0 else (math.inf if value > 0 else 0.0)
+    return out
+
+
+def tightest(records: list[dict]) -> str | None:
+    """The constraint violated by most trials (ties: by the largest margin), as a sentence; None if none is."""
+    counts: dict[str, int] = {}
+    worst: dict[str, float] = {}
+    for r in records:
+        for name, over in (r.get("excess") or {}).items():
+            if over is not None and over > 0:
+                counts[name] = counts.get(name, 0) + 1
+                worst[name] = max(worst.get(name, 0.0), over)
+    if not counts:
+        return None
+    name = max(counts, key=lambda n: (counts[n], worst[n]))
+    key = next(k for n, k, _, _ in CONSTRAINTS if n == name)
+    return f"{name} (search.budget.{key}) is exceeded by {counts[name]} of {len(records)} trials, by up to " \
+           f"{worst[name]:.0%}"

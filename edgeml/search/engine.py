@@ -1,0 +1,145 @@
+"""The engine: Optuna's multi-objective sampler proposes, Ray Tune runs the trials.
+
+Without an address a local Ray starts on loopback only, with one CPU per trial; with one, the search
+attaches to that cluster. Trial inputs travel through Ray's object store (``tune.with_parameters``),
+results come back through Tune. Tune keeps the experiment state in ``<run_dir>/tune`` after every
+step, so ``Tuner.restore`` resumes an interrupted search without rerunning finished trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from edgeml.errors import InputError
+
+LOOPBACK = "127.0.0.1"
+EXPERIMENT = "search"
+CONNECT_TIMEOUT_S = 5.0
+# Every trial process: one TensorFlow/OpenMP thread, quiet TensorFlow.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+              "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+
+
+def ray_environment() -> None:
+    """Before Ray starts: loopback only, no usage stats, Tune state saved every step, no big per-trial logs."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # else Ray binds the machine's interface address
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
+    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # results carry the model; trials.json is our log
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--address {address!r} is not HOST:PORT (the address `ray start --head` printed)")
+    return host, int(port)
+
+
+def connect(address: str | None, workers: int | None) -> dict:
+    """Start a local loopback Ray with ``workers`` CPUs, or attach to ``address``; return what we ran on."""
+    ray_environment()
+    import ray
+
+    options = {"runtime_env": {"env_vars": WORKER_ENV}, "log_to_driver": False, "logging_level": logging.ERROR,
+               "configure_logging": True}
+    if address:
+        host, port = parse_address(address)
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as e:
+            raise InputError(f"no Ray cluster at {address} ({e.strerror or e}); start one with `ray start --head "
+                             "--port PORT` or leave out --address for a local search") from None
+        ray.init(address=f"{host}:{port}", **options)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return {"engine": "ray", "address": f"{host}:{port}", "workers": workers or cpus,
+                "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
+    workers = workers or os.cpu_count() or 1
+    temp_dir = tempfile.mkdtemp(prefix="edgeml-ray-")  # our own session files, apart from anyone else's Ray
+    ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir, **options)
+    return {"engine": "ray", "address": None, "workers": workers,
+            "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
+
+
+def disconnect() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def trial_constraints(frozen_trial) -> list[float]:
+    """Optuna's constraints: the trial's relative budget excess per limit (<= 0 feasible)."""
+    return list(frozen_trial.user_attrs.get("constraints", [0.0]))
+
+
+def make_sampler(kind: str, seed: int, n_trials: int):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=trial_constraints,
+                                             population_size=max(4, min(50, n_trials // 4)))
+    return optuna.samplers.TPESampler(seed=seed, constraints_func=trial_constraints, multivariate=True,
+                                      n_startup_trials=max(2, min(10, n_trials // 4)))
+
+
+def _searcher_class():
+    from ray.tune.search.optuna import OptunaSearch
+
+    class ConstrainedOptunaSearch(OptunaSearch):
+        """OptunaSearch that hands Optuna each trial's budget excess (for the sampler's constraints_func)."""
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            ot_trial = self._ot_trials.get(trial_id)
+            if result and ot_trial is not None and "constraints" in result:
+                ot_trial.set_user_attr("constraints", list(result["constraints"]))
+            super().on_trial_complete(trial_id, result, error)
+
+    return ConstrainedOptunaSearch
+
+
+def _trainable(config: dict, data) -> None:
+    from ray import tune
+
+    from edgeml.search.trial import run_trial
+
+    tune.report(run_trial(config, data))
+
+
+def experiment_path(run_dir: Path) -> Path:
+    return (Path(run_dir) / "tune" / EXPERIMENT).resolve()
+
+
+def can_resume(run_dir: Path) -> bool:
+    from ray import tune
+
+    path = experiment_path(run_dir)
+    return path.is_dir() and tune.Tuner.can_restore(str(path))
+
+
+def run_trials(data, distributions: dict, start: dict, n_trials: int, workers: int, run_dir: Path,
+               resume: bool, seed: int, sampler: str, max_failures: int, logger) -> None:
+    """Run (or resume) the Tune experiment; finished trials reach ``logger`` (a Tune callback) as they end."""
+    from ray import tune
+
+    trainable = tune.with_resources(tune.with_parameters(_trainable, data=data), {"cpu": 1})
+    if resume:
+        tuner = tune.Tuner.restore(str(experiment_path(run_dir)), trainable=trainable, resume_errored=False)
+    else:
+        searcher = _searcher_class()(space=distributions, metric=["accuracy", "cost"], mode=["max", "min"],
+                                     sampler=make_sampler(sampler, seed, n_trials), points_to_evaluate=[start])
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, max_concurrent_trials=workers,
+                                        reuse_actors=True),
+            run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(experiment_path(run_dir).parent),
+                                      failure_config=tune.FailureConfig(max_failures=max_failures),
+                                      callbacks=[logger], verbose=0))
+    tuner.fit()

@@ -1,0 +1,103 @@
+"""The front's models as files ready for ``edgeml convert``, their firmware-exact test accuracy, and the
+reference recipes estimated the same way as the trials."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.io import read_json
+from edgeml.search import space as spaces
+from edgeml.search.trial import cost_of
+
+FRONT_DIR = "front"
+REFERENCES = ("tutorial_qkeras", "edgeml_compact")
+
+
+def front_name(record: dict) -> str:
+    return f"trial_{record['trial']:04d}"
+
+
+def save_front_model(run_dir: Path, record: dict, scaler) -> Path:
+    """``front/trial_NNNN.h5`` + ``_scaler.json`` beside it (the layout ``edgeml convert`` reads)."""
+    from edgeml.io import atomic_path
+
+    out = Path(run_dir) / FRONT_DIR / f"{front_name(record)}.h5"
+    with atomic_path(out) as tmp:
+        shutil.copyfile(Path(run_dir) / "trials" / f"{record['trial_id']}.h5", tmp)
+    scaler.save(out.with_name(f"{out.stem}_scaler.json"))
+    return out
+
+
+def test_jets_file(cfg: dict, path: Path) -> Path:
+    """The run's test split, unscaled (convert applies each model's scaler), as an NPZ."""
+    from edgeml.data import load_jets, split_indices, subsample, write_npz
+
+    d = cfg["data"]
+    jets = subsample(load_jets(d["source"]), d["max_jets"], cfg["seed"])
+    test = split_indices(jets.y, d["test_fraction"], d["val_fraction"], cfg["seed"])[2]
+    return write_npz(jets.subset(test), path)
+
+
+def firmware_test_accuracy(model_path: Path, hls: dict, test_jets: Path, project_dir: Path) -> dict:
+    """Accuracy of the firmware on the test split: hls4ml project, g++ C-simulation of every test jet.
+
+    The one place the search asks the firmware; a bit-exact emulator can replace the C-simulation here.
+    """
+    from edgeml.convert import convert
+
+    with np.load(test_jets) as z:
+        n = len(z["y"])
+    report = convert(model_path, config={"hls": hls}, output_dir=project_dir, data=test_jets, n=n, force=True)
+    c = report["csim"]
+    return {"accuracy_test": float(c["accuracy_csim"]), "accuracy_test_keras": float(c["accuracy_keras"]),
+            "n_test": int(c["n"]), "method": "hls4ml C-simulation (g++)"}
+
+
+def reference_models_dir() -> Path | None:
+    """``models/`` of the working directory or of the edgeml source tree, where the reference recipes live."""
+    here = Path(__file__).resolve().parents[2] / "models"
+    for candidate in (Path.cwd() / "models", here):
+        if all((candidate / f"{name}.h5").is_file() for name in REFERENCES):
+            return candidate
+    return None
+
+
+def references(cfg: dict, search: dict) -> dict:
+    """tutorial_qkeras and edgeml_compact estimated like a trial (same part, clock, default input type).
+
+    Accuracy is the metrics file's Keras test accuracy (the trials' front is re-measured in C-sim).
+    """
+    from edgeml.convert import build_hls_model
+    from edgeml.estimate import estimate
+    from edgeml.modelio import load_model
+
+    folder = reference_models_dir()
+    if folder is None:
+        return {}
+    budget = search["budget"]
+    hls = {**cfg["hls"], "Part": budget["Part"], "ClockPeriod": budget["ClockPeriod"]}
+    out = {}
+    for name in REFERENCES:
+        metrics = read_json(folder / f"{name}_metrics.json")
+        with tempfile.TemporaryDirectory(prefix="edgeml-ref-") as tmp:
+            total = estimate(build_hls_model(load_model(folder / f"{name}.h5"), hls, tmp))["total"]
+        row = {"accuracy_test": float(metrics["accuracy"]), "lut": int(round(total["lut"])),
+               "dsp": int(round(total["dsp"])), "ff": int(round(total["ff"])), "bram": float(total["bram_18k"]),
+               "latency_ns": float(total["latency_ns"]), "ii": int(total["ii"]), "bops": int(metrics["bops"]),
+               "params": int(metrics["nonzero_weights"]), "source": str(folder / f"{name}.h5")}
+        row["cost"] = cost_of(row, search["objective"])
+        out[name] = row
+    return out
+
+
+def describe_params(params: dict) -> str:
+    """A trial's architecture in one short line: 16-32(6b/6a)-..., input, sparsity, RF, strategy."""
+    parts = [f"{w}({params[f'weight_bits_{i}']}b/{params[f'activation_bits_{i}']}a)"
+             for i, w in enumerate(spaces.hidden_widths(params), start=1)]
+    return (f"in {params['input_bits']}b - " + " - ".join(parts) + f" - out({params['weight_bits_out']}b), "
+            f"sparsity {params['sparsity']:.2f}, {'distilled, ' if params['distill'] else ''}"
+            f"RF {params['ReuseFactor']} {params['Strategy']}, lr {params['learning_rate']:.4f}")

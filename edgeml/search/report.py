@@ -1,0 +1,152 @@
+"""``search_report.html``: one self-contained file (inline PNGs) with the fronts, the trial history and the
+parameter importances. Computing (``importances``) and drawing (``plot_*``) are separate."""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+from edgeml.io import write_text
+from edgeml.report import _CSS, _png, _pyplot
+
+COST_LABEL = {"lut_dsp": "LUT + 55·DSP", "latency": "latency (ns)", "bops": "BOPs"}
+STATUS_STYLE = {"completed": ("#1f77b4", "o"), "infeasible": ("#bbbbbb", "x")}
+
+
+def importances(records: list[dict]) -> dict[str, float] | None:
+    """Optuna's fANOVA importance of each parameter for the validation accuracy (None: too few trials)."""
+    import optuna
+
+    from edgeml.search.space import distributions
+
+    done = [r for r in records if r.get("accuracy") is not None]
+    if len(done) < 4:
+        return None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    for r in done:
+        params = r["config"]
+        dists = {k: _distribution(v) for k, v in params.items()}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=r["accuracy"]))
+    try:
+        return {k: round(float(v), 4) for k, v in optuna.importance.get_param_importances(study).items()}
+    except (RuntimeError, ValueError):  # e.g. every trial took the same values
+        return None
+
+
+def _distribution(value):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    if isinstance(value, (bool, str)):
+        return CategoricalDistribution([value])
+    return FloatDistribution(float(value), float(value)) if isinstance(value, float) else \
+        CategoricalDistribution([value])
+
+
+def plot_front(records: list[dict], front: list[dict], references: dict, key: str, label: str) -> str | None:
+    done = [r for r in records if r.get("accuracy") is not None]
+    if not done:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for status, (color, marker) in STATUS_STYLE.items():
+        pts = [r for r in done if r["status"] == status]
+        if pts:
+            ax.scatter([r[key] for r in pts], [r["accuracy"] for r in pts], c=color, marker=marker, s=22,
+                       label=f"{status} trials (validation accuracy)")
+    if front:
+        xs = [f[key] for f in front]
+        ax.plot(xs, [f["accuracy_val"] for f in front], "-", color="#1f77b4", lw=1)
+        test = [(f[key], f["accuracy_test"]) for f in front if "accuracy_test" in f]
+        if test:
+            ax.scatter(*zip(*test), facecolors="none", edgecolors="#d62728", s=60,
+                       label="front, firmware test accuracy (C-sim)")
+    for name, ref in references.items():
+        ax.scatter([ref[key]], [ref["accuracy_test"]], marker="*", s=160, label=f"{name} (test)")
+        ax.annotate(name, (ref[key], ref["accuracy_test"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(label)
+    ax.set_ylabel("accuracy")
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def plot_history(records: list[dict]) -> str | None:
+    done = sorted((r for r in records if r.get("accuracy") is not None), key=lambda r: r["trial"])
+    if not done:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for status, (color, marker) in STATUS_STYLE.items():
+        pts = [r for r in done if r["status"] == status]
+        ax.scatter([r["trial"] for r in pts], [r["accuracy"] for r in pts], c=color, marker=marker, s=22,
+                   label=status)
+    best, line = None, []
+    for r in done:
+        if r["status"] == "completed":
+            best = r["accuracy"] if best is None else max(best, r["accuracy"])
+        line.append(best)
+    ax.step([r["trial"] for r in done], line, where="post", color="#2ca02c", label="best feasible so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def render(path: Path, summary: dict, records: list[dict]) -> Path:
+    esc = html.escape
+    cost = COST_LABEL[summary["objective"]]
+    plots = {f"Accuracy vs cost ({cost})": plot_front(records, summary["front"], summary["reference"], "cost", cost),
+             "Accuracy vs latency": plot_front(records, summary["front_latency"], summary["reference"],
+                                               "latency_ns", "latency (ns)"),
+             "Trial history": plot_history(records)}
+    c = summary["counts"]
+    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+           f"<title>edgeml search report</title><style>{_CSS}</style></head><body>",
+           "<h1>edgeml search report</h1>",
+           f"<p class='note'>Run directory <code>{esc(summary['run_dir'])}</code>; engine Ray "
+           f"({esc(summary['address'] or 'local, 127.0.0.1')}, {summary['workers']} workers); part "
+           f"<code>{esc(summary['budget']['Part'])}</code> at {summary['budget']['ClockPeriod']} ns; "
+           f"{c['completed']} feasible, {c['infeasible']} infeasible, {c['failed']} failed trials; "
+           f"{summary['epochs']} epochs per trial; generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
+           "<h2>Budget</h2><p>" + esc(", ".join(f"{k} ≤ {v:,.0f}" for k, v in summary["budget_limits"].items()))
+           + "</p>"]
+    if summary.get("tightest_constraint"):
+        out.append(f"<p class='note'>No trial met the budget: {esc(summary['tightest_constraint'])}.</p>")
+    out += ["<h2>Pareto front (accuracy vs cost)</h2>",
+            "<p class='note'>Validation accuracy while searching; test accuracy of the firmware (hls4ml "
+            "C-simulation of every test jet) measured afterwards. Resources and latency are edgeml's estimate. "
+            "Reference recipes: Keras test accuracy from their metrics files, estimated like the trials.</p>",
+            _table(summary)]
+    for title, png in plots.items():
+        out.append(f"<h2>{esc(title)}</h2>")
+        out.append("<p class='na note'>Not available: no trial finished.</p>" if png is None
+                   else f"<img alt='{esc(title)}' src='data:image/png;base64,{png}'>")
+    imp = importances(records)
+    out.append("<h2>Parameter importances (validation accuracy, Optuna fANOVA)</h2>")
+    out.append("<p class='na note'>Not available: fewer than four finished trials.</p>" if not imp else
+               "<table><tr><th>parameter</th><th>importance</th></tr>"
+               + "".join(f"<tr><td>{esc(k)}</td><td>{v:.3f}</td></tr>" for k, v in imp.items()) + "</table>")
+    out.append("</body></html>")
+    return write_text(path, "\n".join(out) + "\n")
+
+
+def _table(summary: dict) -> str:
+    esc = html.escape
+    cols = ["model", "architecture", "val acc", "test acc (firmware)", "LUT", "DSP", "FF", "latency ns", "II",
+            "BOPs", "nonzero params"]
+    rows = []
+    for f in summary["front"]:
+        rows.append([f.get("model", f["trial_id"]), f.get("architecture", ""), f"{f['accuracy_val']:.4f}",
+                     f"{f['accuracy_test']:.4f}" if "accuracy_test" in f else "—", f"{f['lut']:,}", f"{f['dsp']:,}",
+                     f"{f['ff']:,}", f"{f['latency_ns']:g}", str(f["ii"]), f"{f['bops']:,}", f"{f['params']:,}"])
+    for name, r in summary["reference"].items():
+        rows.append([f"{name} (reference)", "", "—", f"{r['accuracy_test']:.4f} (Keras)", f"{r['lut']:,}",
+                     f"{r['dsp']:,}", f"{r['ff']:,}", f"{r['latency_ns']:g}", str(r["ii"]), f"{r['bops']:,}",
+                     f"{r['params']:,}"])
+    return ("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+            + "</tbody></table>")

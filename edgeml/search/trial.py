@@ -1,0 +1,136 @@
+"""One trial, on a Ray worker: the existing stages end to end on one point of the space.
+
+compress (``run_recipe``: QKeras student, tfmot pruning, optional distillation) -> hls4ml graph
+(``build_hls_model``, nothing compiled) -> ``estimate`` -> metrics. The jets are quantized to the
+trial's input type before training and validation, so the accuracy is the one the firmware's
+input sees. Everything a trial needs arrives in ``TrialData`` through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.search import budget as budgets
+from edgeml.search import space as spaces
+
+# Cost columns of every trial record (trials.csv / trials.json / the front).
+COST_COLUMNS = ("lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "params")
+DSP_LUT_EQUIVALENT = 55  # one DSP counted as 55 LUTs in the default cost
+
+
+@dataclass
+class TrialData:
+    """What every trial reads: the run's splits (scaled), its scaler, the teacher, the settings."""
+
+    arrays: dict  # X_train, y_train, X_val, y_val, X_test, y_test
+    scaler: object  # edgeml.data.Scaler
+    classes: list
+    teacher_h5: bytes | None
+    cfg: dict
+    search: dict  # the validated search section
+    epochs: int
+
+
+def pin_threads() -> None:
+    """One TensorFlow thread per trial: W trials on W cores must not fight over them."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised in this (reused) worker: the setting is in force
+        pass
+
+
+def cost_of(row: dict, objective: str) -> float:
+    """The objective's cost of a trial record (or reference): LUT + 55*DSP, latency in ns, or BOPs."""
+    if objective == "latency":
+        return float(row["latency_ns"])
+    if objective == "bops":
+        return float(row["bops"])
+    return float(row["lut"] + DSP_LUT_EQUIVALENT * row["dsp"])
+
+
+def splits_of(data: TrialData, input_type):
+    """The run's splits with every feature quantized to the firmware input type ``input_type``."""
+    from edgeml.data import Splits
+    from edgeml.simulate import quantize
+
+    a = data.arrays
+    q = (lambda X: quantize(X, input_type).astype(np.float32)) if input_type is not None else (lambda X: X)
+    return Splits(q(a["X_train"]), a["y_train"], q(a["X_val"]), a["y_val"], q(a["X_test"]), a["y_test"],
+                  data.scaler, list(data.classes))
+
+
+def input_fixed(precision: str):
+    from edgeml.config import parse_precision
+    from edgeml.simulate import Fixed
+
+    signed, width, integer = parse_precision(precision)
+    return Fixed(signed, width, integer)
+
+
+def run_trial(params: dict, data: TrialData) -> dict:
+    """Train, convert and estimate one point; return its record (model bytes included, base64)."""
+    pin_threads()
+    import tensorflow as tf
+
+    from edgeml.compress.cost import model_cost
+    from edgeml.compress.recipes import Recipe, run_recipe
+    from edgeml.convert import build_hls_model
+    from edgeml.estimate import estimate
+    from edgeml.modelio import load_model
+
+    started = time.monotonic()
+    tf.keras.backend.clear_session()  # a reused worker must not accumulate earlier trials' graphs
+    search = data.search
+    precision = spaces.input_precision(params, search["space"])
+    t_in = input_fixed(precision)
+    splits = splits_of(data, t_in)
+    hls = spaces.hls_section(params, data.cfg, search)
+    recipe = Recipe("trial", spaces.recipe_section(params, data.epochs))
+    with tempfile.TemporaryDirectory(prefix="edgeml-trial-") as tmp:
+        teacher = _teacher(data.teacher_h5, Path(tmp)) if params["distill"] else None
+        paths = run_recipe(recipe, data.cfg, splits, teacher, Path(tmp) / "model", progress=False)
+        model = load_model(paths.model)
+        model_bytes = paths.model.read_bytes()
+        proba = model.predict(splits.X_val, batch_size=4096, verbose=0)
+        accuracy = float(np.mean(proba.argmax(axis=1) == splits.y_val))
+        total = estimate(build_hls_model(model, hls, Path(tmp) / "hls"))["total"]
+    cost = model_cost(model, input_bits=t_in.width)
+    row = {"lut": int(round(total["lut"])), "dsp": int(round(total["dsp"])), "ff": int(round(total["ff"])),
+           "bram": float(total["bram_18k"]), "latency_ns": float(total["latency_ns"]), "ii": int(total["ii"]),
+           "bops": int(cost["bops"]), "params": int(cost["nonzero_weights"])}
+    over = budgets.excess(total, budgets.limits(search["budget"]))
+    return {"accuracy": accuracy, "cost": cost_of(row, search["objective"]), **row,
+            "feasible": all(v <= 0 for v in over.values()), "excess": over,
+            "constraints": [float(min(v, 1e9)) for v in over.values()],
+            "input_precision": precision, "sparsity_achieved": float(cost["sparsity"]),
+            "seconds": round(time.monotonic() - started, 2), "hostname": socket.gethostname(),
+            "node_id": _node_id(), "model_h5_b64": base64.b64encode(model_bytes).decode("ascii")}
+
+
+def _teacher(teacher_h5: bytes | None, tmp: Path):
+    from edgeml.errors import InputError
+    from edgeml.modelio import load_model
+
+    if teacher_h5 is None:
+        raise InputError("a distilled trial needs the float baseline as teacher; none was shipped")
+    path = tmp / "teacher.h5"
+    path.write_bytes(teacher_h5)
+    return load_model(path)
+
+
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None

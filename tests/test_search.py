@@ -1,0 +1,138 @@
+"""edgeml search: config, bad input, and a tiny real search (local Ray on loopback, real training/hls4ml/g++)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+from edgeml import config as cfgmod  # noqa: E402
+from edgeml.errors import ConfigError, InputError  # noqa: E402
+from edgeml.search import budget as budgets  # noqa: E402
+from edgeml.search import space as spaces  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """
+name: tiny
+data: {max_jets: 3000}
+search:
+  trials: 2
+  space: {hidden_layers: [1, 2], widths: [8, 16], distill: [false], ReuseFactor: [1], Strategy: [Latency]}
+"""
+
+
+def edgeml(*args, cwd=None, timeout=600):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([sys.executable, "-m", "edgeml", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
+
+
+def write_config(tmp_path, text=TINY) -> Path:
+    path = tmp_path / "search.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_search_section_is_optional_and_validated():
+    assert cfgmod.validate({})["search"] is None  # the default run has no search stage
+    cfg = cfgmod.validate({"search": {}})
+    assert cfg["search"]["budget"]["Part"] == "xcu250-figd2104-2L-e" and cfgmod.validate(cfg) == cfg
+    for bad, word in [({"search": {"space": {"widths": []}}}, "empty"),
+                      ({"search": {"space": {"weight_bits": [8, 4]}}}, "low <= high"),
+                      ({"search": {"space": {"weight_bits": [1, 4]}}}, "within"),
+                      ({"search": {"budgett": {}}}, "unknown key 'search.budgett'")]:
+        with pytest.raises(ConfigError, match=word):
+            cfgmod.validate(bad)
+
+
+def test_space_distributions_and_trial_settings():
+    space = cfgmod.validate({"search": {}})["search"]["space"]
+    dists = spaces.distributions(space)
+    assert {"hidden_layers", "width_4", "weight_bits_out", "input_bits", "sparsity", "distill", "ReuseFactor",
+            "Strategy", "learning_rate"} <= set(dists)
+    start = spaces.starting_point(space)
+    assert spaces.hidden_widths(start) == [64, 32, 32] and start["input_bits"] == 16
+    recipe = spaces.recipe_section(start, epochs=5)
+    assert recipe["quantize"]["per_layer"]["fc2"]["bits"] == 6 and recipe["prune"]["sparsity"] == 0.75
+    cfg = cfgmod.validate({"search": {}})
+    hls = spaces.hls_section(start, cfg, cfg["search"])
+    assert hls["LayerName"]["fc1_input"]["Precision"] == "ap_fixed<16,4>"
+    with pytest.raises(InputError, match="input_integer"):
+        spaces.distributions({**space, "input_bits": [2, 3]})
+
+
+def test_budget_excess_and_tightest_constraint():
+    budget = cfgmod.validate({"search": {}})["search"]["budget"]
+    limits = budgets.limits(budget)
+    assert limits["LUT"] == pytest.approx(0.05 * 1728000, rel=0.01) and limits["II"] == 5
+    total = {"lut": 2 * limits["LUT"], "dsp": 0, "ff": 0, "bram_18k": 0, "latency_ns": 50, "ii": 1}
+    over = budgets.excess(total, limits)
+    assert over["LUT"] == pytest.approx(1.0) and over["latency"] < 0
+    records = [{"excess": {"LUT": 1.0, "latency": 0.5}}, {"excess": {"LUT": 0.1, "latency": -1}}]
+    assert budgets.tightest(records).startswith("LUT (search.budget.max_lut_pct) is exceeded by 2 of 2")
+    with pytest.raises(InputError, match="device table"):
+        budgets.limits({**budget, "Part": "xc-nonsense"})
+
+
+@pytest.mark.parametrize("args, config, word", [
+    (["--address", "127.0.0.1:9"], TINY, "no Ray cluster at 127.0.0.1:9"),
+    ([], TINY.replace("distill: [false]", "distill: []"), "search.space.distill is empty"),
+    ([], TINY.replace("distill: [false]", "distill: [false], input_bits: [2, 3]"), "input_integer"),
+    ([], TINY.replace("trials: 2", "trials: 2\n  colour: red"), "unknown key 'search.colour'"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, config, word):
+    started = time.monotonic()
+    r = edgeml("search", str(write_config(tmp_path, config)), "--run-dir", str(tmp_path / "run"), *args)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and word in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert time.monotonic() - started < 60  # an unreachable address fails fast
+
+
+def test_tiny_search_end_to_end(tmp_path):
+    """Two real trials on a local loopback Ray: logs, front models ready for convert, summary, report, --json."""
+    run = tmp_path / "run"
+    r = edgeml("search", str(write_config(tmp_path)), "--run-dir", str(run), "--epochs", "1", "--workers", "2",
+               "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    assert out["engine"] == "ray" and out["address"] is None and len(out["trials"]) == 2
+    assert all(t["status"] in ("completed", "failed", "infeasible") for t in out["trials"])
+    assert sum("search 1/2" in ln or "search 2/2" in ln for ln in r.stderr.splitlines()) == 2  # progress lines
+    records = json.loads((run / "trials.json").read_text())
+    assert [r["trial"] for r in records] == [1, 2]
+    header = (run / "trials.csv").read_text().splitlines()[0].split(",")
+    for col in ("accuracy", "cost", "lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "params", "feasible",
+                "status", "seconds", "param_width_1", "param_sparsity"):
+        assert col in header
+    summary = json.loads((run / "search_summary.json").read_text())
+    assert summary["front"], "two feasible trials give a non-empty front"
+    for f in summary["front"]:
+        model = run / f["model"]
+        assert model.is_file() and model.with_name(f"{model.stem}_scaler.json").is_file()
+        assert f["n_test"] == 600 and abs(f["accuracy_test"] - f["accuracy_test_keras"]) < 0.1  # firmware ~ Keras
+    assert set(summary["reference"]) == {"tutorial_qkeras", "edgeml_compact"}
+    html = (run / "search_report.html").read_text()
+    assert "data:image/png;base64," in html and "edgeml_compact" in html and "<script" not in html
+    # a second search in the same directory needs --resume or --force
+    again = edgeml("search", str(write_config(tmp_path)), "--run-dir", str(run), "--epochs", "1")
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_budget_no_trial_meets(tmp_path):
+    text = TINY.replace("trials: 2", "trials: 2\n  budget: {max_lut_pct: 0.01}")
+    run = tmp_path / "run"
+    r = edgeml("search", str(write_config(tmp_path, text)), "--run-dir", str(run), "--epochs", "1")
+    assert r.returncode == 2, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no trial meets the budget: LUT (search.budget.max_lut_pct)"), last
+    records = json.loads((run / "trials.json").read_text())
+    assert len(records) == 2 and all(r["status"] == "infeasible" for r in records)
+    assert json.loads((run / "search_summary.json").read_text())["front"] == []

@@ -1,0 +1,149 @@
+"""edgeml search on a real Ray cluster (ray start --head on loopback) and under faults. Slow: real trials."""
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from test_search import ROOT, TINY, write_config
+
+pytestmark = pytest.mark.slow
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+       "RAY_USAGE_STATS_ENABLED": "0",
+       # the cluster's own token: ~/.ray/auth_token is shared with every other Ray on the machine
+       "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def group_pids(pgid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pgid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def listening_addresses(pids: set[int]) -> list[str]:
+    """Local addresses of the listening TCP sockets that ``pids`` own (ss -ltnp)."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    return [line.split()[3] for line in out.splitlines()
+            if any(f"pid={p}," in line for p in pids)]
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        time.sleep(3)
+
+
+def start(*args, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgeml", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV, start_new_session=True, **kw)
+
+
+def test_search_on_a_ray_cluster(tmp_path):
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths have a length limit
+    head = subprocess.Popen([RAY, "start", "--head", "--node-ip-address=127.0.0.1", "--port", str(port),
+                             "--temp-dir", temp, "--num-cpus", "2", "--include-dashboard=false", "--block"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "ray start --head did not come up"
+                time.sleep(1)
+        search = start("search", str(write_config(tmp_path, TINY.replace("trials: 2", "trials: 3"))),
+                       "--address", f"127.0.0.1:{port}", "--trials", "3", "--epochs", "1",
+                       "--run-dir", str(tmp_path / "run"), "--json")
+        addresses = []
+        while search.poll() is None:  # every socket of the cluster and the search stays on loopback
+            addresses += listening_addresses(group_pids(head.pid) | group_pids(search.pid))
+            time.sleep(2)
+        out, err = search.communicate()
+        assert search.returncode == 0, err[-3000:]
+        assert addresses and all(a.startswith(("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:")) for a in addresses), addresses
+        result = json.loads(out)
+        assert result["address"] == f"127.0.0.1:{port}" and len(result["trials"]) == 3
+        assert all(t["status"] in ("completed", "infeasible", "failed") for t in result["trials"])
+        done = [t for t in result["trials"] if t["status"] != "failed"]
+        assert done and all(t["node_id"] in result["nodes"] for t in done)
+        assert (Path(temp) / "session_latest").exists()  # the cluster we started holds the session
+    finally:
+        kill_group(head)
+
+
+def _worker_pids(pgid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(pgid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "ImplicitFunc" in line or "_trainable" in line]
+
+
+def test_killed_worker_still_ends_with_every_trial_accounted_for(tmp_path):
+    run = tmp_path / "run"
+    search = start("search", str(write_config(tmp_path, TINY.replace("trials: 2", "trials: 3"))),
+                   "--run-dir", str(run), "--epochs", "3", "--workers", "2", "--json")
+    try:
+        deadline = time.monotonic() + 180
+        while not _worker_pids(search.pid):
+            assert search.poll() is None and time.monotonic() < deadline, "no trial worker appeared"
+            time.sleep(1)
+        time.sleep(5)  # mid-trial: TensorFlow is importing or training
+        os.kill(_worker_pids(search.pid)[0], signal.SIGKILL)
+        out, err = search.communicate(timeout=900)
+    finally:
+        kill_group(search)
+    assert search.returncode in (0, 1), err[-3000:]  # 1 only if every trial failed
+    records = json.loads((run / "trials.json").read_text())
+    assert len(records) == 3 and all(r["status"] in ("completed", "failed", "infeasible") for r in records)
+    assert (run / "search_summary.json").is_file() and (run / "search_report.html").is_file()
+
+
+def test_killed_driver_then_resume_runs_only_the_remaining_trials(tmp_path):
+    run = tmp_path / "run"
+    config = write_config(tmp_path, TINY.replace("trials: 2", "trials: 4"))
+    search = start("search", str(config), "--run-dir", str(run), "--epochs", "1", "--workers", "1")
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                before = json.loads((run / "trials.json").read_text())
+            except (OSError, ValueError):
+                before = []
+            if before:
+                break
+            assert search.poll() is None and time.monotonic() < deadline, search.stderr.read()[-2000:]
+            time.sleep(0.5)
+        os.kill(search.pid, signal.SIGKILL)  # kill -9 the driver only
+        search.wait()
+    finally:
+        kill_group(search)  # then what it left behind (its local Ray), ours to clean
+    before = json.loads((run / "trials.json").read_text())
+    assert 1 <= len(before) < 4
+    resumed = subprocess.run([sys.executable, "-m", "edgeml", "search", str(config), "--run-dir", str(run),
+                              "--epochs", "1", "--workers", "1", "--resume"], capture_output=True, text=True,
+                             env=ENV, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = json.loads((run / "trials.json").read_text())
+    assert len(after) == 4 and len({r["trial_id"] for r in after}) == 4
+    kept = {r["trial_id"]: r for r in after}
+    assert all(kept[r["trial_id"]]["seconds"] == r["seconds"] for r in before)  # not rerun
+    progress = [ln for ln in resumed.stderr.splitlines() if "[edgeml] search " in ln and "/4: trial" in ln]
+    assert len(progress) <= 4 - len(before), progress  # only the remaining trials ran
