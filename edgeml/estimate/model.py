@@ -62,10 +62,11 @@ DEFAULT_COEFFICIENTS = {
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_elem": 1.5, "lut_stream": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0}.items()},
-    "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8, "rf_slope": 0.75,
-               "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0,
+    "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
+               "rf_levels": 0.5, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5},
-    "dsp": {"csd_max_lut": 2, "min_input_bits": 10},
+    "dsp": {"csd_max_lut": 2, "min_input_bits": 10, "rf_mul_digits": 4},
+    "tools": {"vivado": {"lut": 1.0, "ff": 1.0}, "vitis": {"lut": 1.0, "ff": 1.0}},
     "ranges": {},
 }
 
@@ -185,8 +186,16 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         f["lut_mux"] = products * (in_bits + (w_bits if spec.strategy == "latency" else 0)) \
             + (units * in_bits * w_bits if narrow else 0.0)  # narrow products become LUT multipliers
         if spec.strategy == "latency":
-            est.cycles = max(1, round(t["rf_slope"] * min(rf, max(1, nnz)) + t["rf_levels"] * levels + t["rf_offset"]))
-            est.ii = est.cycles + 1
+            # dense_latency: PIPELINE II=RF with ALLOCATION mul limit=multiplier_limit. Only the products HLS
+            # keeps as multiplications compete for the limited multipliers (constants with few canonical
+            # signed digits become shift-adds first), so the achieved interval is ceil(mul ops / limit),
+            # often well below RF; the pipeline depth is one cycle less (csynth I, J modules).
+            ops = int((digits >= dsp_rule["rf_mul_digits"]).sum())
+            est.ii = max(1, min(rf, math.ceil(ops / units)))
+            t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
+            tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
+            est.cycles = max(est.ii - 1, tree)
+            est.info["mul_ops"] = ops
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
@@ -250,7 +259,7 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     return est
 
 
-def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
+def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str) -> None:
     """io_stream: the layer loops over pixels; FIFOs and window registers add logic."""
     if spec.io_type != "io_stream":
         if spec.kind in ("conv1d", "conv2d") and spec.n_positions > 1:
@@ -266,7 +275,11 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
         f["lut_stream"] += spec.n_in * width + 200
         f["ff_stream"] += spec.n_in * width + 200
         block_ii = max(1.0, est.ii)
-        if block_ii <= 1:
+        if block_ii <= 1 and tool_kind == "vitis":
+            # conv_*_cl puts its PIPELINE pragma inside an `if` on the strategy; Vitis HLS ignores pragmas in
+            # conditional blocks, so every pixel runs the whole kernel one after the other (csynth Q: 3 x 131)
+            est.cycles = spec.in_positions * (est.cycles + 2)
+        elif block_ii <= 1:
             est.cycles = spec.in_positions + est.cycles + 2
         else:
             est.cycles = spec.in_positions + spec.n_positions * (block_ii - 1) * t["conv_ii_scale"]
@@ -290,7 +303,8 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
             est.bram_18k += math.ceil(chan * spec.result_type.width / 18) * math.ceil(depth / 1024)
 
 
-def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict) -> list[LayerEstimate]:
+def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
+                    tool_kind: str = "vivado") -> list[LayerEstimate]:
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
     for spec in specs:
@@ -308,7 +322,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             if not out:  # the first layer's input array is registered too
                 bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind == "dense" else 0
             est.features["ff_io"] += bits * boundary_share(clock_ns, co)
-        _stream_adjust(spec, est, co)
+        _stream_adjust(spec, est, co, tool_kind)
         est.features = {feature_name(k, spec.io_type): v for k, v in est.features.items()}
         out.append(est)
     return out
@@ -320,12 +334,15 @@ def boundary_share(clock_ns: float, co: dict) -> float:
     return min(1.0, t["overhead_a"] + t["overhead_b"] / clock_ns)
 
 
-def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float, co: dict) -> dict:
-    """Per-layer LUT/FF from features; totals, top-level latency and II."""
+def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float, co: dict,
+            tool_kind: str = "vivado") -> dict:
+    """Per-layer LUT/FF from features (scaled by the tool's factor); totals, top-level latency and II."""
     t = co["timing"]
+    scale = co.get("tools", {}).get(tool_kind, {})
     for est in layers:
-        est.info["lut"] = sum(co["lut"].get(k, 0.0) * est.features.get(k, 0.0) for k in LUT_FEATURES)
-        est.info["ff"] = sum(co["ff"].get(k, 0.0) * est.features.get(k, 0.0) for k in FF_FEATURES)
+        est.info["lut"] = scale.get("lut", 1.0) * sum(co["lut"].get(k, 0.0) * est.features.get(k, 0.0)
+                                                      for k in LUT_FEATURES)
+        est.info["ff"] = scale.get("ff", 1.0) * sum(co["ff"].get(k, 0.0) * est.features.get(k, 0.0) for k in FF_FEATURES)
     stream = any(s.io_type == "io_stream" for s in specs)
     n_layers = len(layers)
     if stream:
