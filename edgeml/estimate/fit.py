@@ -233,7 +233,7 @@ def fit(cases: list[Case]) -> dict:
         for metric, names in (("lut", LUT_FEATURES), ("ff", FF_FEATURES)):
             rows = [(x, y / co["tools"][_tool_kind(c)][metric]) for c in cases for x, y in _rows(c, co, metric, names)]
             co[metric] = _nnls(np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float),
-                               names)
+                               names, metric)
         co["tools"]["vitis"] = _tool_factors([c for c in cases if _tool_kind(c) == "vitis"], co)
     return co
 
@@ -281,14 +281,27 @@ def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], f
     return rows
 
 
-def _nnls(X: np.ndarray, y: np.ndarray, names) -> dict:
+PRIOR_WEIGHT = 0.5  # pull of each coefficient's physical default, in units of one design's row
+
+
+def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str) -> dict:
+    """Non-negative least squares of relative error, each coefficient pulled toward its physical default.
+
+    The pull is one pseudo-row per feature, as heavy as ``PRIOR_WEIGHT`` of the training row that uses the
+    feature most: a coefficient that only one family exercises cannot swing far on that family alone.
+    """
     from scipy.optimize import nnls
 
     keep = X.any(axis=0)  # a feature no training case exercises keeps its physical default
     w = 1.0 / np.maximum(y, 200.0)  # relative error (small designs count as much as large), floored for ~0 rows
     coef = np.zeros(X.shape[1])
     if keep.any():
-        coef[keep] = nnls(X[:, keep] * w[:, None], y * w)[0]
+        A, b = X[:, keep] * w[:, None], y * w
+        prior = np.array([DEFAULT_COEFFICIENTS[metric][n] for n, k in zip(names, keep) if k])
+        scale = PRIOR_WEIGHT * np.abs(A).max(axis=0)
+        A = np.vstack([A, np.diag(scale)])
+        b = np.concatenate([b, scale * prior])
+        coef[keep] = nnls(A, b)[0]
     return {n: (round(float(c), 5) if k else None) for n, c, k in zip(names, coef, keep)}
 
 

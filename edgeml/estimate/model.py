@@ -150,6 +150,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
     n_zeros = n_total - nnz
+    mul_ops = None
     terms = nnz / max(1, spec.n_out) + 1  # products per output, plus the bias
     levels = _levels(terms)
     wide_input = in_bits >= dsp_rule["min_input_bits"]
@@ -195,7 +196,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
-            est.info["mul_ops"] = ops
+            mul_ops = ops
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
@@ -208,6 +209,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         f["ff_ctrl"] = 1.0
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
                 "dsp_per_product": per_dsp, "block_cycles": est.cycles}
+    if mul_ops is not None:
+        est.info["mul_ops"] = mul_ops
     est.features = f
     return est
 
