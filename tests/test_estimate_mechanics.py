@@ -56,6 +56,44 @@ def test_io_parallel_latency_rf_gt_1(shared_dir, case):
     assert all(layer["details"]["mul_ops"] <= layer["details"]["nonzero_weights"] for layer in dense)
 
 
+@pytest.mark.parametrize("case", ["I", "J"])
+@pytest.mark.parametrize("digits", [3, 4])
+def test_rf_gt_1_ranges_cover_both_multiplier_readings(shared_dir, case, digits):
+    """Whichever CSD threshold the coefficients carry, the II/latency ranges cover the csynth values."""
+    from edgeml.estimate.model import load_coefficients
+
+    co = load_coefficients()
+    co = dict(co, dsp=dict(co["dsp"], rf_mul_digits=digits))
+    result = estimate(_prj(shared_dir, case), coefficients=co, calibration=False)
+    report = result["report"]["csynth"]
+    for k in ("ii", "latency_max"):
+        lo, hi = result["total"][f"{k}_range"]
+        assert lo <= report[k] <= hi, (k, report[k], lo, hi)
+
+
+def test_vitis_dense_per_kind_factors_and_extra_cycle(shared_dir):
+    """A dense design on Vitis HLS gets the dense Vitis factors and one more cycle (top-level port registers),
+    is flagged as unlike the fitted (Vivado-only) dense designs, and its ranges hold the published Vitis HLS
+    2024.1 totals of the tutorial jet tagger (a similar, not identical, trained model)."""
+    from edgeml.estimate.fit import PUBLISHED_VITIS_DENSE
+    from edgeml.estimate.model import load_coefficients
+
+    co = load_coefficients()
+    assert set(co["tools"]["vitis"]) >= {"dense", "conv"}
+    for point in PUBLISHED_VITIS_DENSE:
+        vivado = estimate(_prj(shared_dir, point["like"]), tool="vivado-2019.2", calibration=False)
+        vitis = estimate(_prj(shared_dir, point["like"]), tool=point["tool"], calibration=False)
+        assert vitis["settings"]["clock_uncertainty"] == 0.27  # hls4ml Vitis default, the published setting
+        assert vitis["total"]["latency_max"] >= vivado["total"]["latency_max"] + 1
+        assert any("HLS tool vitis" in r for r in vitis["extrapolation"]["reasons"])
+        lo_vd, hi_vd = vivado["total"]["lut_range"]
+        lo_vt, hi_vt = vitis["total"]["lut_range"]
+        assert hi_vt / max(1.0, lo_vt) > hi_vd / max(1.0, lo_vd)  # widened
+        for k in ("lut", "ff", "latency_max"):
+            lo, hi = vitis["total"][f"{k}_range"]
+            assert lo <= point[k] <= hi, (point["like"], k, point[k], lo, hi)
+
+
 @pytest.mark.parametrize("case,tolerance", [("O1_cnn_rf1_u50", 0.05), ("Q_conv1d_vitis2024", 0.05),
                                             ("O2_cnn_rf16_u50", 0.2)])
 def test_io_stream_latency_strategy(shared_dir, case, tolerance):

@@ -17,9 +17,9 @@ from pathlib import Path
 from edgeml.errors import InputError
 
 from edgeml.estimate import calibration as calib
-from edgeml.estimate import devices
+from edgeml.estimate import devices, domain
 from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
-from edgeml.estimate.model import combine, estimate_layers, load_coefficients, logic_delay
+from edgeml.estimate.model import combine, estimate_layers, load_coefficients, logic_delay, rf_envelope, spec_kind
 from edgeml.estimate.reports import read_project_reports
 from edgeml.estimate.tools import DEFAULT_UNCERTAINTY, parse_tool, tool_from_backend
 
@@ -80,8 +80,9 @@ def estimate_project(project_dir: Path, coefficients: dict | None = None, tool: 
 
 
 def design_kind(specs: list[LayerSpec], io_type: str) -> str:
-    """'conv' for convolutional or io_stream designs (their ranges and calibration are kept apart), else 'dense'."""
-    return "conv" if any(s.kind in ("conv1d", "conv2d") for s in specs) or io_type == "io_stream" else "dense"
+    """'conv' for designs with a convolution (their ranges, tool factors and calibration are kept apart), else
+    'dense', whatever the IOType: the same split as the ground-truth families the ranges are calibrated on."""
+    return spec_kind(specs)
 
 
 def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: str = "io_parallel",
@@ -97,8 +98,14 @@ def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: 
     total = combine(specs, layers, clock_ns, co, tool_info["kind"])
     kind = design_kind(specs, io_type)
     ranges = co.get("ranges", {}).get(kind, {})
-    out_total = _with_ranges(total, ranges)
+    reasons = domain.outside(domain.traits(specs, tool_info["kind"], device["family"], io_type),
+                             co.get("domain", {}).get(kind, {}))
+    widen = domain.widening(reasons)
+    envelope = rf_envelope(specs, device, clock_ns, uncertainty, co, tool_info["kind"])
+    out_total = _with_ranges(total, ranges, widen, envelope)
     warnings: list[str] = []
+    if reasons:
+        warnings.append(f"unlike every fitted {kind} design ({'; '.join(reasons)}): likely ranges widened x{widen:g}")
     applied = None
     if calibration:
         stored, problem = calib.load()
@@ -132,13 +139,14 @@ def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: 
                     "differ (often fewer DSP, LUT within ~2x)",
         "kind": kind,
         "total": out_total,
-        "layers": [_layer_dict(spec, est, ranges) for spec, est in zip(specs, layers)],
+        "layers": [_layer_dict(spec, est, ranges, widen) for spec, est in zip(specs, layers)],
         "part": part_info,
         "settings": {"tool": tool_info["name"], "io_type": io_type, "clock_ns": clock_ns,
                      "clock_uncertainty": uncertainty,
                      "strategies": sorted({s.strategy for s in specs if s.kind in ("dense", "conv1d", "conv2d")}),
                      "reuse_factors": sorted({s.reuse_factor for s in specs if s.kind in ("dense", "conv1d", "conv2d")})},
         "ranges_coverage": co.get("ranges", {}).get("coverage"),
+        "extrapolation": {"reasons": reasons, "range_widening": widen},
         "calibration": applied,
         "warnings": warnings,
     }
@@ -203,33 +211,38 @@ def project_meta(project_dir: Path, tool: str | None = None) -> dict:
             "uncertainty": _uncertainty(find("ClockUncertainty", ""), clock)}
 
 
-def _with_ranges(values: dict, ranges: dict) -> dict:
-    """Each metric rounded, with its calibrated range: a ratio band (resources, conv cycles) or +-cycles."""
+def _with_ranges(values: dict, ranges: dict, widen: float = 1.0, envelope: dict | None = None) -> dict:
+    """Each metric rounded, with its calibrated range: a ratio band (resources, conv cycles) or +-cycles, its log
+    half-width times ``widen`` (extrapolation), and stretched to cover ``envelope`` (metric -> (low, high))."""
     out: dict = {}
     for k in METRICS:
         v = values[k]
         out[k] = round(v) if k != "bram_18k" else round(v, 1)
         band = ranges.get(k) or ({"cycles": [-2, 2]} if k in CYCLE_METRICS else {"ratio": [0.8, 1.25]})
         if "cycles" in band:
-            lo, hi = band["cycles"]
+            lo, hi = domain.widen_cycles(band["cycles"], widen)
             floor = 1 if k == "ii" else 0  # an initiation interval is at least one cycle
-            out[f"{k}_range"] = [max(floor, round(v + lo)), round(v + hi)]
+            rng = [max(floor, round(v + lo)), round(v + hi)]
         else:
             # the band is on value + 1, so a count of zero (no DSP, no BRAM) still gets a range
-            lo, hi = ((v + 1) * f - 1 for f in band["ratio"])
+            lo, hi = ((v + 1) * f - 1 for f in domain.widen_ratio(band["ratio"], widen))
             if k in CYCLE_METRICS:
-                out[f"{k}_range"] = [max(1, math.floor(lo)), math.ceil(hi)]
+                rng = [max(1, math.floor(lo)), math.ceil(hi)]
             else:
-                out[f"{k}_range"] = [round(max(0.0, lo), 1), round(hi, 1)]
+                rng = [round(max(0.0, lo), 1), round(hi, 1)]
+        if envelope and k in envelope:  # the other readings carry the same model uncertainty
+            low, high = (_with_ranges(dict(values, **{k: e}), {k: band}, widen)[f"{k}_range"] for e in envelope[k])
+            rng = [min(rng[0], low[0]), max(rng[1], high[1])]
+        out[f"{k}_range"] = rng
     return out
 
 
-def _layer_dict(spec: LayerSpec, est, ranges: dict) -> dict:
+def _layer_dict(spec: LayerSpec, est, ranges: dict, widen: float = 1.0) -> dict:
     values = {"dsp": est.dsp, "lut": est.info.get("lut", 0.0), "ff": est.info.get("ff", 0.0),
               "bram_18k": est.bram_18k, "uram": 0, "latency_min": est.cycles, "latency_max": est.cycles,
               "ii": est.ii}
     d = {"name": spec.name, "kind": spec.kind, "strategy": spec.strategy, "reuse_factor": spec.reuse_factor}
-    d.update(_with_ranges(values, ranges))
+    d.update(_with_ranges(values, ranges, widen))
     d["details"] = {k: v for k, v in est.info.items() if k not in ("lut", "ff")}
     return d
 

@@ -38,8 +38,8 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_elem", "lut_stream")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl")
+LUT_BASE = ("lut_add", "lut_mux", "lut_elem", "lut_stream", "lut_line")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line")
 SHARED_KERNEL = ("lut_mux", "ff_rf", "ff_ctrl")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
@@ -59,14 +59,18 @@ FF_FEATURES = _names(FF_BASE)
 # (1 LUT per adder bit, 1 FF per register bit).
 DEFAULT_COEFFICIENTS = {
     "lut": {feature_name(k, io): v for io in IO_PREFIX
-            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_elem": 1.5, "lut_stream": 1.0}.items()},
+            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_elem": 1.5, "lut_stream": 1.0,
+                                   "lut_line": 0.25}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0}.items()},
+           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
+                                  "ff_line": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5},
     "dsp": {"csd_max_lut": 2, "min_input_bits": 10, "rf_mul_digits": 4},
-    "tools": {"vivado": {"lut": 1.0, "ff": 1.0}, "vitis": {"lut": 1.0, "ff": 1.0}},
+    # per tool family and design kind: LUT/FF factors and extra pipeline cycles (io_parallel) against Vivado HLS
+    "tools": {"vivado": {}, "vitis": {"dense": {"lut": 1.0, "ff": 1.0, "cycles": 0},
+                                      "conv": {"lut": 1.0, "ff": 1.0, "cycles": 0}}},
     "ranges": {},
 }
 
@@ -181,8 +185,10 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         units = max(1, units)
         narrow = not wide_input or min(in_bits, w_bits) <= 4
         est.dsp = 0.0 if narrow else float(units * per_dsp)
-        f["lut_add"] = units * acc_bits
         products = nnz if spec.strategy == "latency" else n_total
+        # Latency strategy: ALLOCATION limits only `mul`; the unrolled accumulation keeps one adder per nonzero
+        # product as at RF 1. Resource strategy: the RF loop body holds block_factor multiply-adds.
+        f["lut_add"] = (nnz if spec.strategy == "latency" else units) * acc_bits
         # every product's operands pass through a RF-to-1 multiplexer in front of a shared multiplier
         f["lut_mux"] = products * (in_bits + (w_bits if spec.strategy == "latency" else 0)) \
             + (units * in_bits * w_bits if narrow else 0.0)  # narrow products become LUT multipliers
@@ -256,6 +262,8 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
             f["lut_elem"] = spec.n_out * bits * max(1, spec.pool_size) if not stream else \
                 max(1, spec.n_chan) * bits * max(1, spec.pool_size)
             est.cycles = spec.in_positions if stream else 1
+            if stream:  # the line buffer: registers (or shift-register LUTs) of (pool_height-1) input rows
+                f["lut_line"] = f["ff_line"] = spec.line_buffer * max(1, spec.n_chan) * bits
     if not stream:
         est.ii = 1
     est.features = f
@@ -298,7 +306,8 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
         est.ii = est.cycles + 1
     else:
         f["lut_stream"] += 100
-        f["ff_stream"] += spec.n_out * spec.result_type.width / max(1, spec.n_positions) + 100
+        # one pixel (n_chan values) in flight per step, not the whole feature map
+        f["ff_stream"] += chan * spec.result_type.width + 100
         est.ii = max(est.ii, spec.in_positions if spec.kind == "pooling" else 1)
         # the output FIFO holds a whole feature map (depth = pixels) when the layer follows a convolution
         depth = spec.n_positions if spec.kind == "pooling" else spec.n_in // chan if spec.n_chan else 1
@@ -337,11 +346,22 @@ def boundary_share(clock_ns: float, co: dict) -> float:
     return min(1.0, t["overhead_a"] + t["overhead_b"] / clock_ns)
 
 
+def spec_kind(specs: list[LayerSpec]) -> str:
+    """'conv' when the design has a convolution, else 'dense' (ranges, tool factors and calibration per kind)."""
+    return "conv" if any(s.kind in ("conv1d", "conv2d") for s in specs) else "dense"
+
+
+def tool_scale(co: dict, tool_kind: str, kind: str) -> dict:
+    """The tool family's LUT/FF factors and extra cycles for this kind of design (1, 1, 0 for Vivado HLS)."""
+    entry = co.get("tools", {}).get(tool_kind, {})
+    return entry.get(kind, entry) if isinstance(entry.get(kind), dict) else entry
+
+
 def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float, co: dict,
             tool_kind: str = "vivado") -> dict:
     """Per-layer LUT/FF from features (scaled by the tool's factor); totals, top-level latency and II."""
     t = co["timing"]
-    scale = co.get("tools", {}).get(tool_kind, {})
+    scale = tool_scale(co, tool_kind, spec_kind(specs))
     for est in layers:
         est.info["lut"] = scale.get("lut", 1.0) * sum(co["lut"].get(k, 0.0) * est.features.get(k, 0.0)
                                                       for k in LUT_FEATURES)
@@ -356,6 +376,8 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
             e.info.get("block_cycles", 0) + 1 for e in layers if e is not slowest)
     else:  # one pipeline: every layer's cycles plus the registered layer boundaries
         latency = sum(e.cycles for e in layers) + n_layers * boundary_share(clock_ns, co)
+        # Vitis HLS registers the top function's ports (published jet tagger: +1 cycle on both pairs)
+        latency += scale.get("cycles", 0)
     ii = max((e.ii for e in layers), default=1)  # the slowest stage/layer sets the interval
     latency = max(1, round(latency))
     return {
@@ -372,3 +394,22 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
 
 def feature_totals(layers: list[LayerEstimate]) -> dict:
     return {k: sum(e.features.get(k, 0.0) for e in layers) for k in LUT_FEATURES + FF_FEATURES}
+
+
+# Which constants Vivado HLS counts against the ALLOCATION limit at ReuseFactor > 1 is not settled by the ground
+# truth: the dense modules of I/J match constants with >= 4 canonical signed digits, the conv kernels of O2/O5
+# match >= 3. The likely ranges of latency and II always cover both readings.
+RF_MUL_DIGITS_READINGS = (3, 4)
+
+
+def rf_envelope(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
+                tool_kind: str = "vivado") -> dict | None:
+    """Latency/II under each reading of ``rf_mul_digits`` for designs with a Latency-strategy layer at RF > 1."""
+    if not any(s.kind in MAC_KINDS and s.strategy == "latency" and s.reuse_factor > 1 for s in specs):
+        return None
+    values = []
+    for digits in RF_MUL_DIGITS_READINGS:
+        alt = dict(co, dsp=dict(co["dsp"], rf_mul_digits=digits))
+        layers = estimate_layers(specs, device, clock_ns, uncertainty, alt, tool_kind)
+        values.append(combine(specs, layers, clock_ns, alt, tool_kind))
+    return {k: (min(v[k] for v in values), max(v[k] for v in values)) for k in ("latency_min", "latency_max", "ii")}
