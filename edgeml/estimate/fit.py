@@ -11,11 +11,13 @@ flow or a tool setup never sit on both sides of a split.
 
 Fitting order (each step uses the previous ones):
 1. DSP rule: the CSD-digit threshold and minimum input width for constant multipliers (grid search).
-2. Timing: adder/multiplier delays, layer-boundary registers, stream parameters and the CSD threshold of
-   multiplications that compete for shared multipliers at ReuseFactor > 1 (grid search on cycle error).
-3. LUT and FF: non-negative least squares of relative error; Vitis HLS designs get one LUT and one FF factor
-   each (geometric mean of their residual ratios, shrunk toward 1 by one pseudo-design).
-4. Ranges (shipped file only): split-conformal bands from leave-one-family-out residuals, per kind and metric.
+2. Timing: adder/multiplier delays, layer-boundary registers and stream parameters (grid search on cycle error).
+3. LUT and FF: non-negative least squares of relative error; per kind (dense / conv) one Vitis HLS LUT and FF
+   factor and extra cycles (Vitis designs in the data, and the published Vitis totals paired with their Vivado
+   twin), shrunk toward 1 by one pseudo-design.
+4. The fitted span per kind (``domain``): designs outside it get wider ranges.
+5. Ranges (shipped file only): split-conformal bands from leave-one-family-out residuals, per kind and metric,
+   normalised by each design's widening.
 """
 
 from __future__ import annotations
@@ -189,7 +191,8 @@ TIMING_GRID = {
     "overhead_a": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
     "overhead_b": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
     "rf_levels": [0.0, 0.25, 0.5, 1.0],
-    "conv_ii_scale": [0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0],
+    "window_copy": [4, 8, 11, 16, 24, 37, 64, 128],
+    "pixel_overhead": [1, 2, 3, 4, 5],
     "stream_fill": [0.5, 1.0, 1.5, 2.0],
 }
 
@@ -224,11 +227,6 @@ def fit(cases: list[Case]) -> dict:
                 co["timing"][key] = value
                 scores.append((_latency_loss(cases, co), abs(value - DEFAULT_COEFFICIENTS["timing"][key]), value))
             co["timing"][key] = min(scores)[2]  # ties: the value nearest the physical default
-        scores = []
-        for value in RF_MUL_DIGITS:
-            co["dsp"]["rf_mul_digits"] = value
-            scores.append((_latency_loss(cases, co), abs(value - DEFAULT_COEFFICIENTS["dsp"]["rf_mul_digits"]), value))
-        co["dsp"]["rf_mul_digits"] = min(scores)[2]
     co["tools"] = copy.deepcopy(DEFAULT_COEFFICIENTS["tools"])
     for _ in range(2):  # LUT/FF coefficients with the Vitis designs divided by the current Vitis factor
         for metric, names in (("lut", LUT_FEATURES), ("ff", FF_FEATURES)):
@@ -250,9 +248,6 @@ def shown(case: Case, co: dict) -> tuple[dict, float, list[str], dict | None]:
     reasons = domain.outside(case_traits(case), co.get("domain", {}).get(case.family, {}))
     envelope = rf_envelope(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co, _tool_kind(case))
     return predict(case, co)[0], domain.widening(reasons), reasons, envelope
-
-
-RF_MUL_DIGITS = (3, 4, 5)
 
 
 # Published Vitis HLS totals of the hls4ml tutorial jet tagger (Vitis HLS 2024.1, xcu250, 5 ns, hls4ml's Vitis

@@ -79,6 +79,7 @@ class LayerSpec:
     activation: str = ""
     table_size: int = 1024
     pool_size: int = 1
+    declared_zeros: int | None = None  # zeros hls4ml counted (n_zeros -> multiplier_limit) before dead-code removal
     line_buffer: int = 0  # io_stream 2D pooling: input pixels held until a window is complete, (pool_height-1)*in_width
 
     @property

@@ -20,6 +20,7 @@ per-layer handshake overhead cycles. See docs/estimate.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -38,9 +39,9 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_elem", "lut_stream", "lut_line")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_elem", "lut_stream", "lut_line")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line")
-SHARED_KERNEL = ("lut_mux", "ff_rf", "ff_ctrl")
+SHARED_KERNEL = ("lut_mux", "lut_rsel", "ff_rf", "ff_ctrl")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
@@ -59,15 +60,16 @@ FF_FEATURES = _names(FF_BASE)
 # (1 LUT per adder bit, 1 FF per register bit).
 DEFAULT_COEFFICIENTS = {
     "lut": {feature_name(k, io): v for io in IO_PREFIX
-            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_elem": 1.5, "lut_stream": 1.0,
+            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_elem": 1.5, "lut_stream": 1.0,
                                    "lut_line": 0.25}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
                                   "ff_line": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
-               "rf_levels": 0.5, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0,
+               "rf_levels": 0.5, "window_copy": 16, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5},
-    "dsp": {"csd_max_lut": 2, "min_input_bits": 10, "rf_mul_digits": 4},
+    # rf_mul_digits: not fitted; the RF 1 rule (<= csd_max_lut digits are shift-adds) read at RF > 1
+    "dsp": {"csd_max_lut": 2, "min_input_bits": 10, "rf_mul_digits": 3},
     # per tool family and design kind: LUT/FF factors and extra pipeline cycles (io_parallel) against Vivado HLS
     "tools": {"vivado": {}, "vitis": {"dense": {"lut": 1.0, "ff": 1.0, "cycles": 0},
                                       "conv": {"lut": 1.0, "ff": 1.0, "cycles": 0}}},
@@ -178,8 +180,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
         units = nnz
     else:
-        if spec.strategy == "latency":
-            units = math.ceil(n_total / rf) - n_zeros // rf
+        if spec.strategy == "latency":  # hls4ml's multiplier_limit, from the zeros it saw in the weights
+            declared = n_zeros if spec.declared_zeros is None else spec.declared_zeros
+            units = math.ceil(n_total / rf) - declared // rf
         else:
             units = math.ceil(n_total / rf)
         units = max(1, units)
@@ -190,7 +193,10 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # product as at RF 1. Resource strategy: the RF loop body holds block_factor multiply-adds.
         f["lut_add"] = (nnz if spec.strategy == "latency" else units) * acc_bits
         # every product's operands pass through a RF-to-1 multiplexer in front of a shared multiplier
-        f["lut_mux"] = products * (in_bits + (w_bits if spec.strategy == "latency" else 0)) \
+        # Latency: constants and inputs multiplexed into the shared multipliers; Resource: the inputs selected by
+        # the RF loop index (weights come from a ROM) -- different circuits, one coefficient each
+        mux = "lut_mux" if spec.strategy == "latency" else "lut_rsel"
+        f[mux] = products * (in_bits + (w_bits if spec.strategy == "latency" else 0)) \
             + (units * in_bits * w_bits if narrow else 0.0)  # narrow products become LUT multipliers
         if spec.strategy == "latency":
             # dense_latency: PIPELINE II=RF with ALLOCATION mul limit=multiplier_limit. Only the products HLS
@@ -229,7 +235,9 @@ def _table_brams(n_reads: int, table_bits: int) -> float:
 TABLE_ACTIVATIONS = ("sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "hard_sigmoid_table")
 
 
-def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict) -> LayerEstimate:
+def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, live: float = 1.0) -> LayerEstimate:
+    """``live``: share of the inputs that are not constants (a pruned-away output of the layer before is its bias:
+    an activation on it folds away)."""
     t = co["timing"]
     est = LayerEstimate(spec.name, spec.kind)
     f = dict.fromkeys(LUT_BASE + FF_BASE, 0.0)
@@ -237,7 +245,7 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     bits = spec.in_type.width
     stream = spec.io_type == "io_stream"
     # a stream layer handles one pixel (n_chan values) per step; io_parallel handles all n at once
-    lanes = max(1, spec.n_chan) if stream and spec.n_chan else n
+    lanes = max(1, spec.n_chan) if stream and spec.n_chan else max(1, round(n * live))
     if spec.kind == "softmax":
         table_bits = spec.table_size * 18
         est.bram_18k = _table_brams(lanes, table_bits) + 1
@@ -292,8 +300,13 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
             est.cycles = spec.in_positions * (est.cycles + 2)
         elif block_ii <= 1:
             est.cycles = spec.in_positions + est.cycles + 2
-        else:
-            est.cycles = spec.in_positions + spec.n_positions * (block_ii - 1) * t["conv_ii_scale"]
+        elif spec.strategy == "resource":
+            # the PIPELINE pragmas of conv_*_cl/compute_output_buffer sit under `if (strategy == latency)`: every
+            # input pixel runs the window copy (not unrolled: up to window_copy cycles) and the RF-iteration kernel
+            # one after the other (csynth O6/O8/U: pixels x (RF + min(n_in, c)))
+            est.cycles = spec.in_positions * (spec.reuse_factor + min(spec.n_in, t["window_copy"]))
+        else:  # Latency at RF > 1: the kernel (its schedule at II = mul ops / multiplier_limit) runs per input pixel
+            est.cycles = spec.in_positions * (est.cycles + t["pixel_overhead"])
         est.ii = est.cycles
         depth, fifo_bits = spec.n_positions, spec.n_out * spec.result_type.width
         if depth > 64:  # deep FIFOs become BRAM (1024 x 18 per BRAM_18K)
@@ -319,9 +332,13 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
                     tool_kind: str = "vivado") -> list[LayerEstimate]:
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
+    live = 1.0
+    specs = effective_specs(specs)
     for spec in specs:
         if spec.kind in MAC_KINDS:
             est = _mac_layer(spec, device, clock_ns, clock_eff, co)
+        elif spec.kind == "activation" and spec.activation not in TABLE_ACTIVATIONS:
+            est = _elementwise_layer(spec, device, clock_eff, co, live)
         elif spec.kind in ("activation", "softmax", "pooling"):
             est = _elementwise_layer(spec, device, clock_eff, co)
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
@@ -337,7 +354,46 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
         _stream_adjust(spec, est, co, tool_kind)
         est.features = {feature_name(k, spec.io_type): v for k, v in est.features.items()}
         out.append(est)
+        live = _live_outputs(spec)
     return out
+
+
+def effective_specs(specs: list[LayerSpec]) -> list[LayerSpec]:
+    """Dense layers with the products HLS removes as dead code zeroed out.
+
+    In a chain dense -> element-wise activations -> dense, an output of the first layer without any nonzero weight is
+    a constant (its bias), so every product of the next layer on that input folds into that layer's bias; and an
+    output of the first layer that the next layer multiplies only by zeros is never used, so its products go too.
+    Pruned models lose many products this way (csynth I/J: the multiplications left per multiplier_limit match the
+    reported II exactly).
+    """
+    out = list(specs)
+    links = []  # (index of a dense layer, index of the dense layer it feeds through element-wise layers only)
+    prev = None
+    for i, spec in enumerate(out):
+        if spec.kind == "dense" and spec.weights is not None and spec.io_type == "io_parallel":
+            if prev is not None and out[prev].n_out == spec.n_in:
+                links.append((prev, i))
+            prev = i
+        elif spec.kind != "activation":
+            prev = None
+    if not links:
+        return out
+    weights = {i: np.array(out[i].weights) for link in links for i in link}
+    for _ in range(2):
+        for a, b in links:  # constant inputs fold into the bias
+            weights[b][~(weights[a] != 0).any(axis=0), :] = 0
+        for a, b in reversed(links):  # unused outputs are removed
+            weights[a][:, ~(weights[b] != 0).any(axis=1)] = 0
+    return [dataclasses.replace(s, weights=weights[i], declared_zeros=int((s.weights == 0).sum())) if i in weights else s
+            for i, s in enumerate(out)]
+
+
+def _live_outputs(spec: LayerSpec) -> float:
+    """Share of a dense layer's outputs with at least one nonzero weight (the others are constants); 1 otherwise."""
+    if spec.kind != "dense" or spec.weights is None or spec.n_out == 0:
+        return 1.0
+    return float((spec.weights != 0).any(axis=0).sum()) / spec.n_out
 
 
 def boundary_share(clock_ns: float, co: dict) -> float:
