@@ -452,9 +452,9 @@ def feature_totals(layers: list[LayerEstimate]) -> dict:
     return {k: sum(e.features.get(k, 0.0) for e in layers) for k in LUT_FEATURES + FF_FEATURES}
 
 
-# Which constants Vivado HLS counts against the ALLOCATION limit at ReuseFactor > 1 is not settled by the ground
-# truth: the dense modules of I/J match constants with >= 4 canonical signed digits, the conv kernels of O2/O5
-# match >= 3. The likely ranges of latency and II always cover both readings.
+# Which constants Vivado HLS counts against the ALLOCATION limit at ReuseFactor > 1: with dead products removed,
+# those with >= 3 canonical signed digits (the RF 1 shift-add rule) give the csynth II of I, J, O2 and O5 exactly.
+# All four come from one repository and one tool version, so the likely ranges of latency and II also cover >= 4.
 RF_MUL_DIGITS_READINGS = (3, 4)
 
 
