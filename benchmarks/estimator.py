@@ -76,6 +76,8 @@ def published_vitis(cases) -> list[dict]:
     by_id = {c.id: c for c in cases}
     ev = tool_evidence(cases, co)["dense"]  # one entry per published pair, in PUBLISHED_VITIS_DENSE order
     out = []
+    if any(point["like"] not in by_id for point in PUBLISHED_VITIS_DENSE):
+        return []  # a twin is missing from this ground truth
     for i, point in enumerate(PUBLISHED_VITIS_DENSE):
         others = [j for j in range(len(PUBLISHED_VITIS_DENSE)) if j != i]
         entry = {m: math.exp(sum(ev[m][j] for j in others) / (len(others) + 1)) for m in ("lut", "ff")}

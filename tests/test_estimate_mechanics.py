@@ -254,3 +254,40 @@ class _FakeKeras:
 
     def predict(self, x):
         return x
+
+
+# ----------------------------------------------------------------------------- dead products, fitted span
+
+def test_dead_products_of_a_pruned_chain_are_removed():
+    import numpy as np
+
+    from edgeml.estimate.layers import LayerSpec
+    from edgeml.estimate.model import effective_specs
+
+    w1 = np.array([[3, 0, 5], [7, 0, 0]])  # output 1 has no weight: a constant
+    w2 = np.array([[9, 11], [13, 15], [0, 0]])  # output 2 of the first layer is never used
+    specs = [LayerSpec("fc1", "dense", n_in=2, n_out=3, weights=w1),
+             LayerSpec("relu1", "activation", n_in=3, activation="relu"),
+             LayerSpec("fc2", "dense", n_in=3, n_out=2, weights=w2)]
+    fc1, _, fc2 = effective_specs(specs)
+    assert fc1.weights.tolist() == [[3, 0, 0], [7, 0, 0]] and fc1.declared_zeros == 3
+    assert fc2.weights.tolist() == [[9, 11], [0, 0], [0, 0]] and fc2.declared_zeros == 2
+    assert specs[0].weights is w1  # the caller's specs are untouched
+
+
+def test_ranges_widen_outside_the_fitted_span():
+    from edgeml.estimate import _with_ranges, domain
+
+    fitted = domain.span([{"rf": 1, "bits": [16, 16], "macs": 1000, "tool": "vivado", "device_family": "7series",
+                           "strategy": ["latency"], "io_type": "io_parallel"}])
+    inside = {"rf": 1, "bits": [16, 16], "macs": 1500, "tool": "vivado", "device_family": "7series",
+              "strategy": ["latency"], "io_type": "io_parallel"}
+    assert domain.outside(inside, fitted) == []
+    reasons = domain.outside(dict(inside, rf=64, tool="vitis"), fitted)
+    assert len(reasons) == 2 and "ReuseFactor 64" in reasons[0]
+    values = {"dsp": 100, "lut": 1000, "ff": 1000, "bram_18k": 0, "uram": 0, "latency_min": 10, "latency_max": 10,
+              "ii": 1}
+    ranges = {"lut": {"ratio": [0.8, 1.25]}, "latency_max": {"cycles": [-2, 2]}}
+    narrow, wide = _with_ranges(values, ranges), _with_ranges(values, ranges, domain.widening(reasons))
+    assert wide["lut_range"][0] < narrow["lut_range"][0] and wide["lut_range"][1] > narrow["lut_range"][1]
+    assert wide["latency_max_range"] == [6, 14] and narrow["latency_max_range"] == [8, 12]
