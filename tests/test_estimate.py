@@ -12,6 +12,12 @@ from edgeml.estimate.model import COEFFICIENTS_PATH, csd_digits
 from edgeml.estimate.reports import parse_csynth_rpt, parse_csynth_xml, parse_vivado_utilization, read_project_reports
 
 
+@pytest.fixture(autouse=True)
+def _private_config_dir(tmp_path, monkeypatch):
+    """A user's calibration must never leak into (or out of) the tests."""
+    monkeypatch.setenv("EDGEML_CONFIG_DIR", str(tmp_path / "edgeml-config"))
+
+
 # ----------------------------------------------------------------------------- real reports
 
 def _gt(shared_dir, case):
@@ -78,7 +84,8 @@ def test_csd_digits():
 
 def test_coefficients_ship_with_package():
     co = json.loads(COEFFICIENTS_PATH.read_text())
-    assert {"lut", "ff", "timing", "dsp", "ranges"} <= set(co)
+    assert {"lut", "ff", "timing", "dsp", "ranges", "tools"} <= set(co)
+    assert co["ranges"]["coverage"] == 0.8 and {"dense", "conv"} <= set(co["ranges"])
 
 
 def test_device_table():

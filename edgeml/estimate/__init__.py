@@ -1,9 +1,11 @@
 """Resource and latency estimates of an hls4ml design before synthesis, in well under a second.
 
-``estimate(target, hls=None)`` accepts an hls4ml ModelGraph, a Keras/QKeras model (object or .h5/.keras
-path, converted with ``hls``, the edgeml config's ``hls`` section) or an hls4ml project directory
-(``hls4ml_config.yml`` + ``firmware/``). It predicts what HLS C-synthesis (csynth) reports, not
-post-implementation Vivado numbers. Output layout: docs/estimate.md.
+``estimate(target)`` accepts an hls4ml ModelGraph or an hls4ml project directory (``hls4ml_config.yml`` +
+``firmware/``). A Keras/QKeras model needs a ``builder`` that turns it into a ModelGraph (the CLI passes
+``edgeml.convert.build_hls_model``): this package imports nothing from the converter. It predicts what HLS
+C-synthesis (csynth) reports, not post-implementation Vivado numbers. The HLS tool (Vivado HLS / Vitis HLS
+and version) is an input, shown in every result. A local calibration (``edgeml.estimate.calibration``) is
+applied unless ``calibration=False``. Output layout: docs/estimate.md.
 """
 
 from __future__ import annotations
@@ -14,44 +16,62 @@ from pathlib import Path
 
 from edgeml.errors import InputError
 
-from edgeml.estimate import devices
+from edgeml.estimate import calibration as calib
+from edgeml.estimate import devices, domain
 from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
-from edgeml.estimate.model import combine, estimate_layers, load_coefficients, logic_delay
+from edgeml.estimate.model import combine, estimate_layers, load_coefficients, logic_delay, rf_envelope, spec_kind
 from edgeml.estimate.reports import read_project_reports
+from edgeml.estimate.tools import DEFAULT_UNCERTAINTY, parse_tool, tool_from_backend
 
-__all__ = ["estimate", "estimate_project", "estimate_specs", "compare", "project_meta", "METRICS"]
+__all__ = ["estimate", "estimate_project", "estimate_specs", "compare", "project_meta", "design_kind", "METRICS"]
 
 METRICS = ("dsp", "lut", "ff", "bram_18k", "uram", "latency_min", "latency_max", "ii")
 COMPARED = ("dsp", "lut", "ff", "bram_18k", "latency_max", "ii")
-DEFAULT_UNCERTAINTY = 0.125  # Vivado HLS default clock uncertainty (12.5% of the period)
+CYCLE_METRICS = ("latency_min", "latency_max", "ii")
 
 
-def estimate(target, hls: dict | None = None, coefficients: dict | None = None) -> dict:
-    """Estimate csynth resources and latency of ``target``; see the module docstring for accepted targets."""
+def estimate(target, hls: dict | None = None, coefficients: dict | None = None, tool: str | None = None,
+             calibration: bool = True, builder=None) -> dict:
+    """Estimate csynth resources and latency of ``target``; see the module docstring for accepted targets.
+
+    ``builder(keras_model, hls) -> ModelGraph`` converts Keras/QKeras models (object or .h5/.keras path).
+    """
     if _is_model_graph(target):
-        meta = _graph_meta(target)
-        return estimate_specs(from_model_graph(target), **meta, coefficients=coefficients)
+        meta = _graph_meta(target, tool)
+        return estimate_specs(from_model_graph(target), **meta, coefficients=coefficients, calibration=calibration)
     if isinstance(target, (str, Path)):
         path = Path(target)
         if path.is_dir():
-            return estimate_project(path, coefficients=coefficients)
+            return estimate_project(path, coefficients=coefficients, tool=tool, calibration=calibration)
         if not path.exists():
             raise InputError(f"{path}: no such file or directory; give a .h5/.keras model or an hls4ml project folder")
+        if builder is None:
+            raise InputError(f"{path}: a Keras model must be converted first; pass builder= (e.g. "
+                             "edgeml.convert.build_hls_model) or run 'edgeml estimate MODEL'")
         from edgeml.modelio import load_model
 
         target = load_model(path)
     if hasattr(target, "layers") and hasattr(target, "predict"):
-        return estimate(_convert(target, hls or {}), coefficients=coefficients)
+        if builder is None:
+            raise InputError("a Keras model must be converted first: estimate(edgeml.convert.build_hls_model(model, "
+                             "hls, out_dir)) or pass builder=")
+        return estimate(builder(target, hls or {}), coefficients=coefficients, tool=tool, calibration=calibration)
     raise InputError(f"cannot estimate a {type(target).__name__}; give an hls4ml ModelGraph, a Keras model or a project folder")
 
 
-def estimate_project(project_dir: Path, coefficients: dict | None = None) -> dict:
-    """Estimate from what an hls4ml project folder holds, and compare with its reports if it has any."""
+def estimate_project(project_dir: Path, coefficients: dict | None = None, tool: str | None = None,
+                     calibration: bool = True) -> dict:
+    """Estimate from what an hls4ml project folder holds, and compare with its reports if it has any.
+
+    The tool is ``tool``, else the one named in the folder's csynth report, else the one the project's
+    hls4ml backend drives.
+    """
     meta = project_meta(project_dir)
-    specs = from_firmware(project_dir, io_type=meta["io_type"])
-    result = estimate_specs(specs, **meta, coefficients=coefficients)
-    result["source"] = {"kind": "hls4ml project", "path": str(project_dir)}
     reports = read_project_reports(project_dir)
+    meta["tool"] = tool or ((reports or {}).get("csynth") or {}).get("tool") or meta["tool"]
+    specs = from_firmware(project_dir, io_type=meta["io_type"])
+    result = estimate_specs(specs, **meta, coefficients=coefficients, calibration=calibration)
+    result["source"] = {"kind": "hls4ml project", "path": str(project_dir)}
     if reports:
         result["report"] = reports
         if "csynth" in reports:
@@ -59,32 +79,54 @@ def estimate_project(project_dir: Path, coefficients: dict | None = None) -> dic
     return result
 
 
+def design_kind(specs: list[LayerSpec], io_type: str) -> str:
+    """'conv' for designs with a convolution (their ranges, tool factors and calibration are kept apart), else
+    'dense', whatever the IOType: the same split as the ground-truth families the ranges are calibrated on."""
+    return spec_kind(specs)
+
+
 def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: str = "io_parallel",
-                   uncertainty: float = DEFAULT_UNCERTAINTY, coefficients: dict | None = None) -> dict:
+                   uncertainty: float | None = None, coefficients: dict | None = None, tool: str | None = None,
+                   calibration: bool = True) -> dict:
     """The estimate for layer specs on ``part`` at ``clock_ns``: totals, per layer, part usage, warnings."""
     co = coefficients or load_coefficients()
+    tool_info = parse_tool(tool)
+    if uncertainty is None:
+        uncertainty = DEFAULT_UNCERTAINTY[tool_info["kind"]]
     device = devices.lookup(part)
-    layers = estimate_layers(specs, device, clock_ns, uncertainty, co)
-    total = combine(specs, layers, clock_ns, co)
-    family = "conv" if any(s.kind in ("conv1d", "conv2d") for s in specs) or io_type == "io_stream" else "dense"
-    ranges = co.get("ranges", {}).get(family, {})
-    out_total = _with_ranges(total, ranges)
-    out_total["latency_ns"] = round(total["latency_max"] * clock_ns, 3)
+    layers = estimate_layers(specs, device, clock_ns, uncertainty, co, tool_info["kind"])
+    total = combine(specs, layers, clock_ns, co, tool_info["kind"])
+    kind = design_kind(specs, io_type)
+    ranges = co.get("ranges", {}).get(kind, {})
+    reasons = domain.outside(domain.traits(specs, tool_info["kind"], device["family"], io_type),
+                             co.get("domain", {}).get(kind, {}))
+    widen = domain.widening(reasons)
+    envelope = rf_envelope(specs, device, clock_ns, uncertainty, co, tool_info["kind"])
+    out_total = _with_ranges(total, ranges, widen, envelope)
+    warnings: list[str] = []
+    if reasons:
+        warnings.append(f"unlike every fitted {kind} design ({'; '.join(reasons)}): likely ranges widened x{widen:g}")
+    applied = None
+    if calibration:
+        stored, problem = calib.load()
+        if problem:
+            warnings.append(problem)
+        applied = calib.apply(out_total, kind, stored)
+    out_total["latency_ns"] = round(out_total["latency_max"] * clock_ns, 3)
     lat_lo, lat_hi = out_total["latency_max_range"]
     out_total["latency_ns_range"] = [round(lat_lo * clock_ns, 3), round(lat_hi * clock_ns, 3)]
     out_total["clock_ns"] = clock_ns
-    warnings: list[str] = []
     part_info = {k: device.get(k) for k in ("part", "device", "known", "family")}
     if device["known"]:
         part_info["capacity"] = {k: device[k] for k in devices.RESOURCES}
         fits = True
         for k in devices.RESOURCES:
             cap = device[k]
-            pct = 100.0 * total[k] / cap if cap else (0.0 if total[k] == 0 else math.inf)
+            pct = 100.0 * out_total[k] / cap if cap else (0.0 if out_total[k] == 0 else math.inf)
             out_total[f"{k}_pct"] = round(pct, 2) if math.isfinite(pct) else None
-            if total[k] > cap:
+            if out_total[k] > cap:
                 fits = False
-                warnings.append(f"{k} {total[k]:.0f} exceeds the {device['device']} capacity {cap} ({pct:.0f}%)")
+                warnings.append(f"{k} {out_total[k]:.0f} exceeds the {device['device']} capacity {cap} ({pct:.0f}%)")
             elif pct > 80:
                 warnings.append(f"{k} at {pct:.0f}% of {device['device']}: placement and timing get hard above ~80%")
         out_total["fits"] = fits
@@ -93,14 +135,19 @@ def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: 
         warnings.append(f"part {part!r} is not in the device table ({', '.join(devices.DEVICES)}): no percentages")
     warnings += _timing_warnings(specs, layers, device, clock_ns, uncertainty, co)
     return {
-        "predicts": "HLS C-synthesis (csynth) estimates; post-synthesis Vivado LUT/DSP can differ (often fewer DSP, "
-                    "LUT within ~2x)",
+        "predicts": f"HLS C-synthesis (csynth) estimates for {tool_info['name']}; post-synthesis Vivado LUT/DSP can "
+                    "differ (often fewer DSP, LUT within ~2x)",
+        "kind": kind,
         "total": out_total,
-        "layers": [_layer_dict(spec, est, ranges) for spec, est in zip(specs, layers)],
+        "layers": [_layer_dict(spec, est, ranges, widen) for spec, est in zip(specs, layers)],
         "part": part_info,
-        "settings": {"io_type": io_type, "clock_ns": clock_ns, "clock_uncertainty": uncertainty,
+        "settings": {"tool": tool_info["name"], "io_type": io_type, "clock_ns": clock_ns,
+                     "clock_uncertainty": uncertainty,
                      "strategies": sorted({s.strategy for s in specs if s.kind in ("dense", "conv1d", "conv2d")}),
                      "reuse_factors": sorted({s.reuse_factor for s in specs if s.kind in ("dense", "conv1d", "conv2d")})},
+        "ranges_coverage": co.get("ranges", {}).get("coverage"),
+        "extrapolation": {"reasons": reasons, "range_widening": widen},
+        "calibration": applied,
         "warnings": warnings,
     }
 
@@ -127,27 +174,28 @@ def _is_model_graph(obj) -> bool:
     return hasattr(obj, "get_layers") and hasattr(obj, "config") and hasattr(obj.config, "get_config_value")
 
 
-def _graph_meta(hls_model) -> dict:
+def _graph_meta(hls_model, tool: str | None) -> dict:
     cfg = hls_model.config
-    return {"part": str(cfg.get_config_value("Part") or "xcu250-figd2104-2L-e"),
-            "clock_ns": float(cfg.get_config_value("ClockPeriod") or 5.0),
-            "io_type": str(cfg.get_config_value("IOType") or "io_parallel"),
-            "uncertainty": _uncertainty(cfg.get_config_value("ClockUncertainty"), float(cfg.get_config_value("ClockPeriod") or 5.0))}
+    clock = float(cfg.get_config_value("ClockPeriod") or 5.0)
+    backend = cfg.get_config_value("Backend") or type(getattr(cfg, "backend", None)).__name__
+    return {"part": str(cfg.get_config_value("Part") or "xcu250-figd2104-2L-e"), "clock_ns": clock,
+            "io_type": str(cfg.get_config_value("IOType") or "io_parallel"), "tool": tool or tool_from_backend(backend),
+            "uncertainty": _uncertainty(cfg.get_config_value("ClockUncertainty"), clock)}
 
 
-def _uncertainty(value, clock_ns: float) -> float:
-    """hls4ml ClockUncertainty ('12.5%' or ns) -> fraction of the period."""
+def _uncertainty(value, clock_ns: float) -> float | None:
+    """hls4ml ClockUncertainty ('12.5%' or ns) -> fraction of the period; None = the tool's default."""
     if value is None or value == "":
-        return DEFAULT_UNCERTAINTY
+        return None
     text = str(value).strip()
     try:
         return float(text[:-1]) / 100 if text.endswith("%") else float(text) / clock_ns
     except ValueError:
-        return DEFAULT_UNCERTAINTY
+        return None
 
 
-def project_meta(project_dir: Path) -> dict:
-    """Part, clock and IOType from hls4ml_config.yml (tolerant: hls4ml writes custom YAML tags)."""
+def project_meta(project_dir: Path, tool: str | None = None) -> dict:
+    """Part, clock, IOType and tool from hls4ml_config.yml (tolerant: hls4ml writes custom YAML tags)."""
     path = Path(project_dir) / "hls4ml_config.yml"
     if not path.is_file():
         raise InputError(f"{project_dir}: no hls4ml_config.yml; point at the output folder of an hls4ml conversion")
@@ -159,44 +207,42 @@ def project_meta(project_dir: Path) -> dict:
 
     clock = float(find("ClockPeriod", "5"))
     return {"part": find("Part", "xcu250-figd2104-2L-e"), "clock_ns": clock, "io_type": find("IOType", "io_parallel"),
+            "tool": tool or tool_from_backend(find("Backend", "")),
             "uncertainty": _uncertainty(find("ClockUncertainty", ""), clock)}
 
 
-def _convert(model, hls: dict):
-    import tempfile
-
-    from edgeml import config as cfgmod
-    from edgeml.convert import build_hls_model
-
-    section = cfgmod.validate({"hls": hls})["hls"] if hls else cfgmod.defaults()["hls"]
-    return build_hls_model(model, section, Path(tempfile.mkdtemp(prefix="edgeml_estimate_")))
-
-
-def _range_value(value: float, factors) -> list[float]:
-    lo, hi = factors or (0.8, 1.25)
-    return [round(value * lo, 1), round(value * hi, 1)]
-
-
-def _with_ranges(values: dict, ranges: dict) -> dict:
+def _with_ranges(values: dict, ranges: dict, widen: float = 1.0, envelope: dict | None = None) -> dict:
+    """Each metric rounded, with its calibrated range: a ratio band (resources, conv cycles) or +-cycles, its log
+    half-width times ``widen`` (extrapolation), and stretched to cover ``envelope`` (metric -> (low, high))."""
     out: dict = {}
     for k in METRICS:
         v = values[k]
         out[k] = round(v) if k != "bram_18k" else round(v, 1)
-        if k in ("latency_min", "latency_max", "ii"):
-            lo, hi = ranges.get(k, (-2, 2))  # cycles, additive
+        band = ranges.get(k) or ({"cycles": [-2, 2]} if k in CYCLE_METRICS else {"ratio": [0.8, 1.25]})
+        if "cycles" in band:
+            lo, hi = domain.widen_cycles(band["cycles"], widen)
             floor = 1 if k == "ii" else 0  # an initiation interval is at least one cycle
-            out[f"{k}_range"] = [max(floor, round(v + lo)), round(v + hi)]
+            rng = [max(floor, round(v + lo)), round(v + hi)]
         else:
-            out[f"{k}_range"] = _range_value(v, ranges.get(k))
+            # the band is on value + 1, so a count of zero (no DSP, no BRAM) still gets a range
+            lo, hi = ((v + 1) * f - 1 for f in domain.widen_ratio(band["ratio"], widen))
+            if k in CYCLE_METRICS:
+                rng = [max(1, math.floor(lo)), math.ceil(hi)]
+            else:
+                rng = [round(max(0.0, lo), 1), round(hi, 1)]
+        if envelope and k in envelope:  # the other readings carry the same model uncertainty
+            low, high = (_with_ranges(dict(values, **{k: e}), {k: band}, widen)[f"{k}_range"] for e in envelope[k])
+            rng = [min(rng[0], low[0]), max(rng[1], high[1])]
+        out[f"{k}_range"] = rng
     return out
 
 
-def _layer_dict(spec: LayerSpec, est, ranges: dict) -> dict:
+def _layer_dict(spec: LayerSpec, est, ranges: dict, widen: float = 1.0) -> dict:
     values = {"dsp": est.dsp, "lut": est.info.get("lut", 0.0), "ff": est.info.get("ff", 0.0),
               "bram_18k": est.bram_18k, "uram": 0, "latency_min": est.cycles, "latency_max": est.cycles,
               "ii": est.ii}
     d = {"name": spec.name, "kind": spec.kind, "strategy": spec.strategy, "reuse_factor": spec.reuse_factor}
-    d.update(_with_ranges(values, ranges))
+    d.update(_with_ranges(values, ranges, widen))
     d["details"] = {k: v for k, v in est.info.items() if k not in ("lut", "ff")}
     return d
 

@@ -5,18 +5,26 @@ plus manifest.json). K has no firmware (an hls4ml unit-test fixture with random 
 from its transcribed config (Dense(16->5, relu), io_stream, xc7z020, 5 ns) with seeded random weights.
 Cases without any model (T1, T2) cannot be estimated and are skipped.
 
+Every case belongs to a **family**: its source repository and kind (dense / conv), from manifest.json.
+Validation leaves a whole family out (``leave_one_family_out``), so designs that share a model, an author's
+flow or a tool setup never sit on both sides of a split.
+
 Fitting order (each step uses the previous ones):
 1. DSP rule: the CSD-digit threshold and minimum input width for constant multipliers (grid search).
-2. Timing: adder/multiplier delays, per-layer overhead, RF and stream parameters (coordinate grid search
-   on absolute cycle error for io_parallel cases, relative error for io_stream cases).
-3. LUT and FF: non-negative least squares of relative error on case totals.
-4. Ranges (only for the shipped file): quantiles of leave-one-out relative errors, dense and conv apart.
+2. Timing: adder/multiplier delays, layer-boundary registers and stream parameters (grid search on cycle error).
+3. LUT and FF: non-negative least squares of relative error; per kind (dense / conv) one Vitis HLS LUT and FF
+   factor and extra cycles (Vitis designs in the data, and the published Vitis totals paired with their Vivado
+   twin), shrunk toward 1 by one pseudo-design.
+4. The fitted span per kind (``domain``): designs outside it get wider ranges.
+5. Ranges (shipped file only): split-conformal bands from leave-one-family-out residuals, per kind and metric,
+   normalised by each design's widening.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -25,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeml.estimate import devices
+from edgeml.estimate import devices, domain
 from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
 from edgeml.estimate.model import (COEFFICIENTS_PATH, DEFAULT_COEFFICIENTS, FF_FEATURES, LUT_FEATURES, combine,
-                                   estimate_layers, feature_totals)
+                                   estimate_layers, feature_totals, rf_envelope, tool_scale)
 from edgeml.estimate.reports import read_project_reports
+from edgeml.estimate.tools import DEFAULT_UNCERTAINTY, parse_tool
 
 METRICS = ("dsp", "lut", "ff", "bram_18k", "latency_max", "ii")
 
@@ -39,33 +48,48 @@ class Case:
     """One ground-truth design: layer specs, settings and the csynth report."""
 
     id: str
-    family: str  # dense | conv
+    family: str  # dense | conv (the kind; ranges and summaries are kept apart by it)
     specs: list[LayerSpec]
     part: str
     clock_ns: float
     io_type: str
     report: dict
     uncertainty: float = 0.125
+    tool: str = "vivado-2020.1"
+    group: str = ""  # source family: repository + kind; left out together in validation
     modules: dict | None = None  # layer name -> csynth of its module {latency, lut, ff} (flat io_parallel designs)
 
 
 def load_cases(ground_truth: Path, quick: bool = False) -> list[Case]:
-    """Every ground-truth case we can estimate (firmware present, or K rebuilt)."""
+    """Every ground-truth case we can estimate (firmware present, or K rebuilt unless ``quick``)."""
     from edgeml.estimate import project_meta
 
     cases = []
     for folder in sorted(p for p in Path(ground_truth).iterdir() if p.is_dir()):
         prj = folder / "hls4ml_prj"
         if (prj / "firmware" / "parameters.h").is_file():
-            meta = project_meta(prj)
-            specs = from_firmware(prj, io_type=meta["io_type"])
             report = read_project_reports(prj)["csynth"]
+            meta = project_meta(prj, report["tool"])
+            specs = from_firmware(prj, io_type=meta["io_type"])
             case = _case(folder.name, specs, meta["part"], meta["clock_ns"], meta["io_type"], report)
             case.modules = _modules(folder / "manifest.json", specs)
-            cases.append(case)
         elif folder.name == "K" and not quick:
-            cases.append(_k_case(folder))
+            case = _k_case(folder)
+            meta = {"uncertainty": None}
+        else:
+            continue
+        case.tool = case.report["tool"]
+        unc = meta["uncertainty"]
+        case.uncertainty = unc if unc is not None else DEFAULT_UNCERTAINTY[parse_tool(case.tool)["kind"]]
+        case.group = _group(folder / "manifest.json", case.family)
+        cases.append(case)
     return cases
+
+
+def _group(manifest_path: Path, kind: str) -> str:
+    """Source family of a case: the repository it came from, and its kind."""
+    source = json.loads(manifest_path.read_text()).get("source", {}) if manifest_path.is_file() else {}
+    return f"{source.get('repo', manifest_path.parent.name)}:{kind}"
 
 
 def _modules(manifest_path: Path, specs) -> dict | None:
@@ -119,8 +143,12 @@ def _k_case(folder: Path) -> Case:
 
 def predict(case: Case, co: dict) -> tuple[dict, dict]:
     device = devices.lookup(case.part)
-    layers = estimate_layers(case.specs, device, case.clock_ns, case.uncertainty, co)
-    return combine(case.specs, layers, case.clock_ns, co), feature_totals(layers)
+    layers = estimate_layers(case.specs, device, case.clock_ns, case.uncertainty, co, _tool_kind(case))
+    return combine(case.specs, layers, case.clock_ns, co, _tool_kind(case)), feature_totals(layers)
+
+
+def _tool_kind(case: Case) -> str:
+    return parse_tool(case.tool)["kind"]
 
 
 def _rel(pred: float, true: float) -> float:
@@ -136,8 +164,8 @@ def _latency_loss(cases, co) -> float:
     loss = 0.0
     for c in cases:
         device = devices.lookup(c.part)
-        layers = estimate_layers(c.specs, device, c.clock_ns, c.uncertainty, co)
-        p = combine(c.specs, layers, c.clock_ns, co)
+        layers = estimate_layers(c.specs, device, c.clock_ns, c.uncertainty, co, _tool_kind(c))
+        p = combine(c.specs, layers, c.clock_ns, co, _tool_kind(c))
         for est in layers:  # per-layer cycles where csynth reports them per module: direct evidence
             module = (c.modules or {}).get(est.name)
             if module is None:
@@ -162,10 +190,9 @@ TIMING_GRID = {
     "delay_7series": [1.6, 2.0, 2.5, 3.0, 3.5],
     "overhead_a": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8],
     "overhead_b": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
-    "rf_slope": [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0],
     "rf_levels": [0.0, 0.25, 0.5, 1.0],
-    "rf_offset": [-4.0, -3.0, -2.0, -1.0, 0.0, 1.0],
-    "conv_ii_scale": [0.8, 1.0, 1.2, 1.3, 1.4, 1.6, 2.0],
+    "window_copy": [4, 8, 11, 16, 24, 37, 64, 128],
+    "pixel_overhead": [1, 2, 3, 4, 5],
     "stream_fill": [0.5, 1.0, 1.5, 2.0],
 }
 
@@ -176,12 +203,12 @@ def fit(cases: list[Case]) -> dict:
     co["ranges"] = {}
     best = None
     for csd, bits in itertools.product((1, 2, 3), (6, 8, 10, 12)):
-        co["dsp"] = {"csd_max_lut": csd, "min_input_bits": bits}
+        co["dsp"].update(csd_max_lut=csd, min_input_bits=bits)
         loss = _dsp_loss(cases, co)
         prior = abs(csd - 2) + abs(bits - 10) / 2  # ties: the physically expected rule
         if best is None or (loss, prior) < best[:2]:
             best = (loss, prior, csd, bits)
-    co["dsp"] = {"csd_max_lut": best[2], "min_input_bits": best[3]}
+    co["dsp"].update(csd_max_lut=best[2], min_input_bits=best[3])
     # multiplier and adder delays trade off against each other: search them jointly first. Registers only
     # bound delays from below, so among equally good pairs take the fastest logic (HLS chains as much as
     # the clock allows)
@@ -200,11 +227,88 @@ def fit(cases: list[Case]) -> dict:
                 co["timing"][key] = value
                 scores.append((_latency_loss(cases, co), abs(value - DEFAULT_COEFFICIENTS["timing"][key]), value))
             co["timing"][key] = min(scores)[2]  # ties: the value nearest the physical default
-    for metric, names in (("lut", LUT_FEATURES), ("ff", FF_FEATURES)):
-        rows = [row for c in cases for row in _rows(c, co, metric, names)]
-        co[metric] = _nnls(np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float),
-                           names)
+    co["tools"] = copy.deepcopy(DEFAULT_COEFFICIENTS["tools"])
+    for _ in range(2):  # LUT/FF coefficients with the Vitis designs divided by the current Vitis factor
+        for metric, names in (("lut", LUT_FEATURES), ("ff", FF_FEATURES)):
+            rows = [(x, y / tool_scale(co, _tool_kind(c), c.family).get(metric, 1.0))
+                    for c in cases for x, y in _rows(c, co, metric, names)]
+            co[metric] = _nnls(np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float),
+                               names, metric)
+        co["tools"]["vitis"] = _tool_factors(cases, co)
+    co["domain"] = {kind: domain.span([case_traits(c) for c in cases if c.family == kind]) for kind in ("dense", "conv")}
     return co
+
+
+def case_traits(case: Case) -> dict:
+    return domain.traits(case.specs, _tool_kind(case), devices.lookup(case.part)["family"], case.io_type)
+
+
+def shown(case: Case, co: dict) -> tuple[dict, float, list[str], dict | None]:
+    """What the estimator shows for a case: the totals, the range widening and its reasons, the RF envelope."""
+    reasons = domain.outside(case_traits(case), co.get("domain", {}).get(case.family, {}))
+    envelope = rf_envelope(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co, _tool_kind(case))
+    return predict(case, co)[0], domain.widening(reasons), reasons, envelope
+
+
+# Published Vitis HLS totals of the hls4ml tutorial jet tagger (Vitis HLS 2024.1, xcu250, 5 ns, hls4ml's Vitis
+# default 27% clock uncertainty; shared/README.md), paired with the ground-truth Vivado HLS 2019.2 case of the same
+# architecture and compression. Similar, not identical, trained models: only the Vitis/Vivado ratios of a pair
+# are used, never the totals themselves. The 75%-pruned float point has no Vivado counterpart and is not used.
+PUBLISHED_VITIS_DENSE = (
+    {"like": "A", "tool": "vitis-2024.1", "uncertainty": 0.27, "what": "float <16,6>, RF 1",
+     "latency_max": 14, "dsp": 1502, "lut": 101800, "ff": 9400},
+    {"like": "D", "tool": "vitis-2024.1", "uncertainty": 0.27, "what": "QKeras 6-bit, 75% pruned, RF 1",
+     "latency_max": 12, "dsp": 34, "lut": 42200, "ff": 3200},
+)
+
+
+def _as_tool(case: Case, tool: str, uncertainty: float) -> Case:
+    return dataclasses.replace(case, tool=tool, uncertainty=uncertainty)
+
+
+def tool_evidence(cases: list[Case], co: dict) -> dict:
+    """Per kind, the log Vitis/Vivado ratios (LUT, FF) and extra cycles the training data supports.
+
+    Vitis designs in ``cases``: report over the Vivado-style prediction (tool factors 1). Published Vitis points
+    whose Vivado twin is in ``cases`` (dense): the published/Vivado report ratio divided by the ratio the model
+    already predicts between the two tools (deeper pipelining at 27% clock uncertainty), so model errors that the
+    twins share cancel.
+    """
+    base = _fill_defaults(copy.deepcopy(co))
+    base["tools"] = copy.deepcopy(DEFAULT_COEFFICIENTS["tools"])
+    out = {kind: {"lut": [], "ff": [], "cycles": []} for kind in ("dense", "conv")}
+    for c in cases:
+        if _tool_kind(c) != "vitis":
+            continue
+        pred = predict(c, base)[0]
+        for metric in ("lut", "ff"):
+            out[c.family][metric].append(math.log(max(1.0, c.report[metric]) / max(1.0, pred[metric])))
+        if c.io_type == "io_parallel":
+            out[c.family]["cycles"].append(c.report["latency_max"] - pred["latency_max"])
+    by_id = {c.id: c for c in cases}
+    for point in PUBLISHED_VITIS_DENSE:
+        twin = by_id.get(point["like"])
+        if twin is None or _tool_kind(twin) != "vivado":
+            continue
+        vivado = predict(twin, base)[0]
+        vitis = predict(_as_tool(twin, point["tool"], point["uncertainty"]), base)[0]
+        for metric in ("lut", "ff"):
+            out["dense"][metric].append(math.log((point[metric] / twin.report[metric]) / (vitis[metric] / vivado[metric])))
+        out["dense"]["cycles"].append((point["latency_max"] - twin.report["latency_max"])
+                                      - (vitis["latency_max"] - vivado["latency_max"]))
+    return out
+
+
+def _tool_factors(cases: list[Case], co: dict) -> dict:
+    """Vitis / Vivado LUT and FF factors per kind: geometric mean of the evidence (``tool_evidence``), shrunk toward 1
+    by one pseudo-design so a single design cannot set it alone; extra io_parallel cycles: the rounded mean."""
+    out = {}
+    for kind, ev in tool_evidence(cases, co).items():
+        entry = {m: round(math.exp(sum(ev[m]) / (len(ev[m]) + 1)), 4) for m in ("lut", "ff")}
+        entry["cycles"] = int(round(sum(ev["cycles"]) / len(ev["cycles"]))) if ev["cycles"] else 0
+        entry["evidence"] = len(ev["lut"])
+        out[kind] = entry
+    return out
 
 
 def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], float]]:
@@ -213,8 +317,9 @@ def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], f
     Module rows pin each coefficient to the layers it describes; the rest row holds what the top function
     adds (io_parallel: the registers between layers, feature ``par.ff_io``).
     """
-    layers = estimate_layers(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co)
-    if not case.modules or case.io_type == "io_stream":  # stream modules nest: only totals are additive
+    layers = estimate_layers(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co,
+                             _tool_kind(case))
+    if not case.modules:  # no per-layer csynth: the total is the only evidence
         totals = feature_totals(layers)
         return [([totals[n] for n in names], float(case.report[metric]))]
     rows, covered, rest = [], 0.0, dict.fromkeys(names, 0.0)
@@ -234,14 +339,27 @@ def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], f
     return rows
 
 
-def _nnls(X: np.ndarray, y: np.ndarray, names) -> dict:
+PRIOR_WEIGHT = 0.5  # pull of each coefficient's physical default, in units of one design's row
+
+
+def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str) -> dict:
+    """Non-negative least squares of relative error, each coefficient pulled toward its physical default.
+
+    The pull is one pseudo-row per feature, as heavy as ``PRIOR_WEIGHT`` of the training row that uses the
+    feature most: a coefficient that only one family exercises cannot swing far on that family alone.
+    """
     from scipy.optimize import nnls
 
     keep = X.any(axis=0)  # a feature no training case exercises keeps its physical default
     w = 1.0 / np.maximum(y, 200.0)  # relative error (small designs count as much as large), floored for ~0 rows
     coef = np.zeros(X.shape[1])
     if keep.any():
-        coef[keep] = nnls(X[:, keep] * w[:, None], y * w)[0]
+        A, b = X[:, keep] * w[:, None], y * w
+        prior = np.array([DEFAULT_COEFFICIENTS[metric][n] for n, k in zip(names, keep) if k])
+        scale = PRIOR_WEIGHT * np.abs(A).max(axis=0)
+        A = np.vstack([A, np.diag(scale)])
+        b = np.concatenate([b, scale * prior])
+        coef[keep] = nnls(A, b)[0]
     return {n: (round(float(c), 5) if k else None) for n, c, k in zip(names, coef, keep)}
 
 
@@ -253,15 +371,38 @@ def _fill_defaults(co: dict) -> dict:
     return co
 
 
-def leave_one_out(cases: list[Case]) -> list[dict]:
-    """For each case: the prediction of coefficients fitted without it, and its report."""
+def leave_one_family_out(cases: list[Case], nested_ranges: bool = True) -> list[dict]:
+    """For each case: the prediction of coefficients fitted without its whole family, and its report.
+
+    With ``nested_ranges`` each held-out family also gets ranges calibrated only on the other families
+    (their own leave-one-family-out residuals), so ``in_range`` is an out-of-sample coverage check.
+    """
     rows = []
-    for i, case in enumerate(cases):
-        co = _fill_defaults(fit(cases[:i] + cases[i + 1:]))
-        pred = predict(case, co)[0]
-        rows.append({"id": case.id, "family": case.family, "estimate": pred,
-                     "report": {k: case.report.get(k) for k in METRICS}})
+    for group in dict.fromkeys(c.group for c in cases):
+        train = [c for c in cases if c.group != group]
+        co = _fill_defaults(fit(train))
+        ranges = ranges_from(leave_one_family_out(train, nested_ranges=False)) if nested_ranges else None
+        for case in (c for c in cases if c.group == group):
+            pred, widen, reasons, envelope = shown(case, co)
+            row = {"id": case.id, "family": case.family, "group": group, "tool": case.tool, "estimate": pred,
+                   "report": {k: case.report.get(k) for k in METRICS}, "range_widening": widen,
+                   "outside_fitted": reasons}
+            if ranges is not None:
+                row["in_range"] = in_range(pred, row["report"], ranges.get(case.family, {}), widen, envelope)
+            rows.append(row)
     return rows
+
+
+def in_range(pred: dict, report: dict, ranges: dict, widen: float = 1.0, envelope: dict | None = None) -> dict:
+    """Per metric: does the report fall in the range the estimator would show for ``pred``?"""
+    from edgeml.estimate import _with_ranges
+
+    values = dict(pred)
+    values.setdefault("uram", 0)
+    values.setdefault("latency_min", pred["latency_max"])
+    bands = _with_ranges(values, ranges, widen, envelope)
+    return {k: bool(bands[f"{k}_range"][0] <= report[k] <= bands[f"{k}_range"][1])
+            for k in METRICS if report.get(k) is not None}
 
 
 def error_summary(rows: list[dict]) -> dict:
@@ -287,25 +428,43 @@ def _q(values, q) -> float | None:
     return round(float(np.percentile(values, q)), 4) if values else None
 
 
+COVERAGE = 0.8  # the ranges are calibrated to hold the csynth value for 80% of unseen designs
+
+
+def _conformal(scores: list[float], coverage: float = COVERAGE) -> float:
+    """Split-conformal quantile: the ceil((n+1) * coverage)-th smallest of n scores. When that rank exceeds n (too
+    few designs for the guarantee, which would need an unbounded band) the largest score times ``SMALL_N_STRETCH``."""
+    ordered = sorted(scores)
+    k = math.ceil((len(ordered) + 1) * coverage)
+    return ordered[-1] * SMALL_N_STRETCH if k > len(ordered) else ordered[k - 1]
+
+
+SMALL_N_STRETCH = 1.5
+
+
 def ranges_from(rows: list[dict]) -> dict:
-    """Likely-range factors per family: 10th/90th percentiles of report/estimate (cycles: report - estimate)."""
-    out = {}
+    """Ranges per kind and metric from out-of-sample residuals, split-conformal at ``COVERAGE``.
+
+    Resources and conv cycles: a symmetric band in log((report + 1) / (estimate + 1)). Dense latency and II:
+    +-cycles (at least 1). Each residual is divided by the widening its design got for lying outside the fitted
+    span (``domain``), so the band is in units of the un-widened width (normalised conformal scores).
+    """
+    out: dict = {"coverage": COVERAGE}
     for family in ("dense", "conv"):
         sub = [r for r in rows if r["family"] == family]
         if not sub:
             continue
         fam = {}
-        for k in ("dsp", "lut", "ff", "bram_18k"):
-            ratios = [r["report"][k] / r["estimate"][k] for r in sub if r["estimate"][k] > 0 and r["report"][k]]
-            if ratios:
-                fam[k] = [round(min(1.0, float(np.percentile(ratios, 10))), 3),
-                          round(max(1.0, float(np.percentile(ratios, 90))), 3)]
-        for k in ("latency_min", "latency_max", "ii"):
-            src = "latency_max" if k == "latency_min" else k
-            diffs = [r["report"][src] - r["estimate"][src] for r in sub]
-            if family == "conv":  # thousands of cycles: a relative band, stored as cycles is meaningless
-                continue
-            fam[k] = [min(-1, math.floor(float(np.percentile(diffs, 10)))), max(1, math.ceil(float(np.percentile(diffs, 90))))]
+        for k in ("dsp", "lut", "ff", "bram_18k", "latency_max", "ii"):
+            pairs = [(r["estimate"][k], r["report"][k], r.get("range_widening", 1.0))
+                     for r in sub if r["report"].get(k) is not None]
+            if family == "dense" and k in ("latency_max", "ii"):
+                q = max(1.0, round(_conformal([abs(rep - est) / w for est, rep, w in pairs]), 3))
+                fam[k] = {"cycles": [-q, q]}
+            else:
+                q = _conformal([abs(math.log((rep + 1) / (est + 1))) / w for est, rep, w in pairs])
+                fam[k] = {"ratio": [round(math.exp(-q), 4), round(math.exp(q), 4)]}
+        fam["latency_min"] = fam["latency_max"]
         out[family] = fam
     return out
 
@@ -322,14 +481,14 @@ def main(argv=None) -> None:
         raise SystemExit("no ground truth found: pass --ground-truth or set EDGEML_SHARED")
     cases = load_cases(gt)
     co = _fill_defaults(fit(cases))
-    rows = leave_one_out(cases)
+    rows = leave_one_family_out(cases, nested_ranges=False)
     co["ranges"] = ranges_from(rows)
-    co["fitted_on"] = [c.id for c in cases]
-    co["leave_one_out"] = error_summary(rows)
+    co["fitted_on"] = {c.id: c.group for c in cases}
+    co["leave_one_family_out"] = error_summary(rows)
     from edgeml.io import write_json
 
     write_json(args.out, co)
-    print(json.dumps(co["leave_one_out"], indent=1))
+    print(json.dumps(co["leave_one_family_out"], indent=1))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ class LayerSpec:
     activation: str = ""
     table_size: int = 1024
     pool_size: int = 1
+    declared_zeros: int | None = None  # zeros hls4ml counted (n_zeros -> multiplier_limit) before dead-code removal
+    line_buffer: int = 0  # io_stream 2D pooling: input pixels held until a window is complete, (pool_height-1)*in_width
 
     @property
     def n_weights(self) -> int:
@@ -180,6 +182,8 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
             in_shape = layer.get_input_variable().shape
             spec.in_positions = int(np.prod(in_shape[:-1]))
             spec.pool_size = max(1, spec.in_positions // max(1, spec.n_positions))
+            if len(in_shape) == 3:
+                spec.line_buffer = (int(layer.get_attr("pool_height") or 1) - 1) * int(in_shape[1])
             spec.n_in = int(np.prod(in_shape))
             spec.n_out = int(np.prod(out.shape))
         else:
@@ -319,6 +323,8 @@ def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[Layer
             spec.in_positions = consts.get("in_width", 1) * consts.get("in_height", 1)
             spec.n_positions = consts.get("out_width", 1) * consts.get("out_height", 1)
             spec.pool_size = consts.get("pool_width", 1) * consts.get("pool_height", 1)
+            if kind == "pooling2d_config":
+                spec.line_buffer = (consts.get("pool_height", 1) - 1) * consts.get("in_width", 1)
             spec.n_in = spec.in_positions * spec.n_chan
             spec.n_out = spec.n_positions * spec.n_chan
         elif kind == "batchnorm_config":

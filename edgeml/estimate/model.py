@@ -20,6 +20,7 @@ per-layer handshake overhead cycles. See docs/estimate.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -38,9 +39,9 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_elem", "lut_stream")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl")
-SHARED_KERNEL = ("lut_mux", "ff_rf", "ff_ctrl")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_elem", "lut_stream", "lut_line")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line")
+SHARED_KERNEL = ("lut_mux", "lut_rsel", "ff_rf", "ff_ctrl")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
@@ -59,13 +60,19 @@ FF_FEATURES = _names(FF_BASE)
 # (1 LUT per adder bit, 1 FF per register bit).
 DEFAULT_COEFFICIENTS = {
     "lut": {feature_name(k, io): v for io in IO_PREFIX
-            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_elem": 1.5, "lut_stream": 1.0}.items()},
+            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_elem": 1.5, "lut_stream": 1.0,
+                                   "lut_line": 0.25}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0}.items()},
-    "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8, "rf_slope": 0.75,
-               "rf_levels": 0.5, "rf_offset": -2.0, "conv_ii_scale": 1.3, "stream_fill": 1.0, "t_table": 2.0,
+           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
+                                  "ff_line": 1.0}.items()},
+    "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
+               "rf_levels": 0.5, "window_copy": 16, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5},
-    "dsp": {"csd_max_lut": 2, "min_input_bits": 10},
+    # rf_mul_digits: not fitted; the RF 1 rule (<= csd_max_lut digits are shift-adds) read at RF > 1
+    "dsp": {"csd_max_lut": 2, "min_input_bits": 10, "rf_mul_digits": 3},
+    # per tool family and design kind: LUT/FF factors and extra pipeline cycles (io_parallel) against Vivado HLS
+    "tools": {"vivado": {}, "vitis": {"dense": {"lut": 1.0, "ff": 1.0, "cycles": 0},
+                                      "conv": {"lut": 1.0, "ff": 1.0, "cycles": 0}}},
     "ranges": {},
 }
 
@@ -149,6 +156,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
     n_zeros = n_total - nnz
+    mul_ops = None
     terms = nnz / max(1, spec.n_out) + 1  # products per output, plus the bias
     levels = _levels(terms)
     wide_input = in_bits >= dsp_rule["min_input_bits"]
@@ -172,21 +180,35 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
         units = nnz
     else:
-        if spec.strategy == "latency":
-            units = math.ceil(n_total / rf) - n_zeros // rf
+        if spec.strategy == "latency":  # hls4ml's multiplier_limit, from the zeros it saw in the weights
+            declared = n_zeros if spec.declared_zeros is None else spec.declared_zeros
+            units = math.ceil(n_total / rf) - declared // rf
         else:
             units = math.ceil(n_total / rf)
         units = max(1, units)
         narrow = not wide_input or min(in_bits, w_bits) <= 4
         est.dsp = 0.0 if narrow else float(units * per_dsp)
-        f["lut_add"] = units * acc_bits
         products = nnz if spec.strategy == "latency" else n_total
+        # Latency strategy: ALLOCATION limits only `mul`; the unrolled accumulation keeps one adder per nonzero
+        # product as at RF 1. Resource strategy: the RF loop body holds block_factor multiply-adds.
+        f["lut_add"] = (nnz if spec.strategy == "latency" else units) * acc_bits
         # every product's operands pass through a RF-to-1 multiplexer in front of a shared multiplier
-        f["lut_mux"] = products * (in_bits + (w_bits if spec.strategy == "latency" else 0)) \
+        # Latency: constants and inputs multiplexed into the shared multipliers; Resource: the inputs selected by
+        # the RF loop index (weights come from a ROM) -- different circuits, one coefficient each
+        mux = "lut_mux" if spec.strategy == "latency" else "lut_rsel"
+        f[mux] = products * (in_bits + (w_bits if spec.strategy == "latency" else 0)) \
             + (units * in_bits * w_bits if narrow else 0.0)  # narrow products become LUT multipliers
         if spec.strategy == "latency":
-            est.cycles = max(1, round(t["rf_slope"] * min(rf, max(1, nnz)) + t["rf_levels"] * levels + t["rf_offset"]))
-            est.ii = est.cycles + 1
+            # dense_latency: PIPELINE II=RF with ALLOCATION mul limit=multiplier_limit. Only the products HLS
+            # keeps as multiplications compete for the limited multipliers (constants with few canonical
+            # signed digits become shift-adds first), so the achieved interval is ceil(mul ops / limit),
+            # often well below RF; the pipeline depth is one cycle less (csynth I, J modules).
+            ops = int((digits >= dsp_rule["rf_mul_digits"]).sum())
+            est.ii = max(1, min(rf, math.ceil(ops / units)))
+            t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
+            tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
+            est.cycles = max(est.ii - 1, tree)
+            mul_ops = ops
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
@@ -199,6 +221,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         f["ff_ctrl"] = 1.0
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
                 "dsp_per_product": per_dsp, "block_cycles": est.cycles}
+    if mul_ops is not None:
+        est.info["mul_ops"] = mul_ops
     est.features = f
     return est
 
@@ -211,7 +235,9 @@ def _table_brams(n_reads: int, table_bits: int) -> float:
 TABLE_ACTIVATIONS = ("sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "hard_sigmoid_table")
 
 
-def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict) -> LayerEstimate:
+def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, live: float = 1.0) -> LayerEstimate:
+    """``live``: share of the inputs that are not constants (a pruned-away output of the layer before is its bias:
+    an activation on it folds away)."""
     t = co["timing"]
     est = LayerEstimate(spec.name, spec.kind)
     f = dict.fromkeys(LUT_BASE + FF_BASE, 0.0)
@@ -219,7 +245,7 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     bits = spec.in_type.width
     stream = spec.io_type == "io_stream"
     # a stream layer handles one pixel (n_chan values) per step; io_parallel handles all n at once
-    lanes = max(1, spec.n_chan) if stream and spec.n_chan else n
+    lanes = max(1, spec.n_chan) if stream and spec.n_chan else max(1, round(n * live))
     if spec.kind == "softmax":
         table_bits = spec.table_size * 18
         est.bram_18k = _table_brams(lanes, table_bits) + 1
@@ -244,13 +270,15 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
             f["lut_elem"] = spec.n_out * bits * max(1, spec.pool_size) if not stream else \
                 max(1, spec.n_chan) * bits * max(1, spec.pool_size)
             est.cycles = spec.in_positions if stream else 1
+            if stream:  # the line buffer: registers (or shift-register LUTs) of (pool_height-1) input rows
+                f["lut_line"] = f["ff_line"] = spec.line_buffer * max(1, spec.n_chan) * bits
     if not stream:
         est.ii = 1
     est.features = f
     return est
 
 
-def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
+def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str) -> None:
     """io_stream: the layer loops over pixels; FIFOs and window registers add logic."""
     if spec.io_type != "io_stream":
         if spec.kind in ("conv1d", "conv2d") and spec.n_positions > 1:
@@ -266,10 +294,19 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
         f["lut_stream"] += spec.n_in * width + 200
         f["ff_stream"] += spec.n_in * width + 200
         block_ii = max(1.0, est.ii)
-        if block_ii <= 1:
+        if block_ii <= 1 and tool_kind == "vitis":
+            # conv_*_cl puts its PIPELINE pragma inside an `if` on the strategy; Vitis HLS ignores pragmas in
+            # conditional blocks, so every pixel runs the whole kernel one after the other (csynth Q: 3 x 131)
+            est.cycles = spec.in_positions * (est.cycles + 2)
+        elif block_ii <= 1:
             est.cycles = spec.in_positions + est.cycles + 2
-        else:
-            est.cycles = spec.in_positions + spec.n_positions * (block_ii - 1) * t["conv_ii_scale"]
+        elif spec.strategy == "resource":
+            # the PIPELINE pragmas of conv_*_cl/compute_output_buffer sit under `if (strategy == latency)`: every
+            # input pixel runs the window copy (not unrolled: up to window_copy cycles) and the RF-iteration kernel
+            # one after the other (csynth O6/O8/U: pixels x (RF + min(n_in, c)))
+            est.cycles = spec.in_positions * (spec.reuse_factor + min(spec.n_in, t["window_copy"]))
+        else:  # Latency at RF > 1: the kernel (its schedule at II = mul ops / multiplier_limit) runs per input pixel
+            est.cycles = spec.in_positions * (est.cycles + t["pixel_overhead"])
         est.ii = est.cycles
         depth, fifo_bits = spec.n_positions, spec.n_out * spec.result_type.width
         if depth > 64:  # deep FIFOs become BRAM (1024 x 18 per BRAM_18K)
@@ -282,7 +319,8 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
         est.ii = est.cycles + 1
     else:
         f["lut_stream"] += 100
-        f["ff_stream"] += spec.n_out * spec.result_type.width / max(1, spec.n_positions) + 100
+        # one pixel (n_chan values) in flight per step, not the whole feature map
+        f["ff_stream"] += chan * spec.result_type.width + 100
         est.ii = max(est.ii, spec.in_positions if spec.kind == "pooling" else 1)
         # the output FIFO holds a whole feature map (depth = pixels) when the layer follows a convolution
         depth = spec.n_positions if spec.kind == "pooling" else spec.n_in // chan if spec.n_chan else 1
@@ -290,12 +328,17 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict) -> None:
             est.bram_18k += math.ceil(chan * spec.result_type.width / 18) * math.ceil(depth / 1024)
 
 
-def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict) -> list[LayerEstimate]:
+def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
+                    tool_kind: str = "vivado") -> list[LayerEstimate]:
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
+    live = 1.0
+    specs = effective_specs(specs)
     for spec in specs:
         if spec.kind in MAC_KINDS:
             est = _mac_layer(spec, device, clock_ns, clock_eff, co)
+        elif spec.kind == "activation" and spec.activation not in TABLE_ACTIVATIONS:
+            est = _elementwise_layer(spec, device, clock_eff, co, live)
         elif spec.kind in ("activation", "softmax", "pooling"):
             est = _elementwise_layer(spec, device, clock_eff, co)
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
@@ -308,10 +351,49 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             if not out:  # the first layer's input array is registered too
                 bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind == "dense" else 0
             est.features["ff_io"] += bits * boundary_share(clock_ns, co)
-        _stream_adjust(spec, est, co)
+        _stream_adjust(spec, est, co, tool_kind)
         est.features = {feature_name(k, spec.io_type): v for k, v in est.features.items()}
         out.append(est)
+        live = _live_outputs(spec)
     return out
+
+
+def effective_specs(specs: list[LayerSpec]) -> list[LayerSpec]:
+    """Dense layers with the products HLS removes as dead code zeroed out.
+
+    In a chain dense -> element-wise activations -> dense, an output of the first layer without any nonzero weight is
+    a constant (its bias), so every product of the next layer on that input folds into that layer's bias; and an
+    output of the first layer that the next layer multiplies only by zeros is never used, so its products go too.
+    Pruned models lose many products this way (csynth I/J: the multiplications left per multiplier_limit match the
+    reported II exactly).
+    """
+    out = list(specs)
+    links = []  # (index of a dense layer, index of the dense layer it feeds through element-wise layers only)
+    prev = None
+    for i, spec in enumerate(out):
+        if spec.kind == "dense" and spec.weights is not None and spec.io_type == "io_parallel":
+            if prev is not None and out[prev].n_out == spec.n_in:
+                links.append((prev, i))
+            prev = i
+        elif spec.kind != "activation":
+            prev = None
+    if not links:
+        return out
+    weights = {i: np.array(out[i].weights) for link in links for i in link}
+    for _ in range(2):
+        for a, b in links:  # constant inputs fold into the bias
+            weights[b][~(weights[a] != 0).any(axis=0), :] = 0
+        for a, b in reversed(links):  # unused outputs are removed
+            weights[a][:, ~(weights[b] != 0).any(axis=1)] = 0
+    return [dataclasses.replace(s, weights=weights[i], declared_zeros=int((s.weights == 0).sum())) if i in weights else s
+            for i, s in enumerate(out)]
+
+
+def _live_outputs(spec: LayerSpec) -> float:
+    """Share of a dense layer's outputs with at least one nonzero weight (the others are constants); 1 otherwise."""
+    if spec.kind != "dense" or spec.weights is None or spec.n_out == 0:
+        return 1.0
+    return float((spec.weights != 0).any(axis=0).sum()) / spec.n_out
 
 
 def boundary_share(clock_ns: float, co: dict) -> float:
@@ -320,12 +402,26 @@ def boundary_share(clock_ns: float, co: dict) -> float:
     return min(1.0, t["overhead_a"] + t["overhead_b"] / clock_ns)
 
 
-def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float, co: dict) -> dict:
-    """Per-layer LUT/FF from features; totals, top-level latency and II."""
+def spec_kind(specs: list[LayerSpec]) -> str:
+    """'conv' when the design has a convolution, else 'dense' (ranges, tool factors and calibration per kind)."""
+    return "conv" if any(s.kind in ("conv1d", "conv2d") for s in specs) else "dense"
+
+
+def tool_scale(co: dict, tool_kind: str, kind: str) -> dict:
+    """The tool family's LUT/FF factors and extra cycles for this kind of design (1, 1, 0 for Vivado HLS)."""
+    entry = co.get("tools", {}).get(tool_kind, {})
+    return entry.get(kind, entry) if isinstance(entry.get(kind), dict) else entry
+
+
+def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float, co: dict,
+            tool_kind: str = "vivado") -> dict:
+    """Per-layer LUT/FF from features (scaled by the tool's factor); totals, top-level latency and II."""
     t = co["timing"]
+    scale = tool_scale(co, tool_kind, spec_kind(specs))
     for est in layers:
-        est.info["lut"] = sum(co["lut"].get(k, 0.0) * est.features.get(k, 0.0) for k in LUT_FEATURES)
-        est.info["ff"] = sum(co["ff"].get(k, 0.0) * est.features.get(k, 0.0) for k in FF_FEATURES)
+        est.info["lut"] = scale.get("lut", 1.0) * sum(co["lut"].get(k, 0.0) * est.features.get(k, 0.0)
+                                                      for k in LUT_FEATURES)
+        est.info["ff"] = scale.get("ff", 1.0) * sum(co["ff"].get(k, 0.0) * est.features.get(k, 0.0) for k in FF_FEATURES)
     stream = any(s.io_type == "io_stream" for s in specs)
     n_layers = len(layers)
     if stream:
@@ -336,6 +432,8 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
             e.info.get("block_cycles", 0) + 1 for e in layers if e is not slowest)
     else:  # one pipeline: every layer's cycles plus the registered layer boundaries
         latency = sum(e.cycles for e in layers) + n_layers * boundary_share(clock_ns, co)
+        # Vitis HLS registers the top function's ports (published jet tagger: +1 cycle on both pairs)
+        latency += scale.get("cycles", 0)
     ii = max((e.ii for e in layers), default=1)  # the slowest stage/layer sets the interval
     latency = max(1, round(latency))
     return {
@@ -352,3 +450,22 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
 
 def feature_totals(layers: list[LayerEstimate]) -> dict:
     return {k: sum(e.features.get(k, 0.0) for e in layers) for k in LUT_FEATURES + FF_FEATURES}
+
+
+# Which constants Vivado HLS counts against the ALLOCATION limit at ReuseFactor > 1: with dead products removed,
+# those with >= 3 canonical signed digits (the RF 1 shift-add rule) give the csynth II of I, J, O2 and O5 exactly.
+# All four come from one repository and one tool version, so the likely ranges of latency and II also cover >= 4.
+RF_MUL_DIGITS_READINGS = (3, 4)
+
+
+def rf_envelope(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
+                tool_kind: str = "vivado") -> dict | None:
+    """Latency/II under each reading of ``rf_mul_digits`` for designs with a Latency-strategy layer at RF > 1."""
+    if not any(s.kind in MAC_KINDS and s.strategy == "latency" and s.reuse_factor > 1 for s in specs):
+        return None
+    values = []
+    for digits in RF_MUL_DIGITS_READINGS:
+        alt = dict(co, dsp=dict(co["dsp"], rf_mul_digits=digits))
+        layers = estimate_layers(specs, device, clock_ns, uncertainty, alt, tool_kind)
+        values.append(combine(specs, layers, clock_ns, alt, tool_kind))
+    return {k: (min(v[k] for v in values), max(v[k] for v in values)) for k in ("latency_min", "latency_max", "ii")}

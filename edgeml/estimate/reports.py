@@ -11,6 +11,17 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from edgeml.errors import InputError
+from edgeml.estimate.tools import parse_tool
+
+
+def _tool(path: Path, version: str, header_tool: str = "") -> str:
+    """'vivado-2020.1' / 'vitis-2024.1' from a report's version (and 'Vivado HLS'/'Vitis HLS' banner)."""
+    kind = "vitis" if "vitis" in header_tool.lower() else "vivado" if "vivado" in header_tool.lower() else ""
+    try:
+        return parse_tool(f"{kind}-{version}" if kind else version)["name"]
+    except InputError:
+        raise InputError(f"{path}: report from an unknown tool (version {version!r}); edgeml reads csynth reports of "
+                         "Vivado HLS 2017-2020.1 and Vitis HLS 2020.2+") from None
 
 def _int(node, path: str) -> int | None:
     el = node.find(path)
@@ -36,6 +47,9 @@ def parse_csynth_xml(path: Path) -> dict:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as e:
         raise InputError(f"{path}: not a readable csynth XML report ({e}); re-run csynth or remove the file") from None
+    if root.tag != "profile" or root.find("ReportVersion/Version") is None:
+        raise InputError(f"{path}: report from an unknown tool (no Vivado/Vitis HLS <profile><ReportVersion>); "
+                         "give the csynth.xml that Vivado or Vitis HLS wrote")
     res = root.find("AreaEstimates/Resources")
     lat = root.find("PerformanceEstimates/SummaryOfOverallLatency")
     if res is None or lat is None:
@@ -47,6 +61,7 @@ def parse_csynth_xml(path: Path) -> dict:
     report = {
         "file": str(path),
         "tool_version": (root.findtext("ReportVersion/Version") or "").strip(),
+        "tool": _tool(path, (root.findtext("ReportVersion/Version") or "").strip()),
         "part": (root.findtext("UserAssignments/Part") or "").strip(),
         "top": (root.findtext("UserAssignments/TopModelName") or "").strip(),
         "clock_period_ns": clock,
@@ -69,8 +84,13 @@ def parse_csynth_rpt(path: Path) -> dict:
     """The same totals from the text ``*_csynth.rpt`` (some projects only keep that)."""
     text = Path(path).read_text(errors="replace")
     report: dict = {"file": str(path)}
+    banner = re.search(r"==\s*(Vivado HLS|Vitis HLS)\s+Report", text)
     m = re.search(r"\* Version:\s*(\S+)", text)
-    report["tool_version"] = m.group(1) if m else ""
+    if not (banner and m):
+        raise InputError(f"{path}: report from an unknown tool (no 'Vivado HLS'/'Vitis HLS Report' banner and version); "
+                         "give the csynth report that Vivado or Vitis HLS wrote")
+    report["tool_version"] = m.group(1)
+    report["tool"] = _tool(path, m.group(1), banner.group(1))
     m = re.search(r"\* Target device:\s*(\S+)", text)
     report["part"] = m.group(1) if m else ""
     m = re.search(r"^\s*\|ap_clk\s*\|\s*([\d.]+)\s*ns\s*\|\s*([\d.]+)\s*ns", text, flags=re.M)

@@ -1,0 +1,293 @@
+"""Estimator mechanics against real csynth reports (latency and II per strategy and IOType), the HLS tool
+setting, local calibration, bad report files, and the import boundary with the converter.
+
+The latency/II checks use the shipped coefficients, which were fitted on these same ground-truth designs:
+they pin the mechanics (II from hls4ml's multiplier allocation, dataflow stream latency), not the
+out-of-sample accuracy (that is benchmarks/estimator.py, leave-one-family-out).
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from edgeml.errors import InputError
+from edgeml.estimate import calibration, estimate
+from edgeml.estimate.reports import parse_csynth_xml, read_project_reports
+from edgeml.estimate.tools import parse_tool
+
+
+@pytest.fixture(autouse=True)
+def _private_config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEML_CONFIG_DIR", str(tmp_path / "edgeml-config"))
+
+
+def _prj(shared_dir, case):
+    return shared_dir / "ground-truth" / case / "hls4ml_prj"
+
+
+def _total_and_report(shared_dir, case):
+    result = estimate(_prj(shared_dir, case), calibration=False)
+    return result["total"], result["report"]["csynth"], result
+
+
+# ----------------------------------------------------------------------------- latency and II
+
+@pytest.mark.parametrize("case", ["A", "D", "H"])
+def test_io_parallel_latency_rf1(shared_dir, case):
+    total, report, result = _total_and_report(shared_dir, case)
+    assert result["settings"]["strategies"] == ["latency"] and result["settings"]["reuse_factors"] == [1]
+    assert total["ii"] == report["ii"] == 1
+    assert abs(total["latency_max"] - report["latency_max"]) <= 2
+
+
+@pytest.mark.parametrize("case", ["I", "J"])
+def test_io_parallel_latency_rf_gt_1(shared_dir, case):
+    """dense_latency at RF > 1: II = ceil(multiplications left / multiplier_limit), well below RF. The products on
+    inputs that pruning made constant, and on outputs nothing uses, are dead code (shipped rule, not fitted)."""
+    total, report, result = _total_and_report(shared_dir, case)
+    rf = result["settings"]["reuse_factors"][0]
+    assert rf > 1 and total["ii"] < rf
+    assert total["ii"] == report["ii"]
+    assert total["dsp"] == report["dsp"]  # multiplier_limit from the zeros hls4ml declared, not the dead ones
+    assert abs(total["latency_max"] - report["latency_max"]) <= 2
+    dense = [layer for layer in result["layers"] if layer["kind"] == "dense"]
+    assert all(layer["details"]["mul_ops"] <= layer["details"]["nonzero_weights"] for layer in dense)
+
+
+@pytest.mark.parametrize("case", ["I", "J"])
+@pytest.mark.parametrize("digits", [3, 4])
+def test_rf_gt_1_ranges_cover_both_multiplier_readings(shared_dir, case, digits):
+    """Whichever CSD threshold the coefficients carry, the II/latency ranges cover the csynth values."""
+    from edgeml.estimate.model import load_coefficients
+
+    co = load_coefficients()
+    co = dict(co, dsp=dict(co["dsp"], rf_mul_digits=digits))
+    result = estimate(_prj(shared_dir, case), coefficients=co, calibration=False)
+    report = result["report"]["csynth"]
+    for k in ("ii", "latency_max"):
+        lo, hi = result["total"][f"{k}_range"]
+        assert lo <= report[k] <= hi, (k, report[k], lo, hi)
+
+
+def test_vitis_dense_per_kind_factors_and_extra_cycle(shared_dir):
+    """A dense design on Vitis HLS gets the dense Vitis factors and one more cycle (top-level port registers),
+    is flagged as unlike the fitted (Vivado-only) dense designs, and its ranges hold the published Vitis HLS
+    2024.1 totals of the tutorial jet tagger (a similar, not identical, trained model)."""
+    from edgeml.estimate.fit import PUBLISHED_VITIS_DENSE
+    from edgeml.estimate.model import load_coefficients
+
+    co = load_coefficients()
+    assert set(co["tools"]["vitis"]) >= {"dense", "conv"}
+    for point in PUBLISHED_VITIS_DENSE:
+        vivado = estimate(_prj(shared_dir, point["like"]), tool="vivado-2019.2", calibration=False)
+        vitis = estimate(_prj(shared_dir, point["like"]), tool=point["tool"], calibration=False)
+        assert vitis["settings"]["clock_uncertainty"] == 0.27  # hls4ml Vitis default, the published setting
+        assert vitis["total"]["latency_max"] >= vivado["total"]["latency_max"] + 1
+        assert any("HLS tool vitis" in r for r in vitis["extrapolation"]["reasons"])
+        lo_vd, hi_vd = vivado["total"]["lut_range"]
+        lo_vt, hi_vt = vitis["total"]["lut_range"]
+        assert hi_vt / max(1.0, lo_vt) > hi_vd / max(1.0, lo_vd)  # widened
+        for k in ("lut", "ff", "latency_max"):
+            lo, hi = vitis["total"][f"{k}_range"]
+            assert lo <= point[k] <= hi, (point["like"], k, point[k], lo, hi)
+
+
+@pytest.mark.parametrize("case,tolerance", [("O1_cnn_rf1_u50", 0.05), ("Q_conv1d_vitis2024", 0.05),
+                                            ("O2_cnn_rf16_u50", 0.2)])
+def test_io_stream_latency_strategy(shared_dir, case, tolerance):
+    total, report, _ = _total_and_report(shared_dir, case)
+    assert abs(total["latency_max"] - report["latency_max"]) <= tolerance * report["latency_max"]
+    assert abs(total["ii"] - report["ii"]) <= tolerance * report["ii"]
+
+
+@pytest.mark.parametrize("case", ["O6_cnn_res_rf8_z020", "O8_cnn_res_rf72_z020"])
+def test_io_stream_resource_strategy(shared_dir, case):
+    """Resource strategy: the RF loop (PIPELINE II=1 over RF iterations) makes every pixel take ~RF cycles."""
+    total, report, result = _total_and_report(shared_dir, case)
+    assert result["settings"]["strategies"] == ["resource"]
+    assert 0.5 * report["latency_max"] <= total["latency_max"] <= 1.5 * report["latency_max"]
+
+
+def test_vitis_conv_is_not_pipelined_per_pixel(shared_dir):
+    """The same design estimated for Vivado HLS (pixel loop pipelined) and Vitis HLS (pragma in an if: ignored)."""
+    prj = _prj(shared_dir, "Q_conv1d_vitis2024")
+    vitis = estimate(prj, calibration=False)
+    vivado = estimate(prj, tool="vivado-2020.1", calibration=False)
+    assert vitis["settings"]["tool"] == "vitis-2024.1" and vivado["settings"]["tool"] == "vivado-2020.1"
+    assert vitis["total"]["latency_max"] > 2 * vivado["total"]["latency_max"]
+    assert "vitis-2024.1" in vitis["predicts"]
+
+
+# ----------------------------------------------------------------------------- tool setting
+
+def test_parse_tool():
+    assert parse_tool(None)["kind"] == "vitis"
+    assert parse_tool("Vitis HLS 2022.2") == {"kind": "vitis", "version": "2022.2", "name": "vitis-2022.2"}
+    assert parse_tool("2019.2.1")["name"] == "vivado-2019.2"
+    assert parse_tool("vivado-2020.1")["kind"] == "vivado"
+    for bad in ("quartus-21.1", "vivado-2022.2", "hls"):
+        with pytest.raises(InputError):
+            parse_tool(bad)
+
+
+def test_cli_rejects_unknown_tool(shared_dir):
+    from edgeml.cli import main
+
+    out = CliRunner().invoke(main, ["estimate", str(_prj(shared_dir, "J")), "--tool", "quartus-21"])
+    assert out.exit_code == 2 and "unknown HLS tool" in out.output and "Traceback" not in out.output
+
+
+# ----------------------------------------------------------------------------- local calibration
+
+def test_calibration_round_trip(shared_dir):
+    from edgeml.cli import main
+
+    prj = _prj(shared_dir, "J")
+    before = estimate(prj)
+    assert before["calibration"] is None
+    runner = CliRunner()
+    out = runner.invoke(main, ["estimate", "--calibrate", str(prj)])
+    assert out.exit_code == 0, out.output
+    assert calibration.calibration_path().is_file()
+    after = estimate(prj)
+    assert after["calibration"]["designs"] == 1
+    for k in ("lut", "ff", "latency_max", "ii"):
+        rep = after["report"]["csynth"][k]
+        assert abs(after["total"][k] - rep) <= abs(before["total"][k] - rep), k
+    assert abs(after["total"]["lut"] - after["report"]["csynth"]["lut"]) < abs(before["total"]["lut"] - after["report"]["csynth"]["lut"])
+    text = runner.invoke(main, ["estimate", str(prj)])
+    assert "calibrated from 1 designs" in text.output
+    ignored = runner.invoke(main, ["estimate", str(prj), "--no-calibration", "--json"])
+    assert json.loads(ignored.output)["total"]["lut"] == before["total"]["lut"]
+    # a conv design is not corrected by a dense calibration
+    assert estimate(_prj(shared_dir, "O1_cnn_rf1_u50"))["calibration"] is None
+    reset = runner.invoke(main, ["estimate", "--calibrate", "--reset"])
+    assert reset.exit_code == 0 and "removed" in reset.output
+    restored = estimate(prj)
+    assert restored["calibration"] is None and restored["total"] == before["total"]
+
+
+def test_garbled_calibration_file_is_ignored_with_a_warning(shared_dir):
+    path = calibration.calibration_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"designs": {"x": ')  # truncated by a crash
+    result = estimate(_prj(shared_dir, "J"))
+    assert result["calibration"] is None and any("calibration ignored" in w for w in result["warnings"])
+
+
+# ----------------------------------------------------------------------------- bad report files
+
+def _copy_project(shared_dir, case, dest):
+    src = _prj(shared_dir, case)
+    shutil.copytree(src / "firmware", dest / "firmware")
+    shutil.copy(src / "hls4ml_config.yml", dest / "hls4ml_config.yml")
+    report = next(src.glob("*_prj/solution1/syn/report/myproject_csynth.xml"))
+    target = dest / "myproject_prj" / "solution1" / "syn" / "report" / "myproject_csynth.xml"
+    target.parent.mkdir(parents=True)
+    shutil.copy(report, target)
+    return target
+
+
+def _cli_error(args):
+    from edgeml.cli import main
+
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 2, out.output
+    lines = [line for line in out.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in out.output
+    return lines[0]
+
+
+def test_truncated_report(shared_dir, tmp_path):
+    xml = _copy_project(shared_dir, "J", tmp_path / "prj")
+    xml.write_text(xml.read_text()[:500])
+    assert "not a readable csynth XML" in _cli_error(["estimate", "--calibrate", str(tmp_path / "prj")])
+    assert "not a readable csynth XML" in _cli_error(["estimate", str(tmp_path / "prj")])
+
+
+def test_report_from_unknown_tool(shared_dir, tmp_path):
+    xml = _copy_project(shared_dir, "J", tmp_path / "prj")
+    xml.write_text(xml.read_text().replace("<Version>2020.1</Version>", "<Version>21.3 Quartus</Version>"))
+    assert "unknown tool" in _cli_error(["estimate", "--calibrate", str(tmp_path / "prj")])
+    other = tmp_path / "other.xml"
+    other.write_text("<report><ReportVersion><Version>2020.1</Version></ReportVersion></report>")
+    with pytest.raises(InputError, match="unknown tool"):
+        parse_csynth_xml(other)
+
+
+def test_folder_without_reports(shared_dir, tmp_path):
+    xml = _copy_project(shared_dir, "J", tmp_path / "prj")
+    xml.unlink()
+    assert read_project_reports(tmp_path / "prj") is None
+    assert "no csynth report" in _cli_error(["estimate", "--calibrate", str(tmp_path / "prj")])
+    assert "--calibrate needs" in _cli_error(["estimate", "--calibrate"])
+
+
+# ----------------------------------------------------------------------------- import boundary and speed
+
+def test_estimator_imports_nothing_from_the_converter(shared_dir):
+    code = ("import sys; from edgeml.estimate import estimate; "
+            f"estimate({str(_prj(shared_dir, 'A'))!r}, calibration=False); "
+            "bad = [m for m in sys.modules if m.startswith(('edgeml.convert', 'edgeml.firmware', 'tensorflow', 'hls4ml'))]; "
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_keras_model_needs_a_builder(tmp_path):
+    with pytest.raises(InputError, match="converted first"):
+        estimate(_FakeKeras())
+    model_file = tmp_path / "model.h5"
+    model_file.write_bytes(b"")
+    with pytest.raises(InputError, match="converted first"):
+        estimate(model_file)
+
+
+class _FakeKeras:
+    """Quacks like a Keras model for the dispatch in estimate() (no TensorFlow needed)."""
+
+    layers: list = []
+
+    def predict(self, x):
+        return x
+
+
+# ----------------------------------------------------------------------------- dead products, fitted span
+
+def test_dead_products_of_a_pruned_chain_are_removed():
+    import numpy as np
+
+    from edgeml.estimate.layers import LayerSpec
+    from edgeml.estimate.model import effective_specs
+
+    w1 = np.array([[3, 0, 5], [7, 0, 0]])  # output 1 has no weight: a constant
+    w2 = np.array([[9, 11], [13, 15], [0, 0]])  # output 2 of the first layer is never used
+    specs = [LayerSpec("fc1", "dense", n_in=2, n_out=3, weights=w1),
+             LayerSpec("relu1", "activation", n_in=3, activation="relu"),
+             LayerSpec("fc2", "dense", n_in=3, n_out=2, weights=w2)]
+    fc1, _, fc2 = effective_specs(specs)
+    assert fc1.weights.tolist() == [[3, 0, 0], [7, 0, 0]] and fc1.declared_zeros == 3
+    assert fc2.weights.tolist() == [[9, 11], [0, 0], [0, 0]] and fc2.declared_zeros == 2
+    assert specs[0].weights is w1  # the caller's specs are untouched
+
+
+def test_ranges_widen_outside_the_fitted_span():
+    from edgeml.estimate import _with_ranges, domain
+
+    fitted = domain.span([{"rf": 1, "bits": [16, 16], "macs": 1000, "tool": "vivado", "device_family": "7series",
+                           "strategy": ["latency"], "io_type": "io_parallel"}])
+    inside = {"rf": 1, "bits": [16, 16], "macs": 1500, "tool": "vivado", "device_family": "7series",
+              "strategy": ["latency"], "io_type": "io_parallel"}
+    assert domain.outside(inside, fitted) == []
+    reasons = domain.outside(dict(inside, rf=64, tool="vitis"), fitted)
+    assert len(reasons) == 2 and "ReuseFactor 64" in reasons[0]
+    values = {"dsp": 100, "lut": 1000, "ff": 1000, "bram_18k": 0, "uram": 0, "latency_min": 10, "latency_max": 10,
+              "ii": 1}
+    ranges = {"lut": {"ratio": [0.8, 1.25]}, "latency_max": {"cycles": [-2, 2]}}
+    narrow, wide = _with_ranges(values, ranges), _with_ranges(values, ranges, domain.widening(reasons))
+    assert wide["lut_range"][0] < narrow["lut_range"][0] and wide["lut_range"][1] > narrow["lut_range"][1]
+    assert wide["latency_max_range"] == [6, 14] and narrow["latency_max_range"] == [8, 12]
