@@ -114,3 +114,5 @@ def test_default_sample_is_a_balanced_pythia8_sample_under_8_mb():
     meta = default_sample_metadata()
     assert meta["n_jets"] == len(data) and meta["jets_per_class"] == dict(zip(CLASSES, counts.tolist()))
     assert meta["versions"]["pythia8mc"] == "8.317.2" and meta["jets_per_cpu_second"] > 0
+    # The shipped jets come from the generator's current settings (W/Z from W' -> W Z).
+    assert meta["pythia_class_settings"] == PROCESSES and meta["pythia_common_settings"] == COMMON_SETTINGS
