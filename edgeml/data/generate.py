@@ -1,8 +1,9 @@
 """Generate hls4ml-style jets offline: Pythia8 pp collisions at 13 TeV, FastJet anti-kT R = 0.8.
 
 Five classes as in the public dataset (Zenodo 3602260): light quark (q = u, d, s), gluon (g),
-W -> qq', Z -> qq and top -> bqq'. Each class runs its own Pythia8 processes with pT-hat in
-900-1100 GeV; a jet enters the sample only when it is matched (Delta R < 0.8) to the originating
+W -> qq', Z -> qq and top -> bqq'. Each class runs its own Pythia8 processes: QCD 2 -> 2 and ttbar
+with pT-hat in 900-1100 GeV, W and Z from the decay of a 2 TeV W' -> W Z (longitudinal bosons with
+pT near 1 TeV). A jet enters the sample only when it is matched (Delta R < 0.8) to the originating
 parton or boson and, for W, Z and top, when every decay quark lies inside it. Features come from
 ``edgeml.data.features`` (pure numpy). Settings, selection and formulas: docs/data.md.
 
@@ -28,7 +29,7 @@ from edgeml.io import write_json
 from edgeml.progress import Progress
 
 SQRT_S = 13000.0
-PT_HAT = (900.0, 1100.0)
+PT_HAT = (900.0, 1100.0)  # QCD and ttbar (2 -> 2); the W' (2 -> 1 resonance) is not cut on pT-hat
 JET_R = 0.8
 JET_PT = (700.0, 1300.0)  # accepted jet pT window (GeV): the pT-hat window widened for ISR/FSR
 MATCH_R = 0.8
@@ -48,13 +49,21 @@ COMMON_SETTINGS = [
 ]
 HADRONIC_W = ["24:onMode = off", "24:onIfAny = 1 2 3 4 5"]
 HADRONIC_Z = ["23:onMode = off", "23:onIfAny = 1 2 3 4 5"]
+# W and Z jets come from a heavy resonance, W' -> W Z (extended gauge model coupling, Pythia's default
+# 0 would close the channel). A W or Z from a TeV-scale resonance is longitudinally polarised, so its
+# quarks share the momentum as z(1 - z) and mMDT keeps both prongs; a V + jet boson is mostly
+# transverse and loses a prong to z_cut in about a quarter of the jets (docs/data.md, "Why W' -> WZ").
+# m_W' = 2 TeV puts the bosons' Jacobian peak at pT ~ 1 TeV, the scale of the QCD and top jets.
+WPRIME_MASS = 2000.0
+WPRIME_TO_WZ = ["NewGaugeBoson:ffbar2Wprime = on", f"34:m0 = {WPRIME_MASS}", "Wprime:coup2WZ = 1",
+                "34:onMode = off", "34:onIfAll = 23 24", *HADRONIC_W, *HADRONIC_Z]
 PROCESSES = {
     "g": ["HardQCD:gg2gg = on", "HardQCD:qg2qg = on", "HardQCD:qqbar2gg = on"],
     # gg2qqbar and qqbar2qqbarNew produce u, d, s pairs (HardQCD:nQuarkNew = 3, the default).
     "q": ["HardQCD:qg2qg = on", "HardQCD:qq2qq = on", "HardQCD:qqbar2qqbarNew = on", "HardQCD:gg2qqbar = on"],
-    "w": ["WeakBosonAndParton:qqbar2Wg = on", "WeakBosonAndParton:qg2Wq = on", *HADRONIC_W],
-    "z": ["WeakBosonAndParton:qqbar2gmZg = on", "WeakBosonAndParton:qg2gmZq = on", "WeakZ0:gmZmode = 2",
-          *HADRONIC_Z],
+    # One W' -> W Z event gives a W and a Z; the W class keeps the W jet, the Z class the Z jet.
+    "w": WPRIME_TO_WZ,
+    "z": WPRIME_TO_WZ,
     "t": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *HADRONIC_W],
 }
 LIGHT_QUARKS = {1, 2, 3}
@@ -130,7 +139,7 @@ def truth_objects(event, label: str) -> list[tuple[tuple[float, float], list[tup
     """(direction, decay-quark directions) of every object of class ``label`` in the hard process.
 
     q/g: outgoing hard-process partons (status 23) of the right flavour, no decay products.
-    w/z/t: the resonance after initial-state recoil (its last copy) and its decay quarks.
+    w/z/t: the boson or top (its last copy, after recoil) and its decay quarks.
     """
     objects = []
     for i in range(event.size()):
