@@ -68,7 +68,7 @@ def test_project_holds_reports_and_predictions(qkeras_project):
         assert {"name", "precision", "max_abs_diff", "overflow_fraction", "range", "output_range",
                 "weight_range"} <= set(row)
     md = (out / "convert_report.md").read_text()
-    assert "| fc1 | Dense |" in md and "argmax agreement" in md
+    assert "| fc1 | Dense |" in md and "decision agreement" in md
     with np.load(out / "predictions.npz") as z:
         assert z["y_true"].shape == (N,) and z["y_true"].dtype.kind == "i"
         for key in ("keras", "csim", "keras_logits", "csim_logits"):
