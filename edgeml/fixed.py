@@ -121,10 +121,7 @@ class Fixed:
         v = np.asarray(v, dtype=np.int64)
         shift = frac - self.frac
         if shift > 0:
-            low = v >> shift
-            rem = v & ((1 << shift) - 1)
-            half = 1 << (shift - 1)
-            v = low + _round_up_int(rem, half, low, v < 0, self.rounding)
+            v = _shift_rounding(v, shift, self.rounding)
         elif shift < 0:
             v = v << -shift
         return self.fold(v)
@@ -134,6 +131,8 @@ class Fixed:
         lo, hi = self.int_range
         if self.saturation == "SAT":
             return np.clip(v, lo, hi)
+        if np.size(v) and lo <= np.min(v) and np.max(v) <= hi:  # two reductions are cheaper than the fold
+            return v
         return ((v - lo) & ((1 << self.width) - 1)) + lo
 
     def to_float(self, v: np.ndarray) -> np.ndarray:
@@ -170,18 +169,24 @@ def _round_up(fraction, low, negative, mode: str):
     return (above | (half & (np.fmod(low, 2.0) != 0))).astype(np.float64)  # RND_CONV: ties to even
 
 
-def _round_up_int(rem, half: int, low, negative, mode: str):
-    """Integer twin of ``_round_up``: ``rem`` is the dropped remainder, ``half`` the tie."""
+def _shift_rounding(v, s: int, mode: str):
+    """v / 2**s rounded by ``mode``, as one offset before an arithmetic (floor) shift.
+
+    With v = a*2**s + r: a carry happens exactly when r + offset >= 2**s, so the offset picks
+    which remainders round up (half = 2**(s-1); ties decided by sign or by the parity of a).
+    """
+    half = 1 << (s - 1)
     if mode == "TRN":
-        return 0
-    if mode == "TRN_ZERO":
-        return (negative & (rem > 0)).astype(np.int64)
+        return v >> s
     if mode == "RND":
-        return (rem >= half).astype(np.int64)
-    if mode == "RND_ZERO":
-        return ((rem > half) | ((rem == half) & negative)).astype(np.int64)
+        return (v + half) >> s
     if mode == "RND_MIN_INF":
-        return (rem > half).astype(np.int64)
-    if mode == "RND_INF":
-        return ((rem > half) | ((rem == half) & ~negative)).astype(np.int64)
-    return ((rem > half) | ((rem == half) & ((low & 1) == 1))).astype(np.int64)
+        return (v + (half - 1)) >> s
+    if mode == "RND_CONV":
+        return (v + (half - 1) + ((v >> s) & 1)) >> s
+    negative = (v < 0).astype(np.int64)
+    if mode == "TRN_ZERO":
+        return (v + negative * ((1 << s) - 1)) >> s
+    if mode == "RND_ZERO":
+        return (v + (half - 1) + negative) >> s
+    return (v + half - negative) >> s  # RND_INF

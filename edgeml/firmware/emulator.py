@@ -32,8 +32,6 @@ from edgeml.errors import EdgemlError
 from edgeml.fixed import Fixed
 
 CHUNK = 16384  # jets per pass: keeps the (jets x outputs) integer arrays in cache
-_EXACT_FLOAT = 2 ** 53  # integer sums below this are exact in a float64 matrix product
-_TABLE_BYTES = 64 << 20  # largest per-layer table for rounded products
 
 
 @dataclass
@@ -179,46 +177,33 @@ class _DenseStep(_Step):
     b_acc: np.ndarray = None  # bias already cast to accum_t
     acc_t: Fixed = None
     order: np.ndarray | None = None  # (n_out, n_in): per output, the inputs in the order the C++ adds them
-    wf: np.ndarray = None
 
     def __post_init__(self):
         self.shift = self.in_t.frac + self.w_t.frac - self.acc_t.frac
-        self.wf = self.w.astype(np.float64)
-        self.w_abs = np.abs(self.w)
-        self.table = _rounding_table(self) if self.shift > 0 else None
+        x_lo, x_hi = self.in_t.int_range
+        self.static_free = self._no_overflow(np.full(self.w.shape[0], x_lo), np.full(self.w.shape[0], x_hi))
+        if self.shift <= 0:
+            self.product = _IntMatmul(self.w << -self.shift, x_hi)
+        else:
+            self.product = _rounded_products(self)
 
     def __call__(self, x):
-        acc = self._sum_unbounded(x) if self._order_free(x) else self._sum_in_order(x)
+        if self.acc_t.saturation == "WRAP" or self.static_free or self._no_overflow(x.min(axis=0), x.max(axis=0)):
+            acc = self.acc_t.fold(self.product(x) + self.b_acc)  # modular, or never saturating: order is free
+        else:
+            acc = self._sum_in_order(x)
         return self.out_t.requantize(acc, self.acc_t.frac)
 
-    def _order_free(self, x) -> bool:
-        """True when the additions cannot saturate: wrapping is modular, and a bound proves no overflow."""
-        if self.acc_t.saturation == "WRAP":
-            return True
-        x_lo, x_hi = x.min(axis=0, initial=0), x.max(axis=0, initial=0)
-        hi = np.maximum(x_hi[:, None] * self.w, x_lo[:, None] * self.w).clip(min=0)
-        lo = np.minimum(x_hi[:, None] * self.w, x_lo[:, None] * self.w).clip(max=0)
+    def _no_overflow(self, x_lo, x_hi) -> bool:
+        """Whether no product and no partial sum (bias + any subset of products) can leave accum_t."""
+        a, b = x_hi[:, None] * self.w, x_lo[:, None] * self.w
+        hi, lo = np.maximum(a, b), np.minimum(a, b)
         s = self.shift
-        if s > 0:
-            hi, lo = (hi >> s) + 1, lo >> s
-        else:
-            hi, lo = hi << -s, lo << -s
+        hi, lo = ((hi >> s) + 1, lo >> s) if s > 0 else (hi << -s, lo << -s)
         t_lo, t_hi = self.acc_t.int_range
-        top = self.b_acc + hi.sum(axis=0)
-        bottom = self.b_acc + lo.sum(axis=0)
-        return bool((top <= t_hi).all() and (bottom >= t_lo).all() and (hi <= t_hi).all() and (lo >= t_lo).all())
-
-    def _sum_unbounded(self, x):
-        s = self.shift
-        if s <= 0:
-            total = _int_matmul(x, self.w, self.w_abs) << -s
-        elif self.table is not None:
-            total = self.table(x)
-        else:
-            total = np.zeros((len(x), self.w.shape[1]), dtype=np.int64)
-            for i in range(self.w.shape[0]):
-                total += self._cast_products(x[:, i:i + 1] * self.w[i])
-        return self.acc_t.fold(total + self.b_acc)
+        top = self.b_acc + hi.clip(min=0).sum(axis=0)
+        bottom = self.b_acc + lo.clip(max=0).sum(axis=0)
+        return bool(top.max() <= t_hi and bottom.min() >= t_lo and hi.max() <= t_hi and lo.min() >= t_lo)
 
     def _cast_products(self, p):
         return self.acc_t.requantize(p, self.in_t.frac + self.w_t.frac)
@@ -235,51 +220,62 @@ class _DenseStep(_Step):
         return acc
 
 
-def _int_matmul(x, w, w_abs):
-    """x @ w on integers: a float64 BLAS product when every partial sum is provably exact."""
-    x_abs = np.abs(x).max(axis=0, initial=0)
-    if float(x_abs.astype(np.float64) @ w_abs.astype(np.float64).max(axis=1, initial=0)) < _EXACT_FLOAT / 2:
-        return (x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
-    return x @ w
+class _IntMatmul:
+    """x @ w on integers. A float32 or float64 BLAS product when every partial sum provably stays
+    below 2**24 or 2**53 (then each step is exact), else NumPy's int64 product."""
+
+    def __init__(self, w: np.ndarray, x_max: int):
+        self.w = w
+        bound = float(np.abs(w).astype(np.float64).sum(axis=0).max(initial=0)) * max(abs(x_max) + 1, 1) * 2
+        self.float = np.float32 if bound < 2 ** 24 else np.float64 if bound < 2 ** 53 else None
+        self.wf = w.astype(self.float) if self.float else None
+
+    def __call__(self, x):
+        if self.wf is None:
+            return x @ self.w
+        return (x.astype(self.float) @ self.wf).astype(np.int64)
 
 
-def _rounding_table(step: _DenseStep):
-    """Sum of products each rounded to accum_t, for the modes that are floor((p + c) / 2**s).
+def _rounded_products(step: _DenseStep):
+    """sum_i cast<accum_t>(x_i * w_ij) when the cast drops ``s`` fraction bits.
 
-    With w = wh*2**s + wl and x = xh*2**s + xl (wl, xl in [0, 2**s)):
-    floor((x*w + c) / 2**s) = x*wh + xh*wl + floor((xl*wl + c) / 2**s).
-    The first two terms are matrix products; the last depends on xl only and comes from a table.
+    For the modes that are floor((p + c) / 2**s), split w = wh*2**s + wl and x = xh*2**s + xl
+    (wl, xl in [0, 2**s)): floor((x*w + c) / 2**s) = x*wh + xh*wl + floor((xl*wl + c) / 2**s).
+    The first two terms are matrix products; the last is exact in float32 while 2*s <= 24.
+    Other modes round each product in int64.
     """
-    s, mode = step.shift, step.acc_t.rounding
+    s, mode, w = step.shift, step.acc_t.rounding, step.w
+    x_max = max(abs(v) for v in step.in_t.int_range) + 1
     c = {"TRN": 0, "RND": 1 << (s - 1), "RND_MIN_INF": (1 << (s - 1)) - 1}.get(mode)
-    n_in, n_out = step.w.shape
-    if c is None or n_in * n_out * (1 << s) * 4 > _TABLE_BYTES:
-        return None
-    wh, wl = step.w >> s, step.w & ((1 << s) - 1)
-    xl = np.arange(1 << s, dtype=np.int64)
-    table = ((xl[None, :, None] * wl[:, None, :] + c) >> s).astype(np.int32)  # (n_in, 2**s, n_out)
-    flat = table.reshape(n_in * (1 << s), n_out)
-    offsets = np.arange(n_in, dtype=np.int64) << s
-    wl_abs, wh_abs = np.abs(wl), np.abs(wh)
-    table_empty = not table.any()
+    if c is None or 2 * s > 24 or w.shape[0] << s >= 1 << 24:
+        def each(x):
+            total = np.zeros((len(x), w.shape[1]), dtype=np.int64)
+            for i in range(w.shape[0]):
+                total += step._cast_products(x[:, i:i + 1] * w[i])
+            return total
+        return each
+    mask = (1 << s) - 1
+    high, low = _IntMatmul(w >> s, x_max), _IntMatmul(w & mask, x_max >> s)
+    wl = np.ldexp((w & mask).astype(np.float32), -s)
+    offset = np.float32(np.ldexp(c, -s))
+    live = [i for i in range(w.shape[0]) if wl[i].any()]
 
-    def total(x):
-        out = _int_matmul(x, wh, wh_abs) + _int_matmul(x >> s, wl, wl_abs)
-        if not table_empty:
-            out += _gather_sum(flat, (x & ((1 << s) - 1)) + offsets)
-        return out
+    def split(x):
+        total = high(x) + low(x >> s)
+        if not live:
+            return total
+        xl = (x & mask).T.astype(np.float32, order="C")  # jets last: every NumPy call runs over all jets
+        part = np.zeros((w.shape[1], len(x)), dtype=np.float32)
+        term = np.empty_like(part)
+        for i in live:
+            np.multiply(wl[i][:, None], xl[i], out=term)
+            if c:
+                term += offset
+            np.floor(term, out=term)
+            part += term
+        return total + part.T.astype(np.int64)
 
-    return total
-
-
-def _gather_sum(flat, index):
-    """sum_i flat[index[:, i]] for each row: a one-hot sparse matrix times the table."""
-    from scipy.sparse import csr_matrix
-
-    n, k = index.shape
-    onehot = csr_matrix((np.ones(n * k, dtype=np.int32), index.ravel(), np.arange(0, n * k + 1, k)),
-                        shape=(n, flat.shape[0]))
-    return np.asarray(onehot @ flat, dtype=np.int64)
+    return split
 
 
 def _dense_step(layer) -> _DenseStep:
