@@ -112,8 +112,10 @@ class Fixed:
             q = np.clip(q, lo, hi)
             q = np.where(inf, np.where(x > 0, hi, lo), q)
             return q.astype(np.int64)
-        q = np.fmod(q - lo, 2.0 ** self.width)  # exact on doubles; the value may exceed int64
-        q = np.where(q < 0, q + 2.0 ** self.width, q) + lo
+        span = 2.0 ** self.width
+        q = np.fmod(q, span)  # exact on doubles, whose integers may exceed int64
+        q = np.where(q < lo, q + span, q)
+        q = np.where(q > hi, q - span, q)
         return q.astype(np.int64)
 
     def requantize(self, v: np.ndarray, frac: int) -> np.ndarray:
