@@ -237,7 +237,7 @@ SCHEMA = Section(
         "convert": Section(
             "How `edgeml convert` evaluates the firmware.",
             {
-                "engine": Key(str, "csim",
+                "engine": Key(str, "emulate",
                               "Firmware evaluation: `emulate` (bit-exact NumPy emulator, no g++; layers it does not "
                               "cover fall back to C-sim), `csim` (hls4ml's g++ C-simulation) or `both` (cross-check).",
                               choices=("emulate", "csim", "both")),

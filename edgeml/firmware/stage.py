@@ -123,15 +123,6 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
 
 # --------------------------------------------------------------------------- engines
 
-def emulator_gaps(hls_model) -> list[str]:
-    """Layers of ``hls_model`` the NumPy emulator does not cover (every layer when it is unavailable)."""
-    try:
-        from edgeml.firmware.emulator import unsupported_layers
-    except ImportError:
-        return [layer.name for layer in hls_model.get_layers()]
-    return list(unsupported_layers(hls_model))
-
-
 def evaluate(hls_model, X: np.ndarray, engine: str, timing: dict, library: Path | None = None) -> dict:
     """Run the firmware on ``X`` with ``engine``; the emulator's numbers are used when it ran.
 
@@ -140,8 +131,9 @@ def evaluate(hls_model, X: np.ndarray, engine: str, timing: dict, library: Path 
     (None without C-sim) and the fallback note, if any.
     """
     from edgeml.firmware import csim
+    from edgeml.firmware.emulator import emulate, unsupported_layers
 
-    gaps = emulator_gaps(hls_model) if engine in ("emulate", "both") else []
+    gaps = unsupported_layers(hls_model) if engine in ("emulate", "both") else []
     note = None
     if gaps:
         note = (f"the emulator does not cover layer(s) {', '.join(gaps)}: the numbers come from the "
@@ -149,8 +141,6 @@ def evaluate(hls_model, X: np.ndarray, engine: str, timing: dict, library: Path 
     runs: dict[str, tuple] = {}
     engines: dict[str, dict] = {}
     if engine in ("emulate", "both") and not gaps:
-        from edgeml.firmware.emulator import emulate
-
         t = time.perf_counter()
         result = emulate(hls_model, X)
         seconds = time.perf_counter() - t
