@@ -104,6 +104,60 @@ def test_fixed_conversions_match_ap_fixed_for_every_mode(tmp_path):
         np.testing.assert_array_equal(t.requantize(ints, 24), from_fixed[finite], err_msg=f"ap_fixed<48,24> -> {t}")
 
 
+TABLE_PROGRAM = """
+#include "nnet_utils/nnet_activation.h"
+#include <cmath>
+#include <cstdio>
+struct cfg {
+    static const unsigned table_size = 1024, exp_table_size = 512, inv_table_size = 256;
+    static constexpr float exp_scale = 0.75;
+    typedef ap_fixed<48, 8> table_t;
+    typedef ap_fixed<48, 8> exp_table_t;
+    typedef ap_fixed<48, 8> inv_table_t;
+};
+template <class T, int N> void print(const T (&t)[N]) {
+    for (int i = 0; i < N; i++) printf("%.0f ", std::ldexp(t[i].to_double(), 40));
+    printf("\\n");
+}
+int main() {
+    static cfg::table_t t[1024], e[512], v[256];
+    nnet::init_tanh_table<cfg, 1024>(t); print(t);
+    nnet::init_sigmoid_table<cfg, 1024>(t); print(t);
+    nnet::init_exp_table_legacy<cfg, 1024>(t); print(t);
+    nnet::init_invert_table_legacy<cfg, 1024>(t); print(t);
+    nnet::init_exp_table<ap_fixed<12, 4>, cfg>(e); print(e);
+    nnet::init_exp_table<ap_ufixed<11, 3>, cfg>(e, true); print(e);
+    nnet::init_invert_table<ap_fixed<14, 6>, cfg>(v); print(v);
+}
+"""
+
+
+@needs_gpp
+def test_tables_are_built_like_the_cpp_tables(tmp_path):
+    """float32 libm (tanhf, expf) and the float/double mix of each init function, seen through a 40-bit fraction."""
+    import hls4ml
+
+    from edgeml.firmware import emulator as em
+
+    templates = Path(hls4ml.__file__).parent / "templates" / "vivado"
+    (tmp_path / "tables.cpp").write_text(TABLE_PROGRAM)
+    subprocess.run(["g++", "-O1", "-std=c++14", f"-I{templates}", f"-I{templates / 'ap_types'}",
+                    str(tmp_path / "tables.cpp"), "-o", str(tmp_path / "tables")], check=True, capture_output=True)
+    lines = subprocess.run([str(tmp_path / "tables")], capture_output=True, text=True, check=True).stdout.splitlines()
+    wide = Fixed(True, 48, 8)
+    scale = np.float32(0.75)
+    with np.errstate(divide="ignore"):
+        ours = [em._tanh_table(1024), em._sigmoid_table(1024), em._legacy_exp_table(1024),
+                em._legacy_inv_table(1024),
+                em._expf(em._float_of_top_bits(Fixed(True, 12, 4), 512) * scale),
+                em._expf(-(em._float_of_top_bits(Fixed(False, 11, 3), 512) * scale)),
+                np.float32(1) / em._float_of_top_bits(Fixed(True, 14, 6), 256)]
+    names = ["tanh", "sigmoid", "legacy exp", "legacy invert", "exp", "exp (stable)", "invert"]
+    for name, line, table in zip(names, lines, ours):
+        np.testing.assert_array_equal(wide.quantize_to_ints(table), np.array(line.split(), dtype=np.float64),
+                                      err_msg=name)
+
+
 # --------------------------------------------------------------------------- hls4ml C-simulation
 
 def _csim_and_emulate(hls_model, X):
