@@ -100,6 +100,8 @@ def test_fixed_conversions_match_ap_fixed_for_every_mode(tmp_path):
         from_double = np.array(out[2 * k].split(), dtype=np.float64)
         from_fixed = np.array(out[2 * k + 1].split(), dtype=np.float64)
         np.testing.assert_array_equal(t.quantize_to_ints(xs), from_double, err_msg=f"double -> {t}")
+        np.testing.assert_array_equal(t.quantize_to_ints(xs[finite]), from_double[finite],  # the one-call path
+                                      err_msg=f"double -> {t}")
         ints = np.round(np.ldexp(xs[finite], 24)).astype(np.int64)
         np.testing.assert_array_equal(t.requantize(ints, 24), from_fixed[finite], err_msg=f"ap_fixed<48,24> -> {t}")
 

@@ -31,7 +31,7 @@ import numpy as np
 from edgeml.errors import EdgemlError
 from edgeml.fixed import Fixed
 
-CHUNK = 16384  # jets per pass: keeps the (jets x outputs) integer arrays in cache
+CHUNK = 4096  # jets per pass: keeps the (jets x outputs) integer arrays in cache
 
 
 @dataclass
@@ -182,6 +182,8 @@ class _DenseStep(_Step):
         self.shift = self.in_t.frac + self.w_t.frac - self.acc_t.frac
         x_lo, x_hi = self.in_t.int_range
         self.static_free = self._no_overflow(np.full(self.w.shape[0], x_lo), np.full(self.w.shape[0], x_hi))
+        lo, hi = self.acc_t.int_range
+        self.same_result = self.out_t.frac == self.acc_t.frac and self.out_t.holds(lo, hi, self.acc_t.frac)
         if self.shift <= 0:
             self.product = _IntMatmul(self.w << -self.shift, x_hi)
         else:
@@ -192,7 +194,7 @@ class _DenseStep(_Step):
             acc = self.acc_t.fold(self.product(x) + self.b_acc)  # modular, or never saturating: order is free
         else:
             acc = self._sum_in_order(x)
-        return self.out_t.requantize(acc, self.acc_t.frac)
+        return acc if self.same_result else self.out_t.requantize(acc, self.acc_t.frac)
 
     def _no_overflow(self, x_lo, x_hi) -> bool:
         """Whether no product and no partial sum (bias + any subset of products) can leave accum_t."""
