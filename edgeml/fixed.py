@@ -56,10 +56,11 @@ class Fixed:
         ``ap_int`` (IntegerPrecisionType) is refused: it converts from double and from ap_fixed
         by C truncation towards zero, not by a quantization mode.
         """
-        width = getattr(precision, "width", None)
-        integer = getattr(precision, "integer", None)
-        if width is None or integer is None or type(precision).__name__ not in _FIXED_CLASSES:
+        from hls4ml.model.types import FixedPrecisionType
+
+        if not isinstance(precision, FixedPrecisionType):
             raise ValueError(f"not a fixed-point type: {precision}")
+        width, integer = precision.width, precision.integer
         if getattr(precision, "saturation_bits", 0):
             raise ValueError(f"saturation bits are not supported: {precision}")
         rounding = getattr(precision, "rounding_mode", None)
@@ -154,9 +155,6 @@ class Fixed:
         shift = self.frac - frac
         t_lo, t_hi = self.int_range
         return t_lo <= (lo << shift) and (hi << shift) <= t_hi
-
-
-_FIXED_CLASSES = {"FixedPrecisionType", "APFixedPrecisionType"}
 
 
 # Exact while |x| < 2**51: adding 0.5 then loses nothing. Ties: RND up, RND_MIN_INF down,

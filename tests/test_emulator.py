@@ -226,16 +226,19 @@ def _keras(layers, n_in: int, seed: int):
 
 @needs_gpp
 def test_mixed_precision_model_is_bit_exact(tmp_path):
-    """Dense with every rounding mode in weights, accum and results, standalone BatchNorm, tanh, sigmoid, relu,
-    and a latency softmax with non-default table size and table types."""
+    """Dense (Latency, and Resource with RF <= n_in and RF > n_in) with every rounding mode in weights, accum and
+    results, two standalone BatchNorms, tanh, sigmoid, relu, and a latency softmax with non-default
+    table size and table types."""
     import tensorflow as tf
 
     L = tf.keras.layers
     model = _keras([L.Dense(12, name="d1"), L.Activation("tanh", name="t1"), L.BatchNormalization(name="bn"),
                     L.Dense(10, name="d2"), L.Activation("sigmoid", name="s1"), L.Dense(8, name="d3"),
-                    L.ReLU(name="r1"), L.Dense(5, name="d4"), L.Activation("softmax", name="sm")], 10, seed=3)
-    bn = model.get_layer("bn")
-    bn.set_weights([np.abs(w) + 0.5 if k == 3 else w for k, w in enumerate(bn.get_weights())])
+                    L.BatchNormalization(name="bnf"), L.ReLU(name="r1"), L.Dense(5, name="d4"),
+                    L.Activation("softmax", name="sm")], 10, seed=3)
+    for name in ("bn", "bnf"):  # a positive variance
+        bn = model.get_layer(name)
+        bn.set_weights([np.abs(w) + 0.5 if k == 3 else w for k, w in enumerate(bn.get_weights())])
     layers = {
         "d1": {"Precision": {"weight": "ap_fixed<8,3,AP_RND_CONV,AP_SAT>", "bias": "ap_fixed<8,3,AP_RND,AP_WRAP>",
                              "accum": "ap_fixed<12,4,AP_RND,AP_SAT>", "result": "ap_fixed<10,3,AP_RND_ZERO,AP_SAT>"}},
@@ -243,14 +246,17 @@ def test_mixed_precision_model_is_bit_exact(tmp_path):
                "TableSize": 512},
         "bn": {"Precision": {"scale": "ap_fixed<10,3,AP_TRN_ZERO,AP_SAT>", "bias": "ap_fixed<10,3>",
                              "result": "ap_fixed<11,4,AP_RND_MIN_INF,AP_WRAP>"}},
-        "d2": {"Precision": {"weight": "ap_fixed<7,2,AP_TRN_ZERO,AP_WRAP>", "bias": "ap_fixed<9,4>",
+        "d2": {"Strategy": "Resource", "ReuseFactor": 2,
+               "Precision": {"weight": "ap_fixed<7,2,AP_TRN_ZERO,AP_WRAP>", "bias": "ap_fixed<9,4>",
                              "accum": "ap_fixed<11,5,AP_TRN,AP_WRAP>", "result": "ap_fixed<12,6>"}},
         "s1": {"Precision": {"result": "ap_ufixed<8,0,AP_RND_CONV,AP_SAT>", "table": "ap_fixed<18,8>"},
                "TableSize": 2048},
-        "d3": {"Precision": {"weight": "ap_fixed<6,2,AP_RND_INF,AP_SAT>", "bias": "ap_fixed<6,2>",
+        "d3": {"Strategy": "Resource", "ReuseFactor": 5,
+               "Precision": {"weight": "ap_fixed<6,2,AP_RND_INF,AP_SAT>", "bias": "ap_fixed<6,2>",
                              "accum": "ap_fixed<10,4,AP_RND_MIN_INF,AP_SAT>", "result": "ap_fixed<9,4,AP_RND,AP_WRAP>"}},
         "r1": {"Precision": {"result": "ap_ufixed<6,2,AP_RND_CONV,AP_SAT>"}},
-        "d4": {"Precision": {"weight": "ap_fixed<8,3>", "bias": "ap_fixed<8,3>", "accum": "ap_fixed<14,6>",
+        "d4": {"Strategy": "Resource", "ReuseFactor": 40,
+               "Precision": {"weight": "ap_fixed<8,3>", "bias": "ap_fixed<8,3>", "accum": "ap_fixed<14,6>",
                              "result": "ap_fixed<10,5,AP_RND,AP_SAT>"}},
         "sm": {"Implementation": "latency", "TableSize": 512, "Precision": {"result": "ap_ufixed<10,0,AP_RND,AP_SAT>"}},
     }
@@ -261,6 +267,39 @@ def test_mixed_precision_model_is_bit_exact(tmp_path):
     y, traces, result = _csim_and_emulate(hls_model, X)
     _assert_identical(y, traces, result)
     assert {"d1", "t1", "bn", "d2", "s1", "d3", "r1", "d4", "sm"} <= set(traces)
+    strategies = {name: hls_model.graph[name].get_attr("strategy").lower() for name in ("d1", "d2", "d3", "d4")}
+    assert strategies == {"d1": "latency", "d2": "resource", "d3": "resource", "d4": "resource"}
+    assert [hls_model.graph[name].get_attr("reuse_factor") for name in ("d2", "d3", "d4")] == [2, 5, 40]
+
+
+@needs_gpp
+def test_qkeras_quantizers_are_bit_exact(tmp_path):
+    """QDense with alpha=1 and alpha='auto' (hls4ml's ApplyAlpha), a BatchNorm folded into a Dense and one kept
+    after a QDense, QActivation quantized_relu and quantized_bits."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(2)
+    model = tf.keras.Sequential([
+        tf.keras.layers.Input((8,)),
+        tf.keras.layers.Dense(8, name="p0"),
+        tf.keras.layers.BatchNormalization(name="bnp"),
+        QDense(10, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+               name="q1"),
+        tf.keras.layers.BatchNormalization(name="bnq"),
+        QActivation(quantized_relu(6, 2), name="qr1"),
+        QDense(8, kernel_quantizer=quantized_bits(4, 0, alpha="auto"), bias_quantizer=quantized_bits(8, 3),
+               name="q2"),
+        QActivation(quantized_bits(8, 3, alpha=1), name="qb2"),
+        QDense(5, kernel_quantizer=quantized_bits(8, 2, alpha=1), bias_quantizer=quantized_bits(8, 2, alpha=1),
+               name="q3"),
+        tf.keras.layers.Activation("softmax", name="sm")])
+    hls_model = _hls4ml_model(model, {}, tmp_path / "prj")
+    X = np.random.default_rng(3).normal(0, 2, (3000, 8))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    kinds = {layer.class_name for layer in hls_model.get_layers()}
+    assert "ApplyAlpha" in kinds and "bnq" in traces and "bnp" not in traces, (kinds, list(traces))
 
 
 @needs_gpp

@@ -118,6 +118,7 @@ class _Step:
 def _step_for(layer) -> _Step:
     kind = layer.class_name
     if kind == "Input":
+        _from_double(layer.get_output_variable().type.precision, "input")
         return _InputStep(**_common(layer, source=False), traced=False)
     if kind == "Dense":
         return _dense_step(layer)
@@ -139,11 +140,28 @@ def _common(layer, source: bool = True) -> dict:
     return info
 
 
+def _is_integer(precision) -> bool:
+    from hls4ml.model.types import IntegerPrecisionType
+
+    return isinstance(precision, IntegerPrecisionType)
+
+
 def _fixed(precision, what: str) -> Fixed:
+    """hls4ml precision -> Fixed. ``ap_int<W>`` takes an ap_fixed by C truncation towards zero
+    (``to_ap_int_base``) and wraps: that is ap_fixed<W,W,AP_TRN_ZERO,AP_WRAP>."""
+    if _is_integer(precision):
+        return Fixed(bool(precision.signed), int(precision.width), int(precision.width), "TRN_ZERO", "WRAP")
     try:
         return Fixed.from_hls(precision)
     except ValueError as e:
         raise _Unsupported(f"{what} type: {e}") from None
+
+
+def _from_double(precision, what: str) -> Fixed:
+    """A type that doubles are converted to: ap_int's double constructor has quirks of its own, so refused."""
+    if _is_integer(precision):
+        raise _Unsupported(f"{what} type {precision} converted from double")
+    return _fixed(precision, what)
 
 
 def _type_attr(layer, name: str) -> Fixed:
@@ -156,8 +174,14 @@ def _type_attr(layer, name: str) -> Fixed:
 def _weight_ints(layer, name: str) -> tuple[np.ndarray, Fixed]:
     """The integers the C-simulation loads: hls4ml's decimal text of each weight, converted like ap_fixed(double)."""
     var = layer.weights[name]
-    t = _fixed(var.type.precision, f"{name} type")
-    values = np.array([float(text) for text in var], dtype=np.float64).reshape(var.data.shape)
+    try:
+        values = np.array([float(text) for text in var], dtype=np.float64).reshape(var.data.shape)
+    except ValueError:
+        raise _Unsupported(f"{name} type {var.type.precision}") from None
+    if _is_integer(var.type.precision) and (values == np.round(values)).all():
+        t = _fixed(var.type.precision, name)  # whole numbers: ap_int(double) is exact
+        return t.fold(values.astype(np.int64)), t
+    t = _from_double(var.type.precision, name)
     return t.quantize_to_ints(values), t
 
 
@@ -289,9 +313,6 @@ def _dense_step(layer) -> _DenseStep:
         raise _Unsupported(f"strategy {strategy}")
     w, w_t = _weight_ints(layer, "weight")
     b, b_t = _weight_ints(layer, "bias")
-    w_type = layer.get_attr("weight_t")
-    if w_type is not None and type(w_type.precision).__name__ not in ("FixedPrecisionType", "APFixedPrecisionType"):
-        raise _Unsupported(f"weight type {w_type.precision}")
     acc_t = _type_attr(layer, "accum_t")
     n_in, n_out = int(layer.get_attr("n_in")), int(layer.get_attr("n_out"))
     if int(np.prod(layer.get_input_variable().shape)) != n_in:
@@ -430,7 +451,7 @@ def _activation_step(layer) -> _Step:
             raise _Unsupported("input type with negative fraction bits")
         config = _config(layer)
         size = int(config.get("table_size", layer.get_attr("table_size", 1024)))
-        table_t = _named_type(layer, config.get("table_t"), "table_t")
+        table_t = _named_type(layer, config.get("table_t"), "table_t", table=True)
         build = _sigmoid_table if kind == "sigmoid" else _tanh_table
         span = 16 if kind == "sigmoid" else 8
         return _TableStep(**info, table=table_t.quantize_to_ints(build(size)), table_t=table_t, span=span)
@@ -447,17 +468,22 @@ def _config(layer) -> dict[str, str]:
     return found
 
 
-def _named_type(layer, name: str | None, attr: str) -> Fixed:
-    """A typedef name from the config struct resolved to its precision (a literal ap_fixed<> is parsed)."""
+def _named_type(layer, name: str | None, attr: str, table: bool = False) -> Fixed:
+    """A typedef name from the config struct resolved to its precision (a literal ap_fixed<> is parsed).
+    ``table``: the type of a table filled from floats."""
     if name is not None and name.lstrip().startswith("ap_"):
         try:
             return Fixed.parse(name)
         except ValueError as e:
             raise _Unsupported(f"{attr}: {e}") from None
+    convert = _from_double if table else _fixed
     for value in layer.attributes.values():
         if getattr(value, "name", None) == name and hasattr(value, "precision"):
-            return _fixed(value.precision, attr)
-    return _type_attr(layer, attr)
+            return convert(value.precision, attr)
+    named = layer.get_attr(attr)
+    if named is None:
+        raise _Unsupported(f"no {attr}")
+    return convert(named.precision, attr)
 
 
 # --------------------------------------------------------------------------- softmax
@@ -548,14 +574,14 @@ def _softmax_step(layer) -> _SoftmaxStep:
     n_exp = int(config.get("exp_table_size", layer.get_attr("exp_table_size", default_size)))
     n_inv = int(config.get("inv_table_size", layer.get_attr("inv_table_size", default_size)))
     if impl == "legacy":
-        table_t = _named_type(layer, config.get("table_t"), "table_t")
+        table_t = _named_type(layer, config.get("table_t"), "table_t", table=True)
         if info["in_t"].frac < 0:
             raise _Unsupported("input type with negative fraction bits")
         return _SoftmaxStep(**info, implementation=impl, exp_t=table_t, inv_t=table_t,
                             exp_table=table_t.quantize_to_ints(_legacy_exp_table(n_exp)),
                             inv_table=table_t.quantize_to_ints(_legacy_inv_table(n_inv)))
-    exp_t = _named_type(layer, config.get("exp_table_t"), "exp_table_t")
-    inv_t = _named_type(layer, config.get("inv_table_t"), "inv_table_t")
+    exp_t = _named_type(layer, config.get("exp_table_t"), "exp_table_t", table=True)
+    inv_t = _named_type(layer, config.get("inv_table_t"), "inv_table_t", table=True)
     acc_t = _named_type(layer, config.get("accum_t"), "accum_t")
     inv_inp_t = _named_type(layer, config.get("inv_inp_t"), "inv_inp_t")
     scale = np.float32(float(config.get("exp_scale", layer.get_attr("exp_scale", 1.0))))
