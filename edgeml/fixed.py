@@ -128,13 +128,17 @@ class Fixed:
 
     def requantize(self, v: np.ndarray, frac: int) -> np.ndarray:
         """Assign int64 fixed-point values with ``frac`` fraction bits to this type (ap_fixed = ap_fixed)."""
+        return self.fold(self.rescale(v, frac))
+
+    def rescale(self, v: np.ndarray, frac: int) -> np.ndarray:
+        """``requantize`` before the overflow mode: only the fraction bits are rounded (may return ``v`` itself)."""
         v = np.asarray(v, dtype=np.int64)
         shift = frac - self.frac
         if shift > 0:
-            v = _shift_rounding(v, shift, self.rounding)
-        elif shift < 0:
-            v = v << -shift
-        return self.fold(v)
+            return _shift_rounding(v, shift, self.rounding)
+        if shift < 0:
+            return v << -shift
+        return v
 
     def fold(self, v: np.ndarray) -> np.ndarray:
         """The overflow mode applied to integers already at this type's lsb."""

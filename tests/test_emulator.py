@@ -400,6 +400,12 @@ def _random_type(rng, signed=True, min_width=4):
     return f"ap_{'' if signed else 'u'}fixed<{width},{integer},AP_{rounding},AP_{saturation}>"
 
 
+def _valid_reuse(n_in: int, n_out: int) -> list[int]:
+    """Reuse factors hls4ml keeps for a Resource Dense (FPGABackend.set_closest_reuse_factor's rule)."""
+    return [rf for rf in range(1, n_in * n_out + 1) if n_in * n_out % rf == 0
+            and ((rf <= n_in and -(-n_in * n_out // rf) % n_out == 0) or (rf > n_in and rf % n_in == 0))]
+
+
 @pytest.mark.slow
 @needs_gpp
 @pytest.mark.parametrize("seed", range(6))
@@ -411,13 +417,17 @@ def test_random_dense_precisions_sweep(seed, tmp_path):
     rng = np.random.default_rng(100 + seed)
     sizes = [int(v) for v in rng.integers(3, 12, 3)]
     chain, layers = [], {}
-    for k, n in enumerate(sizes):
+    for k, (n_in, n) in enumerate(zip([6] + sizes, sizes)):
         chain += [L.Dense(n, name=f"d{k}"), L.ReLU(name=f"r{k}") if k % 2 else L.Activation("linear", name=f"a{k}")]
-        layers[f"d{k}"] = {"Strategy": "Resource" if seed % 2 else "Latency",
-                           "Precision": {kind: _random_type(rng) for kind in ("weight", "bias", "accum", "result")}}
+        layers[f"d{k}"] = {"Precision": {kind: _random_type(rng) for kind in ("weight", "bias", "accum", "result")}}
+        if seed % 2:
+            layers[f"d{k}"].update(Strategy="Resource", ReuseFactor=int(rng.choice(_valid_reuse(n_in, n))))
         layers[chain[-1].name] = {"Precision": {"result": _random_type(rng, signed=bool(k % 2 == 0))}}
     model = _keras(chain, 6, seed=seed)
     hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    for name, entry in layers.items():
+        if "ReuseFactor" in entry:
+            assert hls_model.graph[name].get_attr("reuse_factor") == entry["ReuseFactor"], name
     X = np.random.default_rng(seed).normal(0, 4, (2000, 6))
     y, traces, result = _csim_and_emulate(hls_model, X)
     _assert_identical(y, traces, result)

@@ -291,13 +291,15 @@ def _rounded_products(step: _DenseStep):
         if not live:
             return total
         xl = (x & mask).T.astype(np.float32, order="C")  # jets last: every NumPy call runs over all jets
-        part = np.zeros((w.shape[1], len(x)), dtype=np.float32)
+        part = np.zeros((w.shape[1], len(x)), dtype=np.int32)
         term = np.empty_like(part)
-        for i in live:
-            np.multiply(wl[i][:, None], xl[i], out=term)
+        scratch = np.empty(part.shape, dtype=np.float32) if c else None
+        for i in live:  # the terms are >= 0: storing the float into int32 is the floor
             if c:
-                term += offset
-            np.floor(term, out=term)
+                np.multiply(wl[i][:, None], xl[i], out=scratch)
+                np.add(scratch, offset, out=term, casting="unsafe")
+            else:
+                np.multiply(wl[i][:, None], xl[i], out=term, casting="unsafe")
             part += term
         return total + part.T.astype(np.int64)
 
@@ -415,7 +417,11 @@ class _ReluStep(_Step):
     in_t: Fixed = None
 
     def __call__(self, x):
-        return self.out_t.requantize(np.maximum(x, 0), self.in_t.frac)
+        if self.out_t.saturation == "WRAP":
+            return self.out_t.requantize(np.maximum(x, 0), self.in_t.frac)
+        lo, hi = self.out_t.int_range  # rounding is monotone and keeps 0: relu, round, saturate in one clip
+        v = np.maximum(self.out_t.rescale(x, self.in_t.frac), max(lo, 0))
+        return np.minimum(v, hi, out=v)
 
 
 @dataclass
