@@ -9,7 +9,9 @@ semantics of ``ap_types/ap_fixed_base.h``:
   accumulator (initialised with the bias cast to ``accum_t``) with the accumulator's overflow
   mode at every step. When the accumulator wraps, or provably cannot overflow, the order of
   additions does not matter and a matrix product gives the same integers; otherwise the
-  additions run in the C++ order.
+  additions run in the C++ order (Latency: inputs in order; Resource: replayed reuse loops).
+  Integer matrix products run in float32/float64 BLAS only when a bound on the weights and the
+  input type proves every partial sum an exact integer (below 2**24 / 2**53).
 - Weights and biases are the decimal strings hls4ml writes (``WeightVariable.__iter__``), read
   back as doubles and converted like ``ap_fixed(double)``, as the C-simulation loads them.
 - Lookup tables (softmax exp/invert, sigmoid, tanh) are built with the same float32 libm calls
