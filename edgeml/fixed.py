@@ -198,19 +198,28 @@ def _shift_rounding(v, s: int, mode: str):
 
     With v = a*2**s + r: a carry happens exactly when r + offset >= 2**s, so the offset picks
     which remainders round up (half = 2**(s-1); ties decided by sign or by the parity of a).
+    In place on one new array: these run on every activation of every jet.
     """
     half = 1 << (s - 1)
     if mode == "TRN":
         return v >> s
-    if mode == "RND":
-        return (v + half) >> s
-    if mode == "RND_MIN_INF":
-        return (v + (half - 1)) >> s
-    if mode == "RND_CONV":
-        return (v + (half - 1) + ((v >> s) & 1)) >> s
-    negative = (v < 0).astype(np.int64)
-    if mode == "TRN_ZERO":
-        return (v + negative * ((1 << s) - 1)) >> s
-    if mode == "RND_ZERO":
-        return (v + (half - 1) + negative) >> s
-    return (v + half - negative) >> s  # RND_INF
+    if mode in ("RND", "RND_MIN_INF"):
+        out = v + (half if mode == "RND" else half - 1)
+    elif mode == "RND_CONV":
+        out = v >> s
+        out &= 1
+        out += v
+        out += half - 1
+    else:
+        out = (v < 0).astype(np.int64)
+        if mode == "TRN_ZERO":
+            out *= (1 << s) - 1
+            out += v
+        elif mode == "RND_ZERO":
+            out += v
+            out += half - 1
+        else:  # RND_INF
+            np.subtract(v, out, out=out)
+            out += half
+    out >>= s
+    return out

@@ -216,8 +216,13 @@ class _DenseStep(_Step):
             self.product = _rounded_products(self)
 
     def __call__(self, x):
-        if self.acc_t.saturation == "WRAP" or self.static_free or self._no_overflow(x.min(axis=0), x.max(axis=0)):
-            acc = self.acc_t.fold(self.product(x) + self.b_acc)  # modular, or never saturating: order is free
+        if self.static_free:  # no input of this type can overflow the accumulator
+            acc = self.product(x)
+            acc += self.b_acc
+        elif self.acc_t.saturation == "WRAP" or self._no_overflow(x.min(axis=0), x.max(axis=0)):
+            acc = self.product(x)
+            acc += self.b_acc
+            acc = self.acc_t.fold(acc)  # modular, or never saturating: order is free
         else:
             acc = self._sum_in_order(x)
         return acc if self.same_result else self.out_t.requantize(acc, self.acc_t.frac)
@@ -422,7 +427,8 @@ class _ReluStep(_Step):
         if self.out_t.saturation == "WRAP":
             return self.out_t.requantize(np.maximum(x, 0), self.in_t.frac)
         lo, hi = self.out_t.int_range  # rounding is monotone and keeps 0: relu, round, saturate in one clip
-        v = np.maximum(self.out_t.rescale(x, self.in_t.frac), max(lo, 0))
+        v = self.out_t.rescale(x, self.in_t.frac)
+        v = np.maximum(v, max(lo, 0), out=None if v is x else v)
         return np.minimum(v, hi, out=v)
 
 
