@@ -126,6 +126,10 @@ class Fixed:
         q = np.where(q > hi, q - span, q)
         return q.astype(np.int64)
 
+    def quantize_to_floats(self, x) -> np.ndarray:
+        """The values (as doubles) that assigning the doubles ``x`` to this type stores."""
+        return self.to_float(self.quantize_to_ints(x))
+
     def requantize(self, v: np.ndarray, frac: int) -> np.ndarray:
         """Assign int64 fixed-point values with ``frac`` fraction bits to this type (ap_fixed = ap_fixed)."""
         return self.fold(self.rescale(v, frac))

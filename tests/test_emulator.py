@@ -42,6 +42,7 @@ def test_quantize_rounds_ties_by_mode_then_folds():
         ints = np.round(ties * 64).astype(np.int64)  # the same values with 6 fraction bits
         np.testing.assert_array_equal(t.requantize(ints, 6), expected[mode], err_msg=mode)
     np.testing.assert_array_equal(Fixed(True, 8, 4).quantize_to_ints([8.0, -8.5, np.inf]), [-128, 120, 0])
+    np.testing.assert_array_equal(Fixed(True, 8, 4).quantize_to_floats([8.0, -8.5, 0.07]), [-8.0, 7.5, 0.0625])
     np.testing.assert_array_equal(Fixed(True, 8, 4, "TRN", "SAT").quantize_to_ints([8.0, -9.0, np.inf]), [127, -128, 127])
 
 
