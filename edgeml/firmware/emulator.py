@@ -56,6 +56,9 @@ def unsupported_layers(hls_model) -> list[str]:
 
 
 def _plan(hls_model) -> tuple[list, list[str]]:
+    backend = getattr(hls_model.config.backend, "name", "")
+    if backend not in ("Vivado", "Vitis", "VivadoAccelerator"):
+        return [], [f"model (backend {backend}; only the Vivado/Vitis ap_fixed templates are emulated)"]
     io_type = str(hls_model.config.get_config_value("IOType", "io_parallel")).lower()
     if io_type != "io_parallel":
         return [], [f"model (IOType {io_type}; only io_parallel is emulated)"]
