@@ -275,15 +275,15 @@ class _IntMatmul:
 def _rounded_products(step: _DenseStep):
     """sum_i cast<accum_t>(x_i * w_ij) when the cast drops ``s`` fraction bits.
 
-    For the modes that are floor((p + c) / 2**s), split w = wh*2**s + wl and x = xh*2**s + xl
-    (wl, xl in [0, 2**s)): floor((x*w + c) / 2**s) = x*wh + xh*wl + floor((xl*wl + c) / 2**s).
-    The first two terms are matrix products; the last is exact in float32 while 2*s <= 24.
-    Other modes round each product in int64.
+    For the modes that are floor((p + c) / 2**s):
+    floor((p + c) / 2**s) = (p + c - ((p + c) mod 2**s)) / 2**s, and (p + c) mod 2**s depends
+    only on the low s bits of x and w. So the sum is one matrix product of x and w, corrected by
+    the sum of those remainders, which 16-bit unsigned products give exactly while s <= 16
+    (they wrap modulo 2**16, a multiple of 2**s). Other modes round each product in int64.
     """
     s, mode, w = step.shift, step.acc_t.rounding, step.w
-    x_max = max(abs(v) for v in step.in_t.int_range) + 1
     c = {"TRN": 0, "RND": 1 << (s - 1), "RND_MIN_INF": (1 << (s - 1)) - 1}.get(mode)
-    if c is None or 2 * s > 24 or w.shape[0] << s >= 1 << 24:
+    if c is None or s > 16:
         def each(x):
             total = np.zeros((len(x), w.shape[1]), dtype=np.int64)
             for i in range(w.shape[0]):
@@ -291,29 +291,33 @@ def _rounded_products(step: _DenseStep):
             return total
         return each
     mask = (1 << s) - 1
-    high, low = _IntMatmul(w >> s, x_max), _IntMatmul(w & mask, x_max >> s)
-    wl = np.ldexp((w & mask).astype(np.float32), -s)
-    offset = np.float32(np.ldexp(c, -s))
-    live = [i for i in range(w.shape[0]) if wl[i].any()]
+    exact = _IntMatmul(w, max(abs(v) for v in step.in_t.int_range))
+    wl = (w & mask).astype(np.uint16)
+    live = [i for i in range(w.shape[0]) if wl[i].any()]  # a zero weight leaves remainder c
+    offset = len(live) * c
+    wide = len(live) * mask >= 1 << 16
 
-    def split(x):
-        total = high(x) + low(x >> s)
-        if not live:
-            return total
-        xl = (x & mask).T.astype(np.float32, order="C")  # jets last: every NumPy call runs over all jets
-        part = np.zeros((w.shape[1], len(x)), dtype=np.int32)
-        term = np.empty_like(part)
-        scratch = np.empty(part.shape, dtype=np.float32) if c else None
-        for i in live:  # the terms are >= 0: storing the float into int32 is the floor
+    def remainders(x):
+        xl = (x & mask).T.astype(np.uint16, order="C")  # jets last: every NumPy call runs over all jets
+        part = np.zeros((w.shape[1], len(x)), dtype=np.uint32 if wide else np.uint16)
+        term = np.empty((w.shape[1], len(x)), dtype=np.uint16)
+        for i in live:
+            np.multiply(wl[i][:, None], xl[i], out=term)
             if c:
-                np.multiply(wl[i][:, None], xl[i], out=scratch)
-                np.add(scratch, offset, out=term, casting="unsafe")
-            else:
-                np.multiply(wl[i][:, None], xl[i], out=term, casting="unsafe")
+                term += c
+            term &= mask
             part += term
-        return total + part.T.astype(np.int64)
+        return part.T
 
-    return split
+    def total(x):
+        out = exact(x)
+        if live:
+            out += offset
+            out -= remainders(x)
+        out >>= s
+        return out
+
+    return total
 
 
 def _dense_step(layer) -> _DenseStep:
