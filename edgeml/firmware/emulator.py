@@ -88,8 +88,14 @@ class Emulator:
         self.final = next(s for s in self.steps if s.variable == variable)
 
     def run(self, X, trace: bool = True) -> EmulationResult:
-        X = np.asarray(X, dtype=np.float64)
-        X = X.reshape(len(X), -1)
+        from threadpoolctl import threadpool_limits
+
+        # The matrices are small (a chunk of jets by a layer): a second BLAS thread only waits,
+        # and on a shared machine it stalls the first.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._run(np.asarray(X, dtype=np.float64).reshape(len(X), -1), trace)
+
+    def _run(self, X, trace: bool) -> EmulationResult:
         outs, traces = [], {s.name: [] for s in self.steps if s.traced} if trace else {}
         for start in range(0, len(X), CHUNK):
             values = {}
