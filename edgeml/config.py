@@ -108,6 +108,11 @@ _LAYER_HLS = Section(
         "Strategy": Key(str, None, "Layer strategy.", choices=("Latency", "Resource"), nullable=True),
         "TableSize": Key(int, None, "Lookup-table entries of an activation/softmax layer (hls4ml default 1024).",
                          min=64, max=65536, nullable=True),
+        "Implementation": Key(str, None, "Softmax implementation (hls4ml default stable); `argmax` outputs the "
+                              "one-hot decision with no tables (docs/convert.md).",
+                              choices=("latency", "stable", "argmax", "legacy"), nullable=True),
+        "Skip": Key(bool, None, "Drop this softmax from the firmware: the outputs are the logits, the "
+                    "decision is their argmax (docs/convert.md).", nullable=True),
     },
 )
 
@@ -308,6 +313,15 @@ SCHEMA = Section(
             },
         ),
         "hls": HLS_SECTION,
+        "convert": Section(
+            "How `edgeml convert` evaluates the firmware.",
+            {
+                "engine": Key(str, "emulate",
+                              "Firmware evaluation: `emulate` (bit-exact NumPy emulator, no g++; layers it does not "
+                              "cover fall back to C-sim), `csim` (hls4ml's g++ C-simulation) or `both` (cross-check).",
+                              choices=("emulate", "csim", "both")),
+            },
+        ),
         "compression": COMPRESSION_SECTION,
         "search": SEARCH_SECTION,
     },

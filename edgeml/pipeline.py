@@ -213,7 +213,7 @@ def _search_stage(ctx: RunContext) -> dict:
 
 _MODEL_STAGES = tuple(s.name for s in STAGES if s.name in ("baseline", "compress"))
 STAGES += [
-    Stage("convert", ("hls",), ("data",) + _MODEL_STAGES, _convert_stage,
+    Stage("convert", ("hls", "convert"), ("data",) + _MODEL_STAGES, _convert_stage,
           "convert every model with hls4ml and C-simulate it on the test jets"),
     Stage("estimate", ("hls",), ("convert",), _estimate_stage, "estimate resources and latency of every model"),
     Stage("report", (), ("data",) + _MODEL_STAGES + ("convert", "estimate"), _report_stage,

@@ -1,4 +1,7 @@
-"""edgeml convert: real hls4ml projects compiled with g++ (four compiles in the default run)."""
+"""edgeml convert with g++: real hls4ml projects, C-simulation and its cross-check with the emulator.
+
+The g++ tests of the firmware package live here; tests/test_stage.py covers the emulator engine without g++.
+"""
 
 import json
 import shutil
@@ -23,7 +26,7 @@ N = 300
 @pytest.fixture(scope="module")
 def qkeras_project(tmp_path_factory):
     out = tmp_path_factory.mktemp("convert") / "qkeras"
-    return out, convert(QKERAS, output_dir=out, n=N)
+    return out, convert(QKERAS, output_dir=out, n=N, engine="csim")
 
 
 def float_model(n_inputs=16, kernel_scale=1.0, extra=None, name_input="input"):
@@ -68,7 +71,7 @@ def test_project_holds_reports_and_predictions(qkeras_project):
         assert {"name", "precision", "max_abs_diff", "overflow_fraction", "range", "output_range",
                 "weight_range"} <= set(row)
     md = (out / "convert_report.md").read_text()
-    assert "| fc1 | Dense |" in md and "argmax agreement" in md
+    assert "| fc1 | Dense |" in md and "decision agreement" in md
     with np.load(out / "predictions.npz") as z:
         assert z["y_true"].shape == (N,) and z["y_true"].dtype.kind == "i"
         for key in ("keras", "csim", "keras_logits", "csim_logits"):
@@ -79,10 +82,10 @@ def test_same_conversion_again_is_a_cache_hit_and_new_data_reuses_the_library(qk
     out, report = qkeras_project
     library = out / report["library"]
     mtime = library.stat().st_mtime
-    again = convert(QKERAS, output_dir=out, n=N)
+    again = convert(QKERAS, output_dir=out, n=N, engine="csim")
     assert again["cache"]["hit"]  # the stored report, no conversion, no compile
     assert again["csim"] == json.loads(json.dumps(report["csim"]))
-    other = convert(QKERAS, output_dir=out, n=N // 2)
+    other = convert(QKERAS, output_dir=out, n=N // 2, engine="csim")
     assert other["cache"] == {"hit": False, "library_reused": True}
     assert other["timing"]["compile"] == 0.0 and library.stat().st_mtime == mtime
     assert other["csim"]["n"] == N // 2 and other["csim"]["bit_exact_logits"]
@@ -195,3 +198,37 @@ def test_force_replaces_a_project_built_with_other_settings(qkeras_project, tmp_
     report = convert(QKERAS, config.validate({"hls": {"ReuseFactor": 2}}), output_dir=copy, n=N, force=True)
     assert report["cache"] == {"hit": False, "library_reused": False}
     assert report["hls"]["ReuseFactor"] == 2 and report["csim"]["bit_exact_logits"]
+
+
+def test_engine_both_cross_checks_emulator_and_csim_in_json(tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(QKERAS), "--output", str(tmp_path / "both"), "--n", str(N),
+                                       "--engine", "both", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["engines"]) == {"csim", "emulate"}
+    for engine in report["engines"].values():
+        assert set(engine) == {"seconds", "jets_per_second"} and engine["seconds"] > 0
+    assert report["engines"]["csim"]["seconds"] >= report["timing"]["compile"] > 0  # compile included
+    assert report["emulate_vs_csim"] == {"n": N, "identical_fraction": 1.0, "max_abs_diff": 0.0}
+    assert report["csim"]["engine"] == "emulate" and report["engine_note"] is None
+    assert report["library"] and (tmp_path / "both" / report["library"]).is_file()
+
+
+def test_engine_csim_after_emulate_compiles_into_the_same_project(tmp_path):
+    first = convert(QKERAS, output_dir=tmp_path / "p", n=N, engine="emulate")
+    assert first["library"] is None and "compile" not in first["timing"]
+    second = convert(QKERAS, output_dir=tmp_path / "p", n=N, engine="csim")
+    assert second["cache"] == {"hit": False, "library_reused": False} and second["timing"]["compile"] > 0
+    assert set(second["engines"]) == {"csim"} and second["csim"]["engine"] == "csim"
+    np.testing.assert_array_equal([r["max_abs_diff"] for r in first["layers"]],
+                                  [r["max_abs_diff"] for r in second["layers"]])
+
+
+def test_layer_the_emulator_does_not_cover_falls_back_to_csim_with_a_note(tmp_path):
+    save_model(float_model(extra=tf.keras.layers.LeakyReLU(0.1, name="leaky")), tmp_path / "leaky.h5")
+    report = convert(tmp_path / "leaky.h5", output_dir=tmp_path / "p", n=N, engine="emulate")
+    assert report["csim"]["engine"] == "csim" and set(report["engines"]) == {"csim"}
+    assert "leaky" in report["engine_note"] and "C-simulation" in report["engine_note"]
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "leaky.h5"), "--output", str(tmp_path / "p"),
+                                       "--n", str(N), "--engine", "emulate"])
+    assert result.exit_code == 0 and "note: the emulator does not cover layer(s) leaky" in result.output

@@ -1,4 +1,4 @@
-"""``edgeml convert MODEL``: hls4ml project, g++ C-simulation and a bit-accuracy report."""
+"""``edgeml convert MODEL``: hls4ml project, bit-exact firmware evaluation (emulator or g++ C-sim), fidelity report."""
 
 from __future__ import annotations
 
@@ -16,21 +16,24 @@ from edgeml.cli.common import echo_json
 @click.option("--data", type=click.Path(), help="Jets to compare on (CSV/NPZ/HDF5/Parquet); default: the test split "
               "of the config's data source.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=10000, show_default=True,
-              help="Number of jets to C-simulate.")
+              help="Number of jets to evaluate the firmware on.")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False),
               help="Project directory (default: hls_projects/<model name>).")
 @click.option("--force", is_flag=True, help="Replace an existing project directory.")
 @click.option("--auto-precision", is_flag=True, help="Apply the suggested per-layer precisions and show "
               "the agreement before and after.")
+@click.option("--engine", type=click.Choice(["emulate", "csim", "both"]), default=None,
+              help="Firmware evaluation: the NumPy emulator (no g++), hls4ml's g++ C-simulation, or both "
+              "cross-checked (default: the config's convert.engine, emulate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def convert_command(model, weights, config_path, data, n, output_dir, force, auto_precision, as_json) -> None:
-    """Convert MODEL (.h5, .json + weights, or SavedModel dir) with hls4ml and C-simulate it."""
+def convert_command(model, weights, config_path, data, n, output_dir, force, auto_precision, engine, as_json) -> None:
+    """Convert MODEL (.h5, .json + weights, or SavedModel dir) with hls4ml and evaluate the firmware."""
     from edgeml import config as cfgmod
     from edgeml.convert import convert, summary_lines
 
     cfg = cfgmod.load(config_path) if config_path else None
     report = convert(model, cfg, output_dir=output_dir, data=data, n=n, force=force,
-                     auto_precision=auto_precision, weights=weights)
+                     auto_precision=auto_precision, weights=weights, engine=engine)
     for warning in report.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     if as_json:

@@ -1,0 +1,268 @@
+"""Fidelity analysis: how faithfully the fixed-point firmware reproduces Keras (NumPy only, no g++).
+
+Inputs are arrays: the firmware's outputs and per-layer traces (from the C-simulation or
+the emulator, whichever ran) and the Keras reference of ``reference.keras_reference``.
+Nothing here runs a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml.errors import EdgemlError, InputError
+from edgeml.firmware.advice import argmax_agreement, extra_fraction_bits, table_size_needed
+from edgeml.simulate import Fixed, fixed_of, overflow_fraction
+
+RELATIVE_ERROR_LIMIT = 0.05  # a layer whose error exceeds 5% of its output span is not explained by rounding
+
+
+def top_ties(proba: np.ndarray) -> float:
+    """Fraction of jets whose two largest outputs are equal (a softmax lookup table can merge close logits)."""
+    if proba.shape[1] < 2:
+        return 0.0
+    top = np.sort(proba, axis=1)
+    return float(np.mean(top[:, -1] == top[:, -2]))
+
+
+def one_hot_argmax(values: np.ndarray) -> np.ndarray:
+    """What hls4ml's ``argmax`` softmax outputs: 1 at the first maximum, 0 elsewhere."""
+    out = np.zeros_like(values, dtype=np.float64)
+    out[np.arange(len(values)), values.argmax(axis=1)] = 1.0
+    return out
+
+
+def logits_layer(hls_model) -> str:
+    """The hls layer whose output is the pre-softmax value (the output layer itself without a softmax)."""
+    last = hls_model.get_output_variables()[0]
+    for layer in hls_model.get_layers():
+        if layer.get_output_variable() is last and layer.class_name == "Softmax":
+            return layer.inputs[0]
+        if layer.get_output_variable() is last:
+            return layer.name
+    raise EdgemlError("cannot find the output layer of the hls4ml model")
+
+
+def output_softmax(hls_model):
+    """The softmax layer producing the model output, or None (no softmax, or hls4ml skipped it)."""
+    last = list(hls_model.get_layers())[-1]
+    return last if last.class_name == "Softmax" else None
+
+
+def input_type(hls_model) -> Fixed:
+    t = fixed_of(hls_model.get_input_variables()[0].type.precision)
+    if t is None:
+        raise InputError("the model input type is not fixed point; set hls.Precision to an ap_fixed type")
+    return t
+
+
+def reference_outputs(hls_model, keras_layers: dict) -> dict[str, np.ndarray]:
+    """Keras values for every hls layer; an ``argmax`` softmax is compared with Keras's one-hot decision."""
+    layers = dict(keras_layers)
+    for layer in hls_model.get_layers():
+        if layer.class_name == "Softmax" and layer.get_attr("implementation") == "argmax" \
+                and layer.inputs[0] in layers:
+            layers[layer.name] = one_hot_argmax(layers[layer.inputs[0]])
+    return layers
+
+
+def compare(hls_model, X: np.ndarray, y: np.ndarray, classes: list[str], ref: dict,
+            outputs: np.ndarray, traces: dict[str, np.ndarray]) -> dict:
+    """Compare firmware ``outputs``/``traces`` with the Keras reference ``ref``: the report's ``csim``
+    section, the per-layer rows and the arrays saved to predictions.npz."""
+    from edgeml.metrics import classification_metrics
+
+    t_in = input_type(hls_model)
+    keras_q_layers = reference_outputs(hls_model, ref["layers_quantized_input"])
+    keras_layers = reference_outputs(hls_model, ref["layers"])
+    logits_name = logits_layer(hls_model)
+    output_name = list(hls_model.get_layers())[-1].name
+    keras_q, keras_q_logits = keras_q_layers[output_name], keras_q_layers[logits_name]
+    fw_logits = traces[logits_name]
+    keras_float = keras_layers.get(output_name, ref["outputs"])
+    n_classes = outputs.shape[1]
+    labels = [classes[i] if i < len(classes) else str(i) for i in range(n_classes)]
+    m_keras = classification_metrics(y, ref["outputs"], labels)
+    m_fw = classification_metrics(y, outputs, labels)
+    softmax = output_softmax(hls_model)
+    Xq = ref["X_quantized"]
+    report = {
+        "n": int(len(X)),
+        "accuracy_keras": m_keras["accuracy"],
+        "accuracy_keras_quantized_input": float(np.mean(keras_q.argmax(axis=1) == y)),
+        "accuracy_csim": m_fw["accuracy"],
+        "argmax_agreement": argmax_agreement(outputs, keras_q),
+        "argmax_agreement_logits": argmax_agreement(fw_logits, keras_q_logits),
+        "argmax_agreement_float_input": argmax_agreement(outputs, keras_float),
+        "max_abs_diff": float(np.max(np.abs(outputs - keras_q))),
+        "mean_abs_diff": float(np.mean(np.abs(outputs - keras_q))),
+        "max_abs_diff_logits": float(np.max(np.abs(fw_logits - keras_q_logits))),
+        "mean_abs_diff_logits": float(np.mean(np.abs(fw_logits - keras_q_logits))),
+        "softmax": None if softmax is None else softmax.get_attr("implementation"),
+        "softmax_ties": top_ties(outputs) if softmax is not None and softmax.get_attr("implementation") != "argmax"
+        else 0.0,
+        "extra_fraction_bits_needed": extra_fraction_bits(fw_logits, keras_q_logits),
+        "bit_exact_logits": bool(np.array_equal(fw_logits, keras_q_logits.astype(np.float64))),
+        "logits_layer": logits_name,
+        "input_type": str(t_in),
+        "input_quantization_max_abs_diff": float(np.max(np.abs(Xq - X))),
+        "input_overflow_fraction": overflow_fraction(X, t_in),
+        "auc_keras": m_keras["auc"],
+        "auc_csim": m_fw["auc"],
+        "reference": "Keras on the inputs quantized to the firmware input type (accuracy_keras: float inputs)",
+    }
+    report["notes"] = notes(report)
+    rows = layer_fidelity(hls_model, traces, keras_q_layers, keras_layers, X, Xq, t_in)
+    arrays = {"y_true": y.astype(np.int64), "keras": ref["outputs"], "csim": outputs, "keras_logits": ref["logits"],
+              "csim_logits": fw_logits, "keras_quantized_input": keras_q,
+              "keras_quantized_input_logits": keras_q_logits}
+    return {"csim": report, "layers": rows, "arrays": arrays}
+
+
+def notes(c: dict) -> list[str]:
+    """Plain-language reasons behind the numbers a user would otherwise puzzle over."""
+    out = []
+    if c["argmax_agreement"] < c["argmax_agreement_logits"] and c["softmax_ties"] > 0:
+        out.append(f"the firmware softmax gives {c['softmax_ties']:.2%} of jets two equal top outputs (its lookup "
+                   f"tables merge logits closer than one table step), so argmax of the outputs agrees "
+                   f"{c['argmax_agreement']:.2%} while the pre-softmax decision agrees "
+                   f"{c['argmax_agreement_logits']:.2%}; finer tables (suggested), the argmax softmax or "
+                   f"dropping the softmax (docs/convert.md) keep the pre-softmax decision")
+    if c.get("softmax") == "argmax":
+        out.append("the softmax is hls4ml's argmax implementation: the outputs are the one-hot decision, "
+                   "compared with Keras's one-hot decision")
+    if c["bit_exact_logits"]:
+        out.append("the pre-softmax outputs are bit-exact with Keras on the quantized inputs")
+    if c["input_overflow_fraction"] > 0:
+        out.append(f"{c['input_overflow_fraction']:.2%} of input values overflow the input type {c['input_type']}")
+    return out
+
+
+def engine_agreement(a_outputs: np.ndarray, a_traces: dict, b_outputs: np.ndarray, b_traces: dict) -> dict:
+    """How many jets two firmware evaluations (emulator, C-sim) give identical values, outputs and every
+    layer both traced: ``{n, identical_fraction, max_abs_diff}``."""
+    same = np.all(a_outputs == b_outputs, axis=1)
+    worst = float(np.max(np.abs(a_outputs - b_outputs))) if a_outputs.size else 0.0
+    for name in sorted(set(a_traces) & set(b_traces)):
+        a, b = np.asarray(a_traces[name]), np.asarray(b_traces[name])
+        a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+        same &= np.all(a == b, axis=1)
+        worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
+    return {"n": int(len(a_outputs)), "identical_fraction": float(np.mean(same)) if len(same) else 1.0,
+            "max_abs_diff": worst}
+
+
+def layer_fidelity(hls_model, traces: dict, keras_q: dict, keras_float: dict, X, Xq, t_in: Fixed) -> list[dict]:
+    """Per-layer error, overflow and ranges, in firmware order; the first broken layer is marked.
+
+    Errors compare with Keras on the quantized inputs (``keras_q``); ranges, overflow and partial-sum
+    bounds come from Keras on the float inputs (``keras_float``): after an overflowing input wrapped,
+    the quantized-input values would understate what the later layers must hold.
+    """
+    layers = list(hls_model.get_layers())
+    input_layer = layers[0]
+    rows = [{"name": input_layer.name, "class": "Input", "precision": str(t_in),
+             "max_abs_diff": float(np.max(np.abs(Xq - X))), "mean_abs_diff": float(np.mean(np.abs(Xq - X))),
+             "overflow_fraction": overflow_fraction(X, t_in), "range": list(t_in.range),
+             "output_range": [float(X.min()), float(X.max())], "weight_range": None,
+             "quantizer_derived": False}]
+    outputs = {input_layer.name: X}
+    for layer in layers[1:]:
+        if layer.name not in traces or layer.name not in keras_q:
+            continue
+        ref, got = keras_q[layer.name], traces[layer.name]
+        true = keras_float.get(layer.name, ref)
+        outputs[layer.name] = true
+        t = fixed_of(layer.get_output_variable().type.precision)
+        row = {"name": layer.name, "class": layer.class_name, "precision": str(t) if t else
+               str(layer.get_output_variable().type.precision),
+               "max_abs_diff": float(np.max(np.abs(got - ref))), "mean_abs_diff": float(np.mean(np.abs(got - ref))),
+               "overflow_fraction": overflow_fraction(true, t) if t else 0.0,
+               "range": list(t.range) if t else None,
+               "output_range": [float(true.min()), float(true.max())], "weight_range": None,
+               "reuse_factor": layer.get_attr("reuse_factor"), "n_out": int(got.shape[1]),
+               "quantizer_derived": quantizer_derived(layer)}
+        row.update(weight_info(layer))
+        if layer.class_name == "Softmax" and layer.inputs[0] in outputs:
+            row["implementation"] = layer.get_attr("implementation")
+            if row["implementation"] != "argmax":
+                row["ties"] = top_ties(got)
+                row.update(softmax_input_checks(layer, outputs[layer.inputs[0]]))
+        accum = layer.get_attr("accum_t")
+        if accum is not None and fixed_of(accum.precision) is not None:
+            row["accum_precision"] = str(fixed_of(accum.precision))
+            x_in = outputs.get(layer.inputs[0])
+            if x_in is not None and "weight" in layer.weights:
+                row["accum_bound"] = accum_bound(layer, x_in)
+                row["accum_overflow"] = row["accum_bound"] > fixed_of(accum.precision).range[1]
+        rows.append(row)
+    mark_status(rows)
+    return rows
+
+
+def softmax_input_checks(layer, logits: np.ndarray) -> dict:
+    """Does x_max - x_i fit the softmax's normalised-input type, and how big a table separates the top two?
+
+    hls4ml derives that type from the input type without saturation (ap_ufixed<W-1,I-1>): a spread
+    of logits beyond its range wraps around and picks a wrong exp. The exp table is indexed by the top
+    bits of that type, so logits closer than range/TableSize share an entry and tie.
+    """
+    named = layer.get_attr("inp_norm_t")
+    if named is not None:
+        norm = fixed_of(named.precision)
+    else:
+        t = fixed_of(layer.get_input_variable().type.precision)
+        norm = Fixed(False, t.width - int(t.signed), t.integer - int(t.signed)) if t else None
+    if norm is None or logits.shape[1] < 2:
+        return {}
+    spread = logits.max(axis=1) - logits.min(axis=1)
+    wraps = norm.saturation == "WRAP"
+    return {"inp_norm_precision": str(norm), "input_spread_max": float(spread.max()),
+            "inp_norm_overflow_fraction": float(np.mean(spread >= norm.range[1] + norm.lsb)) if wraps else 0.0,
+            "table_size_needed": table_size_needed(logits)}
+
+
+def quantizer_derived(layer) -> bool:
+    """hls4ml records QKeras quantizers on the layer's weights/activation: their types are not ours to change."""
+    return any(layer.get_attr(f"{kind}_quantizer") is not None for kind in ("weight", "bias", "activation"))
+
+
+def weight_info(layer) -> dict:
+    info = {}
+    for kind in ("weight", "bias"):
+        var = layer.weights.get(kind)
+        if var is None:
+            continue
+        data = np.asarray(var.data, dtype=np.float64)
+        t = fixed_of(var.type.precision)
+        info[f"{kind}_precision"] = str(t) if t else str(var.type.precision)
+        if kind == "weight":
+            info["weight_range"] = [float(data.min()), float(data.max())]
+            info["weight_nonzero_fraction"] = float(np.count_nonzero(data) / max(data.size, 1))
+        info[f"{kind}_overflow_fraction"] = overflow_fraction(data, t) if t else 0.0
+    return info
+
+
+def accum_bound(layer, x_in: np.ndarray) -> float:
+    """Largest |partial sum| a Dense accumulator meets: max over jets and outputs of sum|x*w| + |b|."""
+    w = np.asarray(layer.weights["weight"].data, dtype=np.float64).reshape(x_in.shape[1], -1)
+    b = np.abs(np.asarray(layer.weights["bias"].data, dtype=np.float64)) if "bias" in layer.weights else 0.0
+    return float(np.max(np.abs(x_in) @ np.abs(w) + b))
+
+
+def mark_status(rows: list[dict]) -> None:
+    """status: 'overflow' (values outside the type: wrap/saturate), 'error' (too coarse), or 'ok'."""
+    for row in rows:
+        lo, hi = row["output_range"]
+        span = max(hi - lo, 1e-12)
+        if row["overflow_fraction"] > 0 or row.get("weight_overflow_fraction", 0) > 0 \
+                or row.get("bias_overflow_fraction", 0) > 0 or row.get("accum_overflow") \
+                or row.get("inp_norm_overflow_fraction", 0) > 0:
+            row["status"] = "overflow"
+        elif row["max_abs_diff"] > RELATIVE_ERROR_LIMIT * span:
+            row["status"] = "error"
+        else:
+            row["status"] = "ok"
+
+
+def first_broken_layer(rows: list[dict]) -> dict | None:
+    return next((r for r in rows if r["status"] != "ok"), None)

@@ -1,0 +1,434 @@
+"""The NumPy firmware emulator against the real thing: ap_fixed compiled by g++, and hls4ml's C-simulation.
+
+Without g++ only the pure-NumPy tests run. The default run compiles one ap_fixed program and
+three small hls4ml projects; the reference models and the precision sweep are marked slow.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeml.firmware.emulator import Emulator, _resource_order, _tree_sum, emulate, unsupported_layers
+from edgeml.fixed import ROUNDING_MODES, Fixed
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+needs_gpp = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+
+# --------------------------------------------------------------------------- Fixed, without g++
+
+def test_fixed_parses_and_prints_both_spellings():
+    t = Fixed.parse("ap_ufixed<8,0,AP_RND_CONV,AP_SAT>")
+    assert (t.signed, t.width, t.integer, t.rounding, t.saturation) == (False, 8, 0, "RND_CONV", "SAT")
+    assert Fixed.parse("fixed<16,6,TRN,WRAP,0>") == Fixed(True, 16, 6)
+    assert str(Fixed.parse("ap_fixed<10, 3, AP_RND, AP_WRAP>")) == "ap_fixed<10,3,AP_RND,AP_WRAP>"
+    assert Fixed(True, 16, 6).lsb == 2 ** -10 and Fixed(True, 8, 4).range == (-8.0, 7.9375)
+    with pytest.raises(ValueError, match="ap_fixed<16,6>"):
+        Fixed.parse("float")
+
+
+def test_quantize_rounds_ties_by_mode_then_folds():
+    ties = np.array([2.5, -2.5, 3.5, -3.5, 2.25, -2.75]) / 16  # lsb 1/16
+    expected = {"TRN": [2, -3, 3, -4, 2, -3], "TRN_ZERO": [2, -2, 3, -3, 2, -2], "RND": [3, -2, 4, -3, 2, -3],
+                "RND_ZERO": [2, -2, 3, -3, 2, -3], "RND_MIN_INF": [2, -3, 3, -4, 2, -3],
+                "RND_INF": [3, -3, 4, -4, 2, -3], "RND_CONV": [2, -2, 4, -4, 2, -3]}
+    for mode in ROUNDING_MODES:
+        t = Fixed(True, 8, 4, mode, "SAT")
+        np.testing.assert_array_equal(t.quantize_to_ints(ties), expected[mode], err_msg=mode)
+        ints = np.round(ties * 64).astype(np.int64)  # the same values with 6 fraction bits
+        np.testing.assert_array_equal(t.requantize(ints, 6), expected[mode], err_msg=mode)
+    np.testing.assert_array_equal(Fixed(True, 8, 4).quantize_to_ints([8.0, -8.5, np.inf]), [-128, 120, 0])
+    np.testing.assert_array_equal(Fixed(True, 8, 4).quantize_to_floats([8.0, -8.5, 0.07]), [-8.0, 7.5, 0.0625])
+    np.testing.assert_array_equal(Fixed(True, 8, 4, "TRN", "SAT").quantize_to_ints([8.0, -9.0, np.inf]), [127, -128, 127])
+
+
+def test_resource_order_replays_the_reuse_loops():
+    assert _resource_order(4, 2, 1) is None  # one pass: inputs in order
+    order = _resource_order(4, 2, 2)  # two passes, even inputs first
+    np.testing.assert_array_equal(order, [[0, 2, 1, 3], [0, 2, 1, 3]])
+    assert _resource_order(2, 4, 4) is None  # RF > n_in: each pass adds one input to its outputs, in order
+
+
+def test_tree_sum_saturates_per_addition_in_hls4ml_order():
+    t = Fixed(True, 4, 4, "TRN", "SAT")  # integers in [-8, 7]
+    terms = [np.array([v]) for v in (7, 7, -8, -8, 5)]
+    # reduce<5>: ((7+7) + (-8-8)) + 5 = (7 + -8) + 5 = 4; a flat sum would give 3
+    assert _tree_sum(terms, t)[0] == 4
+
+
+# --------------------------------------------------------------------------- ap_fixed compiled by g++
+
+AP_KINDS = [("ap_fixed", 8, 3), ("ap_ufixed", 6, 2), ("ap_fixed", 5, 7), ("ap_fixed", 6, -1)]
+
+
+@needs_gpp
+def test_fixed_conversions_match_ap_fixed_for_every_mode(tmp_path):
+    """Double -> ap_fixed and ap_fixed<48,24> -> ap_fixed, for 7 rounding x 2 overflow modes x 4 shapes."""
+    import hls4ml
+
+    types = [Fixed(kind == "ap_fixed", w, i, q, o) for kind, w, i in AP_KINDS for q in ROUNDING_MODES
+             for o in ("SAT", "WRAP")]
+    body = "".join(f"    run<ap_{'' if t.signed else 'u'}fixed<{t.width}, {t.integer}, AP_{t.rounding}, "
+                   f"AP_{t.saturation}> >(xs, {t.frac});\n" for t in types)
+    source = tmp_path / "conv.cpp"
+    source.write_text(
+        '#include "ap_fixed.h"\n#include <cmath>\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n'
+        "template <class T> void run(const std::vector<double>& xs, int frac) {\n"
+        '    for (double x : xs) { T t = x; printf("%.0f ", std::ldexp(t.to_double(), frac)); }\n'
+        '    printf("\\n");\n'
+        "    for (double x : xs) { ap_fixed<48, 24> s = std::isinf(x) ? 0.0 : x; T t = s;\n"
+        '        printf("%.0f ", std::ldexp(t.to_double(), frac)); }\n'
+        '    printf("\\n");\n}\n'
+        "int main() {\n    std::vector<double> xs; char buf[64];\n"
+        '    while (scanf("%63s", buf) == 1) xs.push_back(strtod(buf, 0));\n' + body + "}\n")
+    ap_types = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
+    subprocess.run(["g++", "-O1", "-std=c++14", f"-I{ap_types}", str(source), "-o", str(tmp_path / "conv")],
+                   check=True, capture_output=True)
+    rng = np.random.default_rng(7)
+    grid = np.arange(-700, 700) / 64  # every tie of the shapes above, and overflow on both sides
+    xs = np.concatenate([grid, rng.normal(0, 3, 300), rng.normal(0, 300, 100), [0.0, -0.0, 1e-30, -1e-30, 1e30,
+                                                                                -1e30, np.inf, -np.inf]])
+    xs = np.ldexp(np.round(np.ldexp(xs, 24)), -24)  # exact in ap_fixed<48,24> (the second line's source)
+    xs[-2:] = [np.inf, -np.inf]
+    out = subprocess.run([str(tmp_path / "conv")], input=" ".join(float(x).hex() for x in xs), text=True,
+                         capture_output=True, check=True).stdout.splitlines()
+    finite = np.isfinite(xs) & (np.abs(xs) < 2 ** 23)
+    for k, t in enumerate(types):
+        from_double = np.array(out[2 * k].split(), dtype=np.float64)
+        from_fixed = np.array(out[2 * k + 1].split(), dtype=np.float64)
+        np.testing.assert_array_equal(t.quantize_to_ints(xs), from_double, err_msg=f"double -> {t}")
+        np.testing.assert_array_equal(t.quantize_to_ints(xs[finite]), from_double[finite],  # the one-call path
+                                      err_msg=f"double -> {t}")
+        ints = np.round(np.ldexp(xs[finite], 24)).astype(np.int64)
+        np.testing.assert_array_equal(t.requantize(ints, 24), from_fixed[finite], err_msg=f"ap_fixed<48,24> -> {t}")
+
+
+TABLE_PROGRAM = """
+#include "nnet_utils/nnet_activation.h"
+#include <cmath>
+#include <cstdio>
+struct cfg {
+    static const unsigned table_size = 1024, exp_table_size = 512, inv_table_size = 256;
+    static constexpr float exp_scale = 0.75;
+    typedef ap_fixed<48, 8> table_t;
+    typedef ap_fixed<48, 8> exp_table_t;
+    typedef ap_fixed<48, 8> inv_table_t;
+};
+template <class T, int N> void print(const T (&t)[N]) {
+    for (int i = 0; i < N; i++) printf("%.0f ", std::ldexp(t[i].to_double(), 40));
+    printf("\\n");
+}
+int main() {
+    static cfg::table_t t[1024], e[512], v[256];
+    nnet::init_tanh_table<cfg, 1024>(t); print(t);
+    nnet::init_sigmoid_table<cfg, 1024>(t); print(t);
+    nnet::init_exp_table_legacy<cfg, 1024>(t); print(t);
+    nnet::init_invert_table_legacy<cfg, 1024>(t); print(t);
+    nnet::init_exp_table<ap_fixed<12, 4>, cfg>(e); print(e);
+    nnet::init_exp_table<ap_ufixed<11, 3>, cfg>(e, true); print(e);
+    nnet::init_invert_table<ap_fixed<14, 6>, cfg>(v); print(v);
+}
+"""
+
+
+@needs_gpp
+def test_tables_are_built_like_the_cpp_tables(tmp_path):
+    """float32 libm (tanhf, expf) and the float/double mix of each init function, seen through a 40-bit fraction."""
+    import hls4ml
+
+    from edgeml.firmware import emulator as em
+
+    templates = Path(hls4ml.__file__).parent / "templates" / "vivado"
+    (tmp_path / "tables.cpp").write_text(TABLE_PROGRAM)
+    subprocess.run(["g++", "-O1", "-std=c++14", f"-I{templates}", f"-I{templates / 'ap_types'}",
+                    str(tmp_path / "tables.cpp"), "-o", str(tmp_path / "tables")], check=True, capture_output=True)
+    lines = subprocess.run([str(tmp_path / "tables")], capture_output=True, text=True, check=True).stdout.splitlines()
+    wide = Fixed(True, 48, 8)
+    scale = np.float32(0.75)
+    with np.errstate(divide="ignore"):
+        ours = [em._tanh_table(1024), em._sigmoid_table(1024), em._legacy_exp_table(1024),
+                em._legacy_inv_table(1024),
+                em._expf(em._float_of_top_bits(Fixed(True, 12, 4), 512) * scale),
+                em._expf(-(em._float_of_top_bits(Fixed(False, 11, 3), 512) * scale)),
+                np.float32(1) / em._float_of_top_bits(Fixed(True, 14, 6), 256)]
+    names = ["tanh", "sigmoid", "legacy exp", "legacy invert", "exp", "exp (stable)", "invert"]
+    for name, line, table in zip(names, lines, ours):
+        np.testing.assert_array_equal(wide.quantize_to_ints(table), np.array(line.split(), dtype=np.float64),
+                                      err_msg=name)
+
+
+# --------------------------------------------------------------------------- hls4ml C-simulation
+
+def _csim_and_emulate(hls_model, X):
+    from edgeml.simulate import compile_model, run
+
+    assert unsupported_layers(hls_model) == []
+    compile_model(hls_model)
+    y, traces = run(hls_model, X)
+    result = emulate(hls_model, X)
+    return y, traces, result
+
+
+def _assert_identical(y, traces, result):
+    assert set(traces) <= set(result.traces)
+    for name, values in traces.items():
+        np.testing.assert_array_equal(result.traces[name], values, err_msg=f"layer {name}")
+    np.testing.assert_array_equal(result.outputs, y, err_msg="outputs")
+
+
+def _hls4ml_model(model, layers: dict, out_dir, tables: dict | None = None):
+    """hls4ml straight from Keras with per-layer config; ``tables`` sets softmax table types as edgeml does."""
+    from copy import copy
+
+    import hls4ml
+    from hls4ml.model.optimizer import get_optimizer
+
+    from edgeml.simulate import quiet
+
+    with quiet():
+        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis",
+                                                   default_precision="ap_fixed<16,6>")
+        for name, entry in layers.items():
+            precision = entry.pop("Precision", {})
+            cfg["LayerName"][name].update(entry)
+            if precision:
+                current = cfg["LayerName"][name].get("Precision")
+                current = current if isinstance(current, dict) else {}
+                cfg["LayerName"][name]["Precision"] = {**current, **precision}
+        hls_model = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
+                                                               backend="Vitis", io_type="io_parallel")
+    backend = hls_model.config.backend
+    for layer_name, kinds in (tables or {}).items():
+        layer = hls_model.graph[layer_name]
+        for kind, text in kinds.items():
+            named = layer.get_attr(f"{kind}_t")
+            wanted, new = backend.convert_precision_string(text), copy(named.precision)
+            for field in ("width", "integer", "signed", "rounding_mode", "saturation_mode"):
+                setattr(new, field, getattr(wanted, field))
+            named.precision = new
+        get_optimizer("vitis:softmax_config_template").transform(hls_model, layer)
+    return hls_model
+
+
+def _keras(layers, n_in: int, seed: int):
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([tf.keras.layers.Input((n_in,)), *layers])
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # spread the weights so that rounding and overflow really happen
+        layer.set_weights([rng.normal(0, 1.5 if w.ndim > 1 else 1.0, w.shape) for w in layer.get_weights()])
+    return model
+
+
+@needs_gpp
+def test_mixed_precision_model_is_bit_exact(tmp_path):
+    """Dense (Latency, and Resource with RF <= n_in and RF > n_in) with every rounding mode in weights, accum and
+    results, two standalone BatchNorms, tanh, sigmoid, relu, and a latency softmax with non-default
+    table size and table types."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras([L.Dense(12, name="d1"), L.Activation("tanh", name="t1"), L.BatchNormalization(name="bn"),
+                    L.Dense(10, name="d2"), L.Activation("sigmoid", name="s1"), L.Dense(8, name="d3"),
+                    L.BatchNormalization(name="bnf"), L.ReLU(name="r1"), L.Dense(5, name="d4"),
+                    L.Activation("softmax", name="sm")], 10, seed=3)
+    for name in ("bn", "bnf"):  # a positive variance
+        bn = model.get_layer(name)
+        bn.set_weights([np.abs(w) + 0.5 if k == 3 else w for k, w in enumerate(bn.get_weights())])
+    layers = {
+        "d1": {"Precision": {"weight": "ap_fixed<8,3,AP_RND_CONV,AP_SAT>", "bias": "ap_fixed<8,3,AP_RND,AP_WRAP>",
+                             "accum": "ap_fixed<12,4,AP_RND,AP_SAT>", "result": "ap_fixed<10,3,AP_RND_ZERO,AP_SAT>"}},
+        "t1": {"Precision": {"result": "ap_fixed<9,2,AP_RND_INF,AP_SAT>", "table": "ap_fixed<12,2,AP_RND,AP_SAT>"},
+               "TableSize": 512},
+        "bn": {"Precision": {"scale": "ap_fixed<10,3,AP_TRN_ZERO,AP_SAT>", "bias": "ap_fixed<10,3>",
+                             "result": "ap_fixed<11,4,AP_RND_MIN_INF,AP_WRAP>"}},
+        "d2": {"Strategy": "Resource", "ReuseFactor": 2,
+               "Precision": {"weight": "ap_fixed<7,2,AP_TRN_ZERO,AP_WRAP>", "bias": "ap_fixed<9,4>",
+                             "accum": "ap_fixed<11,5,AP_TRN,AP_WRAP>", "result": "ap_fixed<12,6>"}},
+        "s1": {"Precision": {"result": "ap_ufixed<8,0,AP_RND_CONV,AP_SAT>", "table": "ap_fixed<18,8>"},
+               "TableSize": 2048},
+        "d3": {"Strategy": "Resource", "ReuseFactor": 5,
+               "Precision": {"weight": "ap_fixed<6,2,AP_RND_INF,AP_SAT>", "bias": "ap_fixed<6,2>",
+                             "accum": "ap_fixed<10,4,AP_RND_MIN_INF,AP_SAT>", "result": "ap_fixed<9,4,AP_RND,AP_WRAP>"}},
+        "r1": {"Precision": {"result": "ap_ufixed<6,2,AP_RND_CONV,AP_SAT>"}},
+        "d4": {"Strategy": "Resource", "ReuseFactor": 40,
+               "Precision": {"weight": "ap_fixed<8,3>", "bias": "ap_fixed<8,3>", "accum": "ap_fixed<14,6>",
+                             "result": "ap_fixed<10,5,AP_RND,AP_SAT>"}},
+        "sm": {"Implementation": "latency", "TableSize": 512, "Precision": {"result": "ap_ufixed<10,0,AP_RND,AP_SAT>"}},
+    }
+    tables = {"sm": {"exp_table": "ap_ufixed<14,6,AP_RND,AP_SAT>", "inv_table": "ap_ufixed<14,4,AP_RND_CONV,AP_SAT>",
+                     "inv_inp": "ap_ufixed<12,6,AP_RND,AP_SAT>"}}
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj", tables)
+    X = np.random.default_rng(0).normal(0, 2, (3000, 10))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert {"d1", "t1", "bn", "d2", "s1", "d3", "r1", "d4", "sm"} <= set(traces)
+    strategies = {name: hls_model.graph[name].get_attr("strategy").lower() for name in ("d1", "d2", "d3", "d4")}
+    assert strategies == {"d1": "latency", "d2": "resource", "d3": "resource", "d4": "resource"}
+    assert [hls_model.graph[name].get_attr("reuse_factor") for name in ("d2", "d3", "d4")] == [2, 5, 40]
+
+
+@needs_gpp
+def test_qkeras_quantizers_are_bit_exact(tmp_path):
+    """QDense with alpha=1 and alpha='auto' (hls4ml's ApplyAlpha), a BatchNorm folded into a Dense and one kept
+    after a QDense, QActivation quantized_relu and quantized_bits."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(2)
+    model = tf.keras.Sequential([
+        tf.keras.layers.Input((8,)),
+        tf.keras.layers.Dense(8, name="p0"),
+        tf.keras.layers.BatchNormalization(name="bnp"),
+        QDense(10, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+               name="q1"),
+        tf.keras.layers.BatchNormalization(name="bnq"),
+        QActivation(quantized_relu(6, 2), name="qr1"),
+        QDense(8, kernel_quantizer=quantized_bits(4, 0, alpha="auto"), bias_quantizer=quantized_bits(8, 3),
+               name="q2"),
+        QActivation(quantized_bits(8, 3, alpha=1), name="qb2"),
+        QDense(5, kernel_quantizer=quantized_bits(8, 2, alpha=1), bias_quantizer=quantized_bits(8, 2, alpha=1),
+               name="q3"),
+        tf.keras.layers.Activation("softmax", name="sm")])
+    hls_model = _hls4ml_model(model, {}, tmp_path / "prj")
+    X = np.random.default_rng(3).normal(0, 2, (3000, 8))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    kinds = {layer.class_name for layer in hls_model.get_layers()}
+    assert "ApplyAlpha" in kinds and "bnq" in traces and "bnp" not in traces, (kinds, list(traces))
+
+
+@needs_gpp
+def test_every_softmax_implementation_is_bit_exact(tmp_path):
+    """legacy, stable, latency and argmax softmax in one chain (each followed by a Dense)."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    chain, layers = [], {}
+    for k, impl in enumerate(("legacy", "stable", "latency", "argmax")):
+        chain += [L.Dense(6, name=f"d{k}"), L.Activation("softmax", name=f"sm{k}")]
+        layers[f"sm{k}"] = {"Implementation": impl, "TableSize": 256 if impl == "stable" else 1024,
+                            "Precision": {"result": "ap_fixed<12,2,AP_RND,AP_SAT>"}}
+        layers[f"d{k}"] = {"Precision": {"weight": "ap_fixed<10,4>", "bias": "ap_fixed<10,4>",
+                                         "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5,AP_RND,AP_SAT>"}}
+    model = _keras(chain, 8, seed=5)
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    X = np.random.default_rng(1).normal(0, 2, (3000, 8))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert {"sm0", "sm1", "sm2", "sm3"} <= set(traces)
+
+
+def _edgeml_model(model_path: Path, out_dir, overrides: dict | None = None):
+    from edgeml import config
+    from edgeml.modelio import load_model
+
+    try:
+        from edgeml.firmware import build_hls_model
+    except ImportError:
+        from edgeml.convert import build_hls_model
+    hls = config.defaults()["hls"]
+    hls.update(overrides or {})
+    built = build_hls_model(load_model(model_path), hls, out_dir)
+    return built[0] if isinstance(built, tuple) else built
+
+
+def _jets(model_path: Path, n: int) -> np.ndarray:
+    from edgeml.data import Scaler, load_jets
+
+    jets = load_jets("default")
+    X = jets.X[np.random.default_rng(0).integers(0, len(jets.X), n)]
+    scaler = model_path.with_name(f"{model_path.stem}_scaler.json")
+    return (Scaler.load(scaler).transform(X) if scaler.is_file() else X).astype(np.float32)
+
+
+@needs_gpp
+def test_qkeras_tagger_is_bit_exact(tmp_path):
+    path = ROOT / "models" / "tutorial_qkeras.h5"
+    hls_model = _edgeml_model(path, tmp_path / "prj")
+    y, traces, result = _csim_and_emulate(hls_model, _jets(path, 2000))
+    _assert_identical(y, traces, result)
+
+
+def test_emulator_refuses_what_it_does_not_cover(tmp_path):
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras([L.Dense(4, name="d"), L.LeakyReLU(name="leaky"), L.Dense(3, name="out")], 4, seed=1)
+    hls_model = _hls4ml_model(model, {}, tmp_path / "prj")
+    assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["leaky"]
+    with pytest.raises(Exception, match="leaky"):
+        Emulator(hls_model)
+
+
+# --------------------------------------------------------------------------- slow: reference models and sweep
+
+REFERENCE = [ROOT / "models" / "baseline.h5", ROOT / "models" / "edgeml_compact.h5",
+             FIXTURES / "keras21_dense.json", FIXTURES / "keras224_dense_full.h5",
+             FIXTURES / "keras224_qkeras_pruned.json"]
+
+
+@pytest.mark.slow
+@needs_gpp
+@pytest.mark.parametrize("path", REFERENCE, ids=lambda p: p.stem)
+def test_reference_models_are_bit_exact(path, tmp_path):
+    hls_model = _edgeml_model(path, tmp_path / "prj")
+    y, traces, result = _csim_and_emulate(hls_model, _jets(path, 5000))
+    _assert_identical(y, traces, result)
+
+
+@pytest.mark.slow
+@needs_gpp
+def test_softmax_table_size_and_types_through_edgeml(tmp_path):
+    path = ROOT / "models" / "baseline.h5"
+    overrides = {"LayerName": {"softmax": {"TableSize": 256, "Precision": {
+        "exp_table": "ap_fixed<14,5,AP_RND,AP_SAT>", "inv_table": "ap_fixed<14,5,AP_RND,AP_SAT>",
+        "inv_inp": "ap_fixed<14,6,AP_RND,AP_SAT>", "inp_norm": "ap_ufixed<12,5,AP_RND,AP_SAT>"}}}}
+    hls_model = _edgeml_model(path, tmp_path / "prj", overrides)
+    y, traces, result = _csim_and_emulate(hls_model, _jets(path, 5000))
+    _assert_identical(y, traces, result)
+
+
+def _random_type(rng, signed=True, min_width=4):
+    width = int(rng.integers(min_width, 16))
+    integer = int(rng.integers(-1, 7))
+    rounding, saturation = rng.choice(ROUNDING_MODES), rng.choice(["SAT", "WRAP"])
+    return f"ap_{'' if signed else 'u'}fixed<{width},{integer},AP_{rounding},AP_{saturation}>"
+
+
+def _valid_reuse(n_in: int, n_out: int) -> list[int]:
+    """Reuse factors hls4ml keeps for a Resource Dense (FPGABackend.set_closest_reuse_factor's rule)."""
+    return [rf for rf in range(1, n_in * n_out + 1) if n_in * n_out % rf == 0
+            and ((rf <= n_in and -(-n_in * n_out // rf) % n_out == 0) or (rf > n_in and rf % n_in == 0))]
+
+
+@pytest.mark.slow
+@needs_gpp
+@pytest.mark.parametrize("seed", range(6))
+def test_random_dense_precisions_sweep(seed, tmp_path):
+    """Random weights and random types (every rounding and overflow mode), Latency and Resource strategies."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    rng = np.random.default_rng(100 + seed)
+    sizes = [int(v) for v in rng.integers(3, 12, 3)]
+    chain, layers = [], {}
+    for k, (n_in, n) in enumerate(zip([6] + sizes, sizes)):
+        chain += [L.Dense(n, name=f"d{k}"), L.ReLU(name=f"r{k}") if k % 2 else L.Activation("linear", name=f"a{k}")]
+        layers[f"d{k}"] = {"Precision": {kind: _random_type(rng) for kind in ("weight", "bias", "accum", "result")}}
+        if seed % 2:
+            layers[f"d{k}"].update(Strategy="Resource", ReuseFactor=int(rng.choice(_valid_reuse(n_in, n))))
+        layers[chain[-1].name] = {"Precision": {"result": _random_type(rng, signed=bool(k % 2 == 0))}}
+    model = _keras(chain, 6, seed=seed)
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    for name, entry in layers.items():
+        if "ReuseFactor" in entry:
+            assert hls_model.graph[name].get_attr("reuse_factor") == entry["ReuseFactor"], name
+    X = np.random.default_rng(seed).normal(0, 4, (2000, 6))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
