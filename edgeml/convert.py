@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeml import config as cfgmod
+from edgeml import integrity, locks  # reliability: locked project dirs, sealed cache
 from edgeml.errors import EdgemlError, InputError
 from edgeml.io import content_hash, read_json, write_json, write_text
 from edgeml.simulate import Fixed, bits_for, fixed_of, overflow_fraction, quantize, quiet
@@ -640,13 +641,26 @@ def _fixed_string(integer: int, frac: int) -> str:
 # --------------------------------------------------------------------------- the stage
 
 def convert(model_path, config: dict | None = None, output_dir=None, data=None, n: int = 10000,
-            force: bool = False, auto_precision: bool = False, weights=None) -> dict:
+            force: bool = False, auto_precision: bool = False, weights=None, wait: bool = False) -> dict:
     """Convert ``model_path`` with hls4ml, compile the C-simulation and return the fidelity report.
 
     The project lands in ``output_dir`` (default ``hls_projects/<model name>``) with
     ``convert_report.json``/``.md`` and ``predictions.npz``. An identical conversion
     (same model files, hls settings, hls4ml version) reuses the compiled library.
+    The project directory is locked meanwhile: another process on it fails at once
+    (``locks.DirectoryBusy``), or queues with ``wait``.
     """
+    model_path = Path(model_path)
+    name = model_path.name if model_path.is_dir() else model_path.stem
+    out = Path(output_dir) if output_dir is not None else DEFAULT_PROJECTS_DIR / name
+    with locks.hold(out, locks.OUTPUT_DIR, wait) as held:
+        if held.interrupted:
+            integrity.recover_project(out, CACHE_FILE, held.interrupted)
+        return _convert(model_path, config, out, data, n, force, auto_precision, weights)
+
+
+def _convert(model_path, config: dict | None, output_dir, data, n: int, force: bool, auto_precision: bool,
+             weights) -> dict:
     import hls4ml
 
     from edgeml.modelio import load_model
@@ -670,6 +684,7 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
                              bool(auto_precision), CACHE_VERSION, *recipe)
     data_key = content_hash(_data_identity(data, cfg), n, *[p for p in [_scaler_path(model_path)] if p.is_file()])
     cache = _read_cache(out)
+    force = force or (cache is None and (out / CACHE_FILE).is_file())  # reliability: our project, damaged: rebuild
     if out.exists() and cache is None and not force:
         raise InputError(f"{out} already exists; pass --force to overwrite it or --output to choose another directory")
     if out.exists() and force and not _replaceable(out):
@@ -704,8 +719,10 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     timing["report"] = time.perf_counter() - t
     timing["total"] = time.perf_counter() - t_start
     write_json(out / REPORT_FILE, report)
-    write_json(out / CACHE_FILE, {"build_key": build_key, "data_key": data_key,
-                                  "library": report["library"], "hls_effective": report["hls_effective"]})
+    integrity.write_sealed_json(out / CACHE_FILE, {"build_key": build_key, "data_key": data_key,  # reliability
+                                                   "library": report["library"],
+                                                   "hls_effective": report["hls_effective"]},
+                                [report["library"], REPORT_FILE, PREDICTIONS_FILE])
     report["cache"] = {"hit": False, "library_reused": reuse}
     return report
 
@@ -728,11 +745,9 @@ def _data_identity(data, cfg: dict):
 
 def _read_cache(out: Path) -> dict | None:
     path = out / CACHE_FILE
-    if not path.is_file():
-        return None
-    try:
-        cache = read_json(path)
-    except ValueError:
+    cache = integrity.read_sealed_json(path, ("build_key", "data_key", "library", "hls_effective"),
+                                       "converting again")  # reliability: garbled or damaged files: rebuild
+    if cache is None:
         return None
     library = out / cache.get("library", "")
     if not library.is_file() or not (out / REPORT_FILE).is_file():
