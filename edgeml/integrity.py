@@ -10,11 +10,14 @@ and shape-checked on read; a garbled one counts as absent.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Iterable
 
+from edgeml.errors import EdgemlError
 from edgeml.io import _file_digest, write_json
 
 
@@ -106,3 +109,23 @@ def _restorable(backup: Path, cache_file: str) -> bool:
     if not (backup / cache_file).is_file():
         return True
     return read_sealed_json(backup / cache_file, what="discarding that copy") is not None
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                   errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                   errno.EPERM: "operation not permitted", errno.EFBIG: "file too large"}
+
+
+def storage_error(e: BaseException, where: Path, option: str = "--run-dir") -> EdgemlError | None:
+    """A one-line error for a write the disk refused (full, read-only, no permission); None for other errors.
+
+    Every artifact is written to a temporary file and renamed, so what was there before is intact.
+    """
+    code = getattr(e, "errno", None)
+    if code not in _STORAGE_ERRNOS:  # h5py and hls4ml do not always keep errno: look at the message
+        code = next((c for c in _STORAGE_ERRNOS if os.strerror(c) in str(e)), None)
+    if code is None or code in (errno.EPERM, errno.EACCES) and not isinstance(e, OSError):
+        return None
+    name = getattr(e, "filename", None)
+    return EdgemlError(f"cannot write in {where}{f' ({name})' if name else ''}: {_STORAGE_ERRNOS[code]}; "
+                       f"free space or fix permissions, or use another {option}; the earlier results are unchanged")

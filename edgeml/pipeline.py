@@ -254,8 +254,14 @@ def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only:
         if held.interrupted:
             announce(f"resuming: the run of pid {held.interrupted['pid']} (since {held.interrupted['since']}) "
                      "was interrupted; its finished stages are checked and kept")
-        return _run_locked(cfg, run_dir, force, _selected(names, only, from_stage),
-                           only is not None or from_stage is not None, progress)
+        try:
+            return _run_locked(cfg, run_dir, force, _selected(names, only, from_stage),
+                               only is not None or from_stage is not None, progress)
+        except Exception as e:
+            refused = integrity.storage_error(e, run_dir)
+            if refused is None:
+                raise
+            raise refused from None
 
 
 def _run_locked(cfg: dict, run_dir: Path, force: bool, selected: list[str], explicit: bool,
