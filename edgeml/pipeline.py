@@ -100,6 +100,12 @@ def _compress_stage(ctx: RunContext) -> dict:
     return {"models": models}
 
 
+def _data_inputs(cfg: dict) -> list:
+    """A data file's bytes join the key: the same path with other jets must not reuse the old splits."""
+    source = Path(str(cfg["data"]["source"]))
+    return [source] if source.is_file() else []
+
+
 def _compression_inputs(cfg: dict) -> list:
     from edgeml.compress.recipes import recipe_files
 
@@ -111,7 +117,7 @@ def _relative(ctx: RunContext, paths) -> dict:
 
 
 STAGES: list[Stage] = [
-    Stage("data", ("seed", "data"), (), _data_stage, "load, split and scale the jets"),
+    Stage("data", ("seed", "data"), (), _data_stage, "load, split and scale the jets", _data_inputs),
     Stage("baseline", ("seed", "model", "train"), ("data",), _baseline_stage, "train the float tagger"),
     Stage("compress", ("seed", "model", "train", "compression"), ("data", "baseline"), _compress_stage,
           "prune, quantize and distil the configured recipes", _compression_inputs),
