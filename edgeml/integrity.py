@@ -112,8 +112,9 @@ def _restorable(backup: Path, cache_file: str) -> bool:
 
 
 _STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-                   errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-                   errno.EPERM: "operation not permitted", errno.EFBIG: "file too large"}
+                   errno.EROFS: "read-only file system", errno.EFBIG: "file too large",
+                   errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"}
+_PERMISSION = (errno.EACCES, errno.EPERM)
 
 
 def storage_error(e: BaseException, where: Path, option: str = "--run-dir") -> EdgemlError | None:
@@ -121,11 +122,22 @@ def storage_error(e: BaseException, where: Path, option: str = "--run-dir") -> E
 
     Every artifact is written to a temporary file and renamed, so what was there before is intact.
     """
-    code = getattr(e, "errno", None)
+    code = getattr(e, "errno", None) if isinstance(e, OSError) else None
     if code not in _STORAGE_ERRNOS:  # h5py and hls4ml do not always keep errno: look at the message
-        code = next((c for c in _STORAGE_ERRNOS if os.strerror(c) in str(e)), None)
-    if code is None or code in (errno.EPERM, errno.EACCES) and not isinstance(e, OSError):
+        code = next((c for c in _STORAGE_ERRNOS if c not in _PERMISSION and os.strerror(c) in str(e)), None)
+    if code is None:
         return None
     name = getattr(e, "filename", None)
-    return EdgemlError(f"cannot write in {where}{f' ({name})' if name else ''}: {_STORAGE_ERRNOS[code]}; "
+    if code in _PERMISSION and name and not _inside(Path(name), Path(where)):
+        return None  # e.g. an unreadable input file: not about where edgeml writes
+    target = name or where
+    return EdgemlError(f"cannot write in {where}{f' ({target})' if name else ''}: {_STORAGE_ERRNOS[code]}; "
                        f"free space or fix permissions, or use another {option}; the earlier results are unchanged")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True

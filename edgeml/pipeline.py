@@ -21,6 +21,8 @@ from edgeml.errors import EdgemlError, InputError
 from edgeml.io import atomic_path, content_hash, read_json, write_json, write_text
 from edgeml.progress import stage as announce
 
+MANIFEST = "manifest.json"
+
 
 @dataclass
 class Stage:
@@ -310,9 +312,6 @@ def _run_locked(cfg: dict, run_dir: Path, force: bool, selected: list[str], expl
                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_json(manifest_path, manifest)
     return manifest
-
-
-MANIFEST = "manifest.json"
 
 
 def load_manifest(run_dir: Path) -> dict:

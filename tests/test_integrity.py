@@ -151,3 +151,91 @@ def test_cli_convert_on_a_damaged_project_warns_once_and_succeeds(project, tmp_p
     assert "Traceback" not in result.stderr
     assert sum(line.startswith("warning:") and "converting again" in line
                for line in result.stderr.splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- refused writes
+
+ENOSPC_CHILD = """
+import errno, os, sys
+real = os.replace
+def replace(src, dst):
+    if str(dst).endswith(sys.argv[1]):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+    return real(src, dst)
+os.replace = replace
+from edgeml.cli import main
+main(sys.argv[2:])
+"""
+
+
+def test_full_disk_during_a_stage_is_one_line_and_keeps_the_old_files(tmp_path):
+    """ENOSPC injected at the rename of the data stage's splits (no root needed; tests/test_faults.py
+    fills a real tmpfs)."""
+    import os
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "t", "data": {"max_jets": 600}}))
+    run_dir = tmp_path / "run"
+    args = ["run", str(config), "--run-dir", str(run_dir), "--only", "data"]
+    first = subprocess.run([sys.executable, "-m", "edgeml", *args], capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    result = subprocess.run([sys.executable, "-c", ENOSPC_CHILD, "splits.npz", *args], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: cannot write in {run_dir} ({run_dir / 'data' / 'splits.npz'}): no space left on the device; free "
+        "space or fix permissions, or use another --run-dir; the earlier results are unchanged")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+KILLED_CONVERSION = """
+import os, shutil, signal, sys
+from pathlib import Path
+from edgeml import locks
+out = Path(sys.argv[1])
+with locks.hold(out, locks.OUTPUT_DIR):
+    out.rename(out.with_name(f".{out.name}.replaced-{os.getpid()}"))  # what convert --force does first
+    (out / "firmware").mkdir(parents=True)  # hls4ml had started writing the new project
+    (out / "firmware" / "myproject.cpp").write_text("// half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_conversion_killed_while_replacing_a_project_gets_it_back(project, tmp_path, capsys):
+    import os
+
+    source, first = project
+    out = tmp_path / "qkeras"
+    shutil.copytree(source, out)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_CONVERSION, str(out)], env=env)
+    assert killed.returncode == -9
+    assert not (out / CACHE_FILE).exists()
+    capsys.readouterr()
+    report = convert(QKERAS, output_dir=out, n=200)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "restored" in warnings[0] and "interrupted" in warnings[0]
+    assert report["cache"]["hit"]  # the old project is back, whole: nothing to rebuild
+    assert not list(tmp_path.glob(".qkeras.replaced-*"))
+
+
+def test_half_written_project_of_a_killed_conversion_is_removed(tmp_path, capsys):
+    import os
+
+    out = tmp_path / "new"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", KILLED_CONVERSION, str(out)], env=env)
+    shutil.rmtree(next(tmp_path.glob(".new.replaced-*")))  # a first conversion: there was nothing to replace
+    from edgeml import integrity, locks
+
+    with locks.hold(out, locks.OUTPUT_DIR) as held:
+        assert held.interrupted
+        integrity.recover_project(out, CACHE_FILE, held.interrupted)
+    assert not out.exists()
+    assert "removed the half-written project" in capsys.readouterr().err
