@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -78,6 +79,23 @@ def write_sealed_json(path: Path, obj: dict, files: Iterable[str]) -> Path:
     return write_json(path, {**obj, "digests": digests(Path(path).parent, [str(f) for f in files])})
 
 
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}(\.\w+)?$")  # edgeml.io.atomic_path's mkstemp names
+
+
+def remove_stale_temporaries(folder: Path, target: str | None = None) -> None:
+    """Delete atomic-write temporaries a killed process left in ``folder`` (only those for ``target`` if given).
+
+    Call it only while holding the lock of everything that writes there: a live writer's
+    temporary looks the same.
+    """
+    if not Path(folder).is_dir():
+        return
+    for path in Path(folder).glob(".*"):
+        match = _TEMPORARY.match(path.name)
+        if match and (target is None or match["target"] == target) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def recover_project(out: Path, cache_file: str, holder: dict) -> None:
     """Undo what a conversion killed while holding ``out``'s lock left: a half-written project, a moved-away one.
 
@@ -102,6 +120,7 @@ def recover_project(out: Path, cache_file: str, holder: dict) -> None:
         warn(f"removed the half-written project {out} of an interrupted conversion ({who}); converting again")
     for backup in backups:
         shutil.rmtree(backup, ignore_errors=True)
+    remove_stale_temporaries(out)
 
 
 def _restorable(backup: Path, cache_file: str) -> bool:

@@ -79,6 +79,9 @@ def hold(directory: str | os.PathLike, kind: LockKind = RUN_DIR, wait: bool = Fa
                           f"({e.strerror or e}); choose a writable location") from None
     try:
         left = _read_info(path, live_only=False)  # a holder that released would have removed it
+        from edgeml.integrity import remove_stale_temporaries
+
+        remove_stale_temporaries(path.parent, _info_file(path).name)  # of a holder killed while writing it
         _write_info(path)
         yield Held(path, left)
     finally:

@@ -262,6 +262,8 @@ def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only:
         if held.interrupted:
             announce(f"resuming: the run of pid {held.interrupted['pid']} (since {held.interrupted['since']}) "
                      "was interrupted; its finished stages are checked and kept")
+            for folder in ("", "data", "models", "estimate"):  # projects in hls/ clean up under their own lock
+                integrity.remove_stale_temporaries(run_dir / folder)
         try:
             return _run_locked(cfg, run_dir, force, _selected(names, only, from_stage),
                                only is not None or from_stage is not None, progress)

@@ -120,6 +120,8 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, poin
     for done in recorded:  # finished stages are kept
         assert f"[edgeml] {done}: unchanged, reused" in said
     assert deterministic(run_dir) == deterministic(ref)
+    hidden = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".*"))
+    assert hidden == [".run.lock", "run/hls/.baseline.lock", "run/hls/.tiny_qkeras.lock"]  # no temporaries left
 
 
 def _mount_tmpfs(where: Path, size: str) -> None:

@@ -239,3 +239,16 @@ def test_half_written_project_of_a_killed_conversion_is_removed(tmp_path, capsys
         integrity.recover_project(out, CACHE_FILE, held.interrupted)
     assert not out.exists()
     assert "removed the half-written project" in capsys.readouterr().err
+
+
+def test_stale_temporaries_are_removed_and_nothing_else(tmp_path):
+    from edgeml import integrity
+
+    keep = [".baseline.lock", ".baseline.lock.json", ".baseline.replaced-12", ".hidden", "model.h5", ".x.abc.h5"]
+    stale = [".scaler.json.m_ijczxw.json", ".baseline.h5.abcdefgh.h5", "..baseline.lock.json.syvqr_16.json"]
+    for name in keep + stale:
+        (tmp_path / name).write_text("x")
+    integrity.remove_stale_temporaries(tmp_path, ".baseline.lock.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + stale[:2])
+    integrity.remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
