@@ -656,13 +656,8 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     with locks.hold(out, locks.OUTPUT_DIR, wait) as held:
         if held.interrupted:
             integrity.recover_project(out, CACHE_FILE, held.interrupted)
-        try:
+        with integrity.refused_writes(out, "--output"):
             return _convert(model_path, config, out, data, n, force, auto_precision, weights)
-        except Exception as e:
-            refused = integrity.storage_error(e, out, "--output")
-            if refused is None:
-                raise
-            raise refused from None
 
 
 def _convert(model_path, config: dict | None, output_dir, data, n: int, force: bool, auto_precision: bool,

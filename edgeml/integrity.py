@@ -10,13 +10,14 @@ and shape-checked on read; a garbled one counts as absent.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from edgeml.errors import EdgemlError
 from edgeml.io import _file_digest, write_json
@@ -134,6 +135,18 @@ _STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "d
                    errno.EROFS: "read-only file system", errno.EFBIG: "file too large",
                    errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"}
 _PERMISSION = (errno.EACCES, errno.EPERM)
+
+
+@contextlib.contextmanager
+def refused_writes(where: Path, option: str = "--run-dir") -> Iterator[None]:
+    """Turn a write the disk refuses inside the block into ``storage_error``'s one-line error."""
+    try:
+        yield
+    except Exception as e:
+        refused = storage_error(e, where, option)
+        if refused is None:
+            raise
+        raise refused from None
 
 
 def storage_error(e: BaseException, where: Path, option: str = "--run-dir") -> EdgemlError | None:

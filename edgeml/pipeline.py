@@ -264,14 +264,9 @@ def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only:
                      "was interrupted; its finished stages are checked and kept")
             for folder in ("", "data", "models", "estimate"):  # projects in hls/ clean up under their own lock
                 integrity.remove_stale_temporaries(run_dir / folder)
-        try:
+        with integrity.refused_writes(run_dir):
             return _run_locked(cfg, run_dir, force, _selected(names, only, from_stage),
                                only is not None or from_stage is not None, progress)
-        except Exception as e:
-            refused = integrity.storage_error(e, run_dir)
-            if refused is None:
-                raise
-            raise refused from None
 
 
 def _run_locked(cfg: dict, run_dir: Path, force: bool, selected: list[str], explicit: bool,
@@ -375,10 +370,17 @@ def _output_files(outputs: dict) -> list[str]:
 
 
 def verify_run(run_dir: Path) -> None:
-    """Refuse a run directory whose finished stages' files are damaged (for commands that read it as is)."""
+    """Refuse a run directory whose finished stages' files changed since they were written.
+
+    For commands that read a run as it is (``edgeml report``); a missing file is left to them
+    (the report shows it as not available).
+    """
     rerendered = {st.name for st in STAGES if st.always}
     for name, record in load_manifest(run_dir)["stages"].items():
-        damaged = None if name in rerendered else damaged_output(run_dir, record)
+        if name in rerendered or "digests" not in record:
+            continue
+        damaged = integrity.first_damaged(run_dir, {k: v for k, v in record["digests"].items()
+                                                    if (run_dir / k).exists()})
         if damaged is not None:
             raise InputError(f"{run_dir / damaged[0]} {damaged[1]} since stage '{name}' wrote it; rerun "
                              f"'edgeml run' with this run's config (--run-dir {run_dir}) to rebuild it")

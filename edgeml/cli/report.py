@@ -15,12 +15,12 @@ def report_command(run_dir: str, as_json: bool, wait: bool) -> None:
     """Re-render RUN_DIR/report.html (+ report.md, summary.json) from the artifacts on disk."""
     from pathlib import Path
 
-    from edgeml import locks
+    from edgeml import integrity, locks
     from edgeml.io import read_json
     from edgeml.pipeline import verify_run
     from edgeml.report import render_report
 
-    with locks.hold(run_dir, locks.REPORT_RUN_DIR, wait):
+    with locks.hold(run_dir, locks.REPORT_RUN_DIR, wait), integrity.refused_writes(Path(run_dir), "RUN_DIR"):
         verify_run(Path(run_dir))
         paths = render_report(run_dir)
     if as_json:
