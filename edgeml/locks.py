@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edgeml.errors import EdgemlError, InputError
+from edgeml.integrity import remove_stale_temporaries
 
 INFO_RETRY_SECONDS = 0.5  # a holder writes its sidecar right after locking: give it that long
 
@@ -38,6 +39,8 @@ class LockKind:
 RUN_DIR = LockKind("run directory", "--run-dir")
 OUTPUT_DIR = LockKind("output directory", "--output")
 REPORT_RUN_DIR = LockKind("run directory", None)
+
+_HELD: set[Path] = set()  # lock files this process holds
 
 
 class DirectoryBusy(InputError):
@@ -60,10 +63,16 @@ class Held:
 
 @contextlib.contextmanager
 def hold(directory: str | os.PathLike, kind: LockKind = RUN_DIR, wait: bool = False) -> Iterator[Held]:
-    """Hold ``directory``'s lock for the block; busy: raise ``DirectoryBusy``, or queue with ``wait``."""
+    """Hold ``directory``'s lock for the block; busy: raise ``DirectoryBusy``, or queue with ``wait``.
+
+    Re-entrant within a process (a command holding a run directory may call ``pipeline.run`` on it).
+    """
     from filelock import FileLock, Timeout
 
     path = lock_file(directory)
+    if path in _HELD:
+        yield Held(path, None)
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(path))
@@ -79,12 +88,12 @@ def hold(directory: str | os.PathLike, kind: LockKind = RUN_DIR, wait: bool = Fa
                           f"({e.strerror or e}); choose a writable location") from None
     try:
         left = _read_info(path, live_only=False)  # a holder that released would have removed it
-        from edgeml.integrity import remove_stale_temporaries
-
         remove_stale_temporaries(path.parent, _info_file(path).name)  # of a holder killed while writing it
         _write_info(path)
+        _HELD.add(path)
         yield Held(path, left)
     finally:
+        _HELD.discard(path)
         with contextlib.suppress(OSError):
             _info_file(path).unlink()  # before the release: afterwards it may already be the next holder's
         lock.release()

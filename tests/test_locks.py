@@ -149,3 +149,11 @@ def test_unwritable_lock_location_is_one_clear_error(tmp_path):
     with pytest.raises(locks.EdgemlError, match="cannot lock run directory .*choose a writable location"):
         with locks.hold(blocker / "run"):
             pass
+
+
+def test_reentrant_within_a_process(tmp_path):
+    with locks.hold(tmp_path / "d") as outer:
+        with locks.hold(tmp_path / "d", wait=True) as inner:  # no deadlock, no refusal
+            assert inner.lock == outer.lock
+        assert (tmp_path / ".d.lock.json").is_file()  # the inner exit does not release the outer hold
+    assert not (tmp_path / ".d.lock.json").exists()
