@@ -180,8 +180,9 @@ def _convert_stage(ctx: RunContext) -> dict:
         eta = f", ETA {(time.monotonic() - started) / i * (len(models) - i):.0f}s" if i else ""
         announce(f"convert: {name} ({i + 1}/{len(models)}{eta}): hls4ml project, g++ C-sim on the test jets")
         project = ctx.path("hls", name)
+        # wait=True: only an `edgeml convert --output` into this run's project can hold it; let it finish
         report = convert(ctx.run_dir / files["model"], config=ctx.cfg, output_dir=project, data=test_jets,
-                         n=CSIM_JETS, force=True)
+                         n=CSIM_JETS, force=True, wait=True)
         c = report["csim"]
         print(f"  {name}: Keras {c['accuracy_keras']:.4f}, C-sim {c['accuracy_csim']:.4f}, "
               f"argmax agreement {c['argmax_agreement']:.2%} on {c['n']} jets"

@@ -248,6 +248,7 @@ def fetch_openml(dataset_id: int = OPENML_ID, cache: Path | None = None,
     shared by every process of the user: one downloads while the others wait, and every
     file lands by atomic rename. ``refresh`` replaces a cached copy found damaged.
     """
+    from edgeml.integrity import remove_stale_temporaries
     from edgeml.locks import exclusive
 
     cache = Path(cache) if cache is not None else cache_dir()
@@ -257,6 +258,8 @@ def fetch_openml(dataset_id: int = OPENML_ID, cache: Path | None = None,
     with exclusive(cached):
         if cached.is_file() and (not refresh or _readable(cached)):  # another process fetched it meanwhile
             return cached
+        for name in (cached.name, f"openml_{dataset_id}.arff"):  # left by a download that was killed
+            remove_stale_temporaries(cache, name)
         return _download_openml(dataset_id, cache, cached, api_url, download_url)
 
 
