@@ -43,8 +43,19 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def write_texts(texts: dict[Path, str]) -> None:
+    """Write several files as one: every temporary first, then the renames, so a full disk changes none."""
+    with contextlib.ExitStack() as stack:
+        for path, text in texts.items():
+            stack.enter_context(atomic_path(path)).write_text(text)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -64,15 +75,26 @@ def _json_default(obj: Any) -> Any:
 
 
 def content_hash(*parts: Any) -> str:
-    """Stable short hash of JSON-able values and files (Path objects hash their bytes)."""
+    """Stable short hash of JSON-able values and files (Path objects, nested ones too, hash their bytes)."""
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, Path):
             h.update(_file_digest(part).encode())
         else:
-            h.update(json.dumps(part, sort_keys=True, default=_json_default).encode())
+            h.update(json.dumps(_with_file_digests(part), sort_keys=True, default=_json_default).encode())
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+def _with_file_digests(obj: Any) -> Any:
+    """Existing files named by Path inside lists/dicts stand for their content: same path, new bytes, new key."""
+    if isinstance(obj, Path):
+        return {"sha256": _file_digest(obj)} if obj.exists() else str(obj)
+    if isinstance(obj, (list, tuple)):
+        return [_with_file_digests(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _with_file_digests(v) for k, v in obj.items()}
+    return obj
 
 
 def _file_digest(path: Path) -> str:

@@ -16,9 +16,12 @@ from typing import Callable
 import numpy as np
 
 from edgeml import config as cfgmod
+from edgeml import integrity, locks
 from edgeml.errors import EdgemlError, InputError
 from edgeml.io import atomic_path, content_hash, read_json, write_json, write_text
 from edgeml.progress import stage as announce
+
+MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -100,6 +103,12 @@ def _compress_stage(ctx: RunContext) -> dict:
     return {"models": models}
 
 
+def _data_inputs(cfg: dict) -> list:
+    """A data file's bytes join the key: the same path with other jets must not reuse the old splits."""
+    source = Path(str(cfg["data"]["source"]))
+    return [source] if source.is_file() else []
+
+
 def _compression_inputs(cfg: dict) -> list:
     from edgeml.compress.recipes import recipe_files
 
@@ -111,7 +120,7 @@ def _relative(ctx: RunContext, paths) -> dict:
 
 
 STAGES: list[Stage] = [
-    Stage("data", ("seed", "data"), (), _data_stage, "load, split and scale the jets"),
+    Stage("data", ("seed", "data"), (), _data_stage, "load, split and scale the jets", _data_inputs),
     Stage("baseline", ("seed", "model", "train"), ("data",), _baseline_stage, "train the float tagger"),
     Stage("compress", ("seed", "model", "train", "compression"), ("data", "baseline"), _compress_stage,
           "prune, quantize and distil the configured recipes", _compression_inputs),
@@ -148,11 +157,17 @@ def _test_jets(ctx: RunContext) -> Path:
     if not np.array_equal(splits.scaler.transform(raw.X), splits.X_test[keep]):
         raise EdgemlError(f"the jets of {d['source']} changed since the data stage ran; rerun with --from data")
     path = ctx.path("data", "csim_test_jets.npz")
-    if path.is_file():  # keep identical bytes (zip timestamps differ) so convert's own cache still hits
-        with np.load(path) as old:
-            if np.array_equal(old["X"], raw.X) and np.array_equal(old["y"], raw.y):
-                return path
+    if path.is_file() and _holds_jets(path, raw):  # identical bytes (zip timestamps differ) keep convert's cache
+        return path
     return write_npz(raw, path)
+
+
+def _holds_jets(path: Path, jets) -> bool:
+    try:
+        with np.load(path) as old:
+            return np.array_equal(old["X"], jets.X) and np.array_equal(old["y"], jets.y)
+    except Exception:  # truncated or garbled (zip, zlib or key errors): rewrite it
+        return False
 
 
 def _convert_stage(ctx: RunContext) -> dict:
@@ -166,8 +181,9 @@ def _convert_stage(ctx: RunContext) -> dict:
         eta = f", ETA {(time.monotonic() - started) / i * (len(models) - i):.0f}s" if i else ""
         announce(f"convert: {name} ({i + 1}/{len(models)}{eta}): hls4ml project, g++ C-sim on the test jets")
         project = ctx.path("hls", name)
+        # wait=True: only an `edgeml convert --output` into this run's project can hold it; let it finish
         report = convert(ctx.run_dir / files["model"], config=ctx.cfg, output_dir=project, data=test_jets,
-                         n=CSIM_JETS, force=True)
+                         n=CSIM_JETS, force=True, wait=True)
         c = report["csim"]
         print(f"  {name}: Keras {c['accuracy_keras']:.4f}, C-sim {c['accuracy_csim']:.4f}, "
               f"argmax agreement {c['argmax_agreement']:.2%} on {c['n']} jets"
@@ -246,30 +262,48 @@ def _check_run_dir(run_dir: Path, cfg_text: str, force: bool) -> None:
 
 
 def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only: str | None = None,
-        from_stage: str | None = None, progress: bool | None = None) -> dict:
-    """Run the pipeline; return the manifest. ``only``/``from_stage`` select stages (needed inputs must exist)."""
+        from_stage: str | None = None, progress: bool | None = None, wait: bool = False) -> dict:
+    """Run the pipeline; return the manifest. ``only``/``from_stage`` select stages (needed inputs must exist).
+
+    The run directory is locked for the whole run: another process on it fails at once
+    (``DirectoryBusy``), or queues with ``wait``.
+    """
     names = stage_names()
     for opt, value in (("--only", only), ("--from", from_stage)):
         if value is not None and value not in names:
             raise InputError(f"{opt} {value!r} is not a stage (stages: {', '.join(names)})")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    with locks.hold(run_dir, locks.RUN_DIR, wait) as held:
+        if held.interrupted:
+            announce(f"resuming: the run of pid {held.interrupted['pid']} (since {held.interrupted['since']}) "
+                     "was interrupted; its finished stages are checked and kept")
+            for folder in ("", "data", "models", "estimate"):  # projects in hls/ clean up under their own lock
+                integrity.remove_stale_temporaries(run_dir / folder)
+        with integrity.refused_writes(run_dir):
+            return _run_locked(cfg, run_dir, force, _selected(names, only, from_stage),
+                               only is not None or from_stage is not None, progress)
+
+
+def _run_locked(cfg: dict, run_dir: Path, force: bool, selected: list[str], explicit: bool,
+                progress: bool | None) -> dict:
+    """``explicit``: the user asked for the selected stages to run again."""
     cfg_text = cfgmod.dump(cfg)
     _check_run_dir(run_dir, cfg_text, force)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", cfg_text)
-    manifest_path = run_dir / "manifest.json"
-    manifest = read_json(manifest_path) if manifest_path.is_file() else {"stages": {}}
-    selected = _selected(names, only, from_stage)
-    explicit = only is not None or from_stage is not None  # the user asked for these stages to run again
+    manifest_path = run_dir / MANIFEST
+    manifest = load_manifest(run_dir)
     ctx = RunContext(cfg, run_dir, progress=progress)
     keys: dict[str, str] = {}
+    rebuilt: set[str] = set()  # stages run now: what depends on them runs too, never mixing old and new
     for st in STAGES:
         if st.wanted is not None and not st.wanted(cfg):
             continue
         keys[st.name] = content_hash(st.name, [cfg.get(s) for s in st.sections], [keys[n] for n in st.needs],
                                      *(st.inputs(cfg) if st.inputs else []))
         previous = manifest["stages"].get(st.name)
-        fresh = previous is not None and previous["key"] == keys[st.name] and _outputs_exist(run_dir, previous)
+        fresh = (previous is not None and previous["key"] == keys[st.name]
+                 and not rebuilt.intersection(st.needs) and _intact(run_dir, st.name, previous))
         if st.name in selected and (st.always or explicit):
             fresh = False
         if fresh:
@@ -285,11 +319,47 @@ def run(cfg: dict, run_dir: str | Path | None = None, force: bool = False, only:
         announce(f"{st.name}: {st.doc}")
         started = time.monotonic()
         ctx.outputs[st.name] = st.fn(ctx)
+        rebuilt.add(st.name)
         manifest["stages"][st.name] = {"key": keys[st.name], "outputs": ctx.outputs[st.name],
+                                       "digests": integrity.digests(run_dir, _output_files(ctx.outputs[st.name])),
                                        "seconds": round(time.monotonic() - started, 2),
                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_json(manifest_path, manifest)
     return manifest
+
+
+def load_manifest(run_dir: Path) -> dict:
+    """The run's manifest; a garbled one, or a garbled stage record in it, is dropped with a warning."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        return {"stages": {}}
+    manifest = integrity.read_json_checked(path, ("stages",), "every stage runs again")
+    if manifest is None or not isinstance(manifest["stages"], dict):
+        if manifest is not None:
+            integrity.warn(f"{path} is garbled; not trusting it, every stage runs again")
+        return {"stages": {}}
+    for name, record in list(manifest["stages"].items()):
+        if not (isinstance(record, dict) and isinstance(record.get("key"), str)
+                and isinstance(record.get("outputs"), dict) and isinstance(record.get("digests", {}), dict)):
+            integrity.warn(f"{path}: the record of stage '{name}' is garbled; that stage runs again")
+            del manifest["stages"][name]
+    return manifest
+
+
+def damaged_output(run_dir: Path, record: dict) -> tuple[str, str] | None:
+    """(file, what is wrong) for the first output of a finished stage that is missing or changed."""
+    if "digests" in record:
+        return integrity.first_damaged(run_dir, record["digests"])
+    # manifests written before digests were recorded: existence is all there is to check
+    missing = [p for p in _output_files(record["outputs"]) if not (run_dir / p).exists()]
+    return (missing[0], "is missing") if missing else None
+
+
+def _intact(run_dir: Path, name: str, record: dict) -> bool:
+    damaged = damaged_output(run_dir, record)
+    if damaged is not None:
+        integrity.warn(f"{run_dir / damaged[0]} {damaged[1]} since stage '{name}' wrote it; running '{name}' again")
+    return damaged is None
 
 
 def _selected(names: list[str], only: str | None, from_stage: str | None) -> list[str]:
@@ -304,7 +374,8 @@ def _needed_later(name: str, selected: list[str]) -> bool:
     return any(name in st.needs for st in STAGES if st.name in selected)
 
 
-def _outputs_exist(run_dir: Path, record: dict) -> bool:
+def _output_files(outputs: dict) -> list[str]:
+    """The run-relative files and folders a stage's outputs name."""
     def paths(obj):
         if isinstance(obj, dict):
             for v in obj.values():
@@ -312,7 +383,24 @@ def _outputs_exist(run_dir: Path, record: dict) -> bool:
         elif isinstance(obj, str) and ("/" in obj or obj.endswith((".json", ".h5", ".npz", ".html", ".md"))):
             yield obj
 
-    return all((run_dir / p).exists() for p in paths(record.get("outputs", {})))
+    return list(dict.fromkeys(paths(outputs)))
+
+
+def verify_run(run_dir: Path) -> None:
+    """Refuse a run directory whose finished stages' files changed since they were written.
+
+    For commands that read a run as it is (``edgeml report``); a missing file is left to them
+    (the report shows it as not available).
+    """
+    rerendered = {st.name for st in STAGES if st.always}
+    for name, record in load_manifest(run_dir)["stages"].items():
+        if name in rerendered or "digests" not in record:
+            continue
+        damaged = integrity.first_damaged(run_dir, {k: v for k, v in record["digests"].items()
+                                                    if (run_dir / k).exists()})
+        if damaged is not None:
+            raise InputError(f"{run_dir / damaged[0]} {damaged[1]} since stage '{name}' wrote it; rerun "
+                             f"'edgeml run' with this run's config (--run-dir {run_dir}) to rebuild it")
 
 
 def summarize(run_dir: Path, manifest: dict) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeml.errors import InputError
-from edgeml.io import read_json, write_json, write_text
+from edgeml.io import json_text, read_json, write_texts
 
 # Cost of a model on the accuracy-vs-cost plot: one DSP slice is worth ~55 LUTs, the
 # usual exchange rate when folding DSPs into a single LUT-equivalent area number.
@@ -509,9 +509,8 @@ def render_report(run_dir: str | Path) -> dict[str, Path]:
         "Per-layer precision profile": plot_precision(records),
     }
     paths = {"html": run_dir / "report.html", "md": run_dir / "report.md", "summary": run_dir / "summary.json"}
-    write_json(paths["summary"], summary)
-    write_text(paths["md"], _markdown(summary, rows, records, plots))
-    write_text(paths["html"], _html(summary, rows, records, plots))
+    write_texts({paths["summary"]: json_text(summary), paths["md"]: _markdown(summary, rows, records, plots),
+                 paths["html"]: _html(summary, rows, records, plots)})  # all three or none (a full disk)
     return paths
 
 

@@ -26,14 +26,17 @@ from edgeml.cli.common import echo_json
               help="Firmware evaluation: the NumPy emulator (no g++), hls4ml's g++ C-simulation, or both "
               "cross-checked (default: the config's convert.engine, emulate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def convert_command(model, weights, config_path, data, n, output_dir, force, auto_precision, engine, as_json) -> None:
+@click.option("--wait", is_flag=True, help="If another edgeml process uses the project directory, wait for it "
+              "instead of failing.")
+def convert_command(model, weights, config_path, data, n, output_dir, force, auto_precision, engine, as_json,
+                    wait) -> None:
     """Convert MODEL (.h5, .json + weights, or SavedModel dir) with hls4ml and evaluate the firmware."""
     from edgeml import config as cfgmod
     from edgeml.convert import convert, summary_lines
 
     cfg = cfgmod.load(config_path) if config_path else None
     report = convert(model, cfg, output_dir=output_dir, data=data, n=n, force=force,
-                     auto_precision=auto_precision, weights=weights, engine=engine)
+                     auto_precision=auto_precision, weights=weights, engine=engine, wait=wait)
     for warning in report.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     if as_json:

@@ -13,8 +13,10 @@ DEFAULT_CONFIG = "configs/default.yaml"
 @click.option("--only", "only", metavar="STAGE", help="Run only this stage (its inputs must be up to date).")
 @click.option("--from", "from_stage", metavar="STAGE", help="Rerun from this stage on.")
 @click.option("--force", is_flag=True, help="Reuse a run directory that holds another config's results.")
+@click.option("--wait", is_flag=True, help="If another edgeml process uses the run directory, wait for it "
+              "instead of failing.")
 def run_command(config: str | None, run_dir: str | None, only: str | None, from_stage: str | None,
-                force: bool) -> None:
+                force: bool, wait: bool) -> None:
     """Run data -> baseline -> compress -> convert -> estimate -> report on CONFIG.
 
     CONFIG defaults to ./configs/default.yaml, else the copy installed with edgeml.
@@ -29,7 +31,7 @@ def run_command(config: str | None, run_dir: str | None, only: str | None, from_
         config = DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else packaged_configs() / "default.yaml"
     cfg = cfgmod.load(config)
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
-    manifest = run(cfg, run_dir, force=force, only=only, from_stage=from_stage)
+    manifest = run(cfg, run_dir, force=force, only=only, from_stage=from_stage, wait=wait)
     click.echo(summarize(run_dir, manifest))
 
 

@@ -77,7 +77,7 @@ def load_jets(source: str | os.PathLike | None = "default") -> JetData:
         data.source = f"default sample ({DEFAULT_SAMPLE})"
         return data
     if str(source) == "openml":
-        return read_file(fetch_openml())
+        return _read_openml()
     return read_file(Path(source))
 
 
@@ -227,17 +227,51 @@ def _read_arff(path: Path):
     return {n: v.astype(np.float64) for n, v in table.items()}, labels
 
 
+def _read_openml(**fetch_options) -> JetData:
+    """The cached OpenML jets; a truncated or garbled cache file is downloaded again, once."""
+    from edgeml.integrity import warn
+
+    cached = fetch_openml(**fetch_options)
+    try:
+        return read_file(cached)
+    except InputError as e:
+        warn(f"the cached OpenML download is damaged ({e}); downloading it again")
+    return read_file(fetch_openml(refresh=True, **fetch_options))
+
+
 def fetch_openml(dataset_id: int = OPENML_ID, cache: Path | None = None,
-                 api_url: str = OPENML_API, download_url: str = OPENML_DOWNLOAD) -> Path:
+                 api_url: str = OPENML_API, download_url: str = OPENML_DOWNLOAD, refresh: bool = False) -> Path:
     """Download OpenML dataset ``dataset_id`` once and cache it as NPZ; return the cached path.
 
     The URLs are parameters so that the whole path (description, ARFF download, MD5 check,
-    parsing, caching) can be exercised against ``file://`` URLs offline.
+    parsing, caching) can be exercised against ``file://`` URLs offline. The cache is
+    shared by every process of the user: one downloads while the others wait, and every
+    file lands by atomic rename. ``refresh`` replaces a cached copy found damaged.
     """
+    from edgeml.integrity import remove_stale_temporaries
+    from edgeml.locks import exclusive
+
     cache = Path(cache) if cache is not None else cache_dir()
     cached = cache / f"openml_{dataset_id}.npz"
-    if cached.is_file():
+    if cached.is_file() and not refresh:
         return cached
+    with exclusive(cached):
+        if cached.is_file() and (not refresh or _readable(cached)):  # another process fetched it meanwhile
+            return cached
+        for name in (cached.name, f"openml_{dataset_id}.arff"):  # left by a download that was killed
+            remove_stale_temporaries(cache, name)
+        return _download_openml(dataset_id, cache, cached, api_url, download_url)
+
+
+def _readable(path: Path) -> bool:
+    try:
+        read_file(path)
+    except InputError:
+        return False
+    return True
+
+
+def _download_openml(dataset_id: int, cache: Path, cached: Path, api_url: str, download_url: str) -> Path:
     try:
         with urllib.request.urlopen(api_url.format(id=dataset_id), timeout=60) as r:
             description = json.load(r)["data_set_description"]

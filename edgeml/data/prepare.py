@@ -45,12 +45,22 @@ class Scaler:
 
     @classmethod
     def load(cls, path: str | Path) -> "Scaler":
-        d = read_json(path)
         try:
-            return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["scale"], dtype=np.float64),
-                       list(d["features"]))
+            d = read_json(path)
+        except ValueError as e:  # truncated or garbled: never scale with a guess
+            raise InputError(f"scaler file {path} is not valid JSON ({e}); restore it or retrain the model") from None
+        try:
+            scaler = cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["scale"], dtype=np.float64),
+                         list(d["features"]))
         except KeyError as e:
             raise InputError(f"scaler file {path} lacks {e}; expected keys features, mean, scale") from None
+        except (TypeError, ValueError) as e:
+            raise InputError(f"scaler file {path} is garbled ({e}); restore it or retrain the model") from None
+        if scaler.mean.shape != scaler.scale.shape or scaler.mean.shape != (len(scaler.features),) \
+                or not (np.all(np.isfinite(scaler.mean)) and np.all(np.isfinite(scaler.scale)) and np.all(scaler.scale)):
+            raise InputError(f"scaler file {path} is garbled (mean/scale do not match its {len(scaler.features)} "
+                             "features or are not finite and non-zero); restore it or retrain the model")
+        return scaler
 
 
 @dataclass

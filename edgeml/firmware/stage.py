@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeml import config as cfgmod
+from edgeml import integrity, locks
 from edgeml.errors import InputError
 from edgeml.firmware import advice, fidelity
 from edgeml.firmware.hls import build, write_project
@@ -47,14 +48,29 @@ def recipe_files() -> list[Path]:
 
 
 def convert(model_path, config: dict | None = None, output_dir=None, data=None, n: int = 10000,
-            force: bool = False, auto_precision: bool = False, weights=None, engine: str | None = None) -> dict:
+            force: bool = False, auto_precision: bool = False, weights=None, engine: str | None = None,
+            wait: bool = False) -> dict:
     """Convert ``model_path`` with hls4ml, evaluate the firmware bit-exactly and return the fidelity report.
 
     The project lands in ``output_dir`` (default ``hls_projects/<model name>``) with
     ``convert_report.json``/``.md`` and ``predictions.npz``. ``engine`` (default: the config's
     ``convert.engine``) is 'emulate', 'csim' or 'both'. An identical conversion (same model files,
     hls settings, hls4ml version) is served from the project's cache; other data reuses the build.
+    The project directory is locked meanwhile: another process on it fails at once
+    (``locks.DirectoryBusy``), or queues with ``wait``.
     """
+    model_path = Path(model_path)
+    name = model_path.name if model_path.is_dir() else model_path.stem
+    out = Path(output_dir) if output_dir is not None else DEFAULT_PROJECTS_DIR / name
+    with locks.hold(out, locks.OUTPUT_DIR, wait) as held:
+        if held.interrupted:
+            integrity.recover_project(out, CACHE_FILE, held.interrupted)
+        with integrity.refused_writes(out, "--output"):
+            return _convert(model_path, config, out, data, n, force, auto_precision, weights, engine)
+
+
+def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, force: bool, auto_precision: bool,
+             weights, engine: str | None) -> dict:
     import hls4ml
 
     from edgeml.modelio import load_model
@@ -65,13 +81,11 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     engine = engine if engine is not None else cfg["convert"]["engine"]
     if engine not in ENGINES:
         raise InputError(f"engine {engine!r} is unknown; use one of {', '.join(ENGINES)}")
-    model_path = Path(model_path)
     if n < 1:
         raise InputError(f"--n must be at least 1, got {n}")
     if not model_path.exists():
         raise InputError(f"model file {model_path} does not exist")
     name = model_path.name if model_path.is_dir() else model_path.stem
-    out = Path(output_dir) if output_dir is not None else DEFAULT_PROJECTS_DIR / name
     model_files = [model_path]
     if model_path.suffix.lower() == ".json":
         model_files.append(Path(weights) if weights else model_path.with_name(f"{model_path.stem}_weights.h5"))
@@ -80,6 +94,7 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     data_key = content_hash(_data_identity(data, cfg), n, engine,
                             *[p for p in [_scaler_path(model_path)] if p.is_file()])
     cache = _read_cache(out)
+    force = force or (cache is None and (out / CACHE_FILE).is_file())  # our own project, damaged: rebuild it
     if out.exists() and cache is None and not force:
         raise InputError(f"{out} already exists; pass --force to overwrite it or --output to choose another directory")
     if out.exists() and force and not _replaceable(out):
@@ -114,8 +129,10 @@ def convert(model_path, config: dict | None = None, output_dir=None, data=None, 
     timing["report"] = time.perf_counter() - t
     timing["total"] = time.perf_counter() - t_start
     write_json(out / REPORT_FILE, report)
-    write_json(out / CACHE_FILE, {"build_key": build_key, "data_key": data_key,
-                                  "library": report["library"], "hls_effective": report["hls_effective"]})
+    sealed = [f for f in (report["library"], REPORT_FILE, PREDICTIONS_FILE) if f is not None]
+    integrity.write_sealed_json(out / CACHE_FILE, {"build_key": build_key, "data_key": data_key,
+                                                   "library": report["library"],
+                                                   "hls_effective": report["hls_effective"]}, sealed)
     report["cache"] = {"hit": False,
                        "library_reused": bool(reuse and cache.get("library") and "csim" in report["engines"])}
     return report
@@ -333,15 +350,10 @@ def _data_identity(data, cfg: dict):
 
 
 def _read_cache(out: Path) -> dict | None:
-    path = out / CACHE_FILE
-    if not path.is_file():
+    cache = integrity.read_sealed_json(out / CACHE_FILE, ("build_key", "data_key", "library", "hls_effective"),
+                                       "converting again")  # garbled, or its files damaged: rebuild
+    if cache is None:
         return None
-    try:
-        cache = read_json(path)
-    except ValueError:
-        return None
-    if not isinstance(cache, dict) or not {"build_key", "data_key", "hls_effective"} <= set(cache):
-        return None  # garbled or from an older layout: treated as an unknown project
     library = cache.get("library")
     if (library is not None and not (out / library).is_file()) or not (out / REPORT_FILE).is_file():
         return None
