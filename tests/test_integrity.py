@@ -103,8 +103,9 @@ def test_garbled_scaler_is_a_clear_input_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
+    """A C-simulated project: its compiled .so is one of the files the cache vouches for."""
     out = tmp_path_factory.mktemp("prj") / "qkeras"
-    return out, convert(QKERAS, output_dir=out, n=200)
+    return out, convert(QKERAS, output_dir=out, n=200, engine="csim")
 
 
 def so_file(out: Path) -> Path:
@@ -128,7 +129,7 @@ def test_damaged_convert_cache_is_rebuilt_not_reused(project, tmp_path, capsys, 
     which, damage = PROJECT_DAMAGE[case]
     damage(which(out))
     capsys.readouterr()
-    report = convert(QKERAS, output_dir=out, n=200)  # no --force needed: the project is edgeml's own
+    report = convert(QKERAS, output_dir=out, n=200, engine="csim")  # no --force: the project is edgeml's own
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "converting again" in warnings[0]
     assert report["cache"]["hit"] is False and not report["cache"]["library_reused"]
@@ -137,7 +138,7 @@ def test_damaged_convert_cache_is_rebuilt_not_reused(project, tmp_path, capsys, 
         {k: v for k, v in first["csim"].items() if k not in timing}
     with np.load(out / PREDICTIONS_FILE) as z:
         assert z.files
-    assert convert(QKERAS, output_dir=out, n=200)["cache"]["hit"]
+    assert convert(QKERAS, output_dir=out, n=200, engine="csim")["cache"]["hit"]
 
 
 def test_cli_convert_on_a_damaged_project_warns_once_and_succeeds(project, tmp_path):
@@ -146,7 +147,7 @@ def test_cli_convert_on_a_damaged_project_warns_once_and_succeeds(project, tmp_p
     shutil.copytree(source, out)
     truncate(so_file(out))
     result = subprocess.run([sys.executable, "-m", "edgeml", "convert", str(QKERAS), "--output", str(out),
-                             "--n", "200"], capture_output=True, text=True)
+                             "--n", "200", "--engine", "csim"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert sum(line.startswith("warning:") and "converting again" in line
@@ -217,7 +218,7 @@ def test_conversion_killed_while_replacing_a_project_gets_it_back(project, tmp_p
     assert killed.returncode == -9
     assert not (out / CACHE_FILE).exists()
     capsys.readouterr()
-    report = convert(QKERAS, output_dir=out, n=200)
+    report = convert(QKERAS, output_dir=out, n=200, engine="csim")
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "restored" in warnings[0] and "interrupted" in warnings[0]
     assert report["cache"]["hit"]  # the old project is back, whole: nothing to rebuild
