@@ -2,9 +2,11 @@
 
     python benchmarks/search.py --out benchmarks/results/search.json [--quick]
 
-Full: 48 trials with 2 workers (the quality target: a front model with firmware test accuracy at
-least edgeml_compact's - 0.5 points at <= 0.6x its LUT + 55*DSP, within 60 minutes), then the same
-8-trial search with 1 and 2 workers for speedup_2_workers (trial phase wall time; target >= 1.7).
+Full: 192 trials of 50 epochs with 2 workers (the issue asks for at least 48; trials take ~10-20 s,
+so four times as many still fit well inside the hour), the quality target: a front model with
+firmware test accuracy at least edgeml_compact's - 0.5 points at <= 0.6x its LUT + 55*DSP, within
+60 minutes; then the same 8-trial search with 1 and 2 workers for speedup_2_workers (trial phase
+wall time; target >= 1.7).
 --quick: 4 trials for the main search and 4 for the speedup pair, 3 epochs each, to check the script.
 Local Ray on loopback only.
 """
@@ -55,7 +57,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    trials, pair, epochs = (4, 4, 3) if args.quick else (48, 8, None)
+    trials, pair, epochs = (4, 4, 3) if args.quick else (192, 8, 50)
     with tempfile.TemporaryDirectory(prefix="edgeml-bench-search-") as tmp:
         started = time.monotonic()
         summary = run_search(trials, 2, epochs, Path(tmp) / "main")

@@ -10,7 +10,6 @@ See docs/search.md.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -26,21 +25,22 @@ from edgeml.search.trial import COST_COLUMNS, TrialData
 SUMMARY, REPORT = "search_summary.json", "search_report.html"
 
 
-@contextlib.contextmanager
-def run_dir_lock(run_dir: Path):
-    """One search per run directory at a time (a killed search releases it: the lock is an flock)."""
-    from filelock import FileLock, Timeout
+def run_dir_lock(run_dir: Path, wait: bool = False):
+    """One search per run directory at a time: the run-directory lock of ``edgeml run`` (a killed search
+    releases it)."""
+    from edgeml import locks
 
-    lock = FileLock(str(Path(run_dir) / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise InputError(f"another search is running in {run_dir}; wait for it or choose another --run-dir") \
-            from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return locks.hold(run_dir, locks.RUN_DIR, wait)
+
+
+def quiet_library_warnings() -> None:
+    """Optuna's deprecation and small-sample importance notes and Keras's HDF5 advice would bury the
+    one-line-per-trial progress; they say nothing the user can act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"optuna\.")
+    warnings.filterwarnings("ignore", message=r"Some regimes for parameter")
+    warnings.filterwarnings("ignore", message=r"You are saving your model as an HDF5 file")
 
 
 def default_run_dir(cfg: dict) -> Path:
@@ -49,12 +49,13 @@ def default_run_dir(cfg: dict) -> Path:
 
 def search(cfg: dict, run_dir: str | Path | None = None, trials: int | None = None, workers: int | None = None,
            address: str | None = None, epochs: int | None = None, resume: bool = False, force: bool = False,
-           splits=None, teacher=None) -> dict:
+           splits=None, teacher=None, wait: bool = False) -> dict:
     """Run (or resume) a search; return the summary (also in ``<run_dir>/search_summary.json``).
 
     ``splits`` and ``teacher`` (the float baseline) default to the config's data and a baseline trained
-    here; ``edgeml run`` passes its own.
+    here; ``edgeml run`` passes its own. ``wait`` queues behind another process holding ``run_dir``.
     """
+    quiet_library_warnings()
     settings = dict(spaces.search_settings(cfg))
     settings["trials"] = trials or settings["trials"]
     settings["workers"] = workers or settings["workers"]
@@ -65,7 +66,7 @@ def search(cfg: dict, run_dir: str | Path | None = None, trials: int | None = No
     budgets.limits(settings["budget"])  # refuses an unknown part
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with run_dir_lock(run_dir):
+    with run_dir_lock(run_dir, wait):
         _prepare_run_dir(run_dir, resume, force)
         return _search(cfg, settings, distributions, run_dir, address, resume, splits, teacher)
 
@@ -141,7 +142,7 @@ def _finish(cfg, settings, run_dir: Path, records: list[dict], splits, info: dic
     hls_of = {r["trial_id"]: spaces.hls_section(r["config"], cfg, settings) for r in cost_front + latency_front}
     measured: dict[str, dict] = {}
     if cost_front or latency_front:
-        announce(f"search: firmware-exact test accuracy of the {len(hls_of)} front models (hls4ml C-simulation)")
+        announce(f"search: firmware-exact test accuracy of the {len(hls_of)} front models")
         test_jets = fronts.test_jets_file(cfg, run_dir / "data" / "test_jets.npz")
         for r in {r["trial_id"]: r for r in cost_front + latency_front}.values():
             model = fronts.save_front_model(run_dir, r, splits.scaler)
