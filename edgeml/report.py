@@ -60,7 +60,7 @@ class ModelRecord:
         return None if lut is None or dsp is None else float(lut) + DSP_LUT_EQUIVALENT * float(dsp)
 
     def firmware_accuracy(self) -> float | None:
-        """C-sim accuracy when the firmware was simulated, else the Keras accuracy."""
+        """Firmware accuracy when the firmware was evaluated, else the Keras accuracy."""
         acc = self.csim.get("accuracy_csim")
         return acc if acc is not None else (self.metrics or {}).get("accuracy")
 
@@ -121,7 +121,7 @@ def _record(run_dir: Path, name: str, files: dict, conversion: dict, estimate: d
     if rec.estimate is not None and "total" not in rec.estimate:  # e.g. {"error": ...}: the estimator failed
         rec.estimate = None
     for part, what in ((rec.metrics, "metrics"), (rec.history, "training history"),
-                       (rec.conversion, "hls4ml conversion report"), (rec.predictions, "C-sim predictions"),
+                       (rec.conversion, "hls4ml conversion report"), (rec.predictions, "firmware predictions"),
                        (rec.estimate, "resource estimate" + (f" ({estimate_error})" if estimate_error else ""))):
         if part is None:
             rec.missing.append(what)
@@ -246,7 +246,7 @@ def _colors(records: list[ModelRecord]) -> dict[str, str]:
 
 
 def plot_roc(records: list[ModelRecord], classes: list[str]) -> str | None:
-    """One panel per class: signal efficiency vs background mistag, Keras solid, C-sim dashed."""
+    """One panel per class: signal efficiency vs background mistag, Keras solid, firmware dashed."""
     from edgeml.metrics import roc_curve
 
     with_predictions = [r for r in records if r.predictions is not None and "y_true" in r.predictions]
@@ -269,7 +269,7 @@ def plot_roc(records: list[ModelRecord], classes: list[str]) -> str | None:
                     continue
                 fpr, tpr = roc_curve(y, proba, i)
                 ax.plot(tpr, np.clip(fpr, 1e-4, 1.0), style, color=colors[rec.name], lw=1.3,
-                        label=f"{rec.name} ({'Keras' if key == 'keras' else 'C-sim'})")
+                        label=f"{rec.name} ({'Keras' if key == 'keras' else 'firmware'})")
         ax.set_yscale("log")
         ax.set_xlim(0, 1)
         ax.set_ylim(1e-3, 1)
@@ -306,7 +306,7 @@ def plot_cost(records: list[ModelRecord], front: list[str]) -> str | None:
         ax.legend(loc="lower right")
     ax.set_xscale("log")
     ax.set_xlabel(f"estimated cost: LUT + {DSP_LUT_EQUIVALENT} x DSP (log)")
-    ax.set_ylabel("accuracy (C-sim where available)")
+    ax.set_ylabel("accuracy (firmware where available)")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return _png(fig)
@@ -433,7 +433,7 @@ def _short_precision(layer: dict) -> str:
 # ----------------------------------------------------------------------------- table
 
 
-COLUMNS = ["model", "accuracy", "accuracy (C-sim)", "AUC per class", "sparsity", "BOPs", "C-sim agreement",
+COLUMNS = ["model", "accuracy", "accuracy (firmware)", "AUC per class", "sparsity", "BOPs", "firmware agreement",
            "DSP", "LUT", "FF", "BRAM18", "latency (ns)", "II", "% of part", "fits"]
 
 
@@ -503,7 +503,7 @@ def render_report(run_dir: str | Path) -> dict[str, Path]:
         summary["models"][rec.name] = {**model_summary(rec), "pareto": rec.name in front}
     rows = table_rows(records, front)
     plots = {
-        "ROC curves per class (Keras solid, C-sim dashed)": plot_roc(records, classes),
+        "ROC curves per class (Keras solid, firmware dashed)": plot_roc(records, classes),
         "Accuracy vs estimated cost (Pareto front marked)": plot_cost(records, front),
         "Training curves": plot_training(records),
         "Per-layer precision profile": plot_precision(records),
@@ -582,8 +582,9 @@ def _html(summary: dict, rows: list[list[str]], records: list[ModelRecord], plot
            f"<code>{esc(str(run['part'] or NOT_AVAILABLE))}</code>; {esc(str(run['n_jets'] or NOT_AVAILABLE))} jets; "
            f"generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
            "<h2>Every model, float to firmware</h2>",
-           "<p class='note'>Accuracy and AUC on the run's test split (Keras); C-sim columns from the hls4ml "
-           "firmware simulated on the same test jets; resources and latency are edgeml's estimate. "
+           "<p class='note'>Accuracy and AUC on the run's test split (Keras); firmware columns from the hls4ml "
+           "firmware evaluated bit-exactly (NumPy emulator or g++ C-simulation) on the same test jets; "
+           "resources and latency are edgeml's estimate. "
            f"* marks the accuracy/cost Pareto front (cost = {esc(run['cost_definition'])}). "
            + (f"The estimate predicts {esc(run['estimate_predicts'])}." if run["estimate_predicts"] else "")
            + "</p>",
