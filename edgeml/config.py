@@ -232,7 +232,9 @@ SEARCH_SECTION = Section(
                        max=1024, nullable=True),
         "epochs": Key(int, 20, "Training epochs of each trial (--epochs overrides; also the teacher's).", min=1,
                       max=10000),
-        "sampler": Key(str, "tpe", "Optuna multi-objective sampler, seeded with `seed`.", choices=("tpe", "nsga2")),
+        "sampler": Key(str, "tpe", "Optuna multi-objective sampler, seeded with `seed`; `random` proposes the same "
+                       "points whatever the results (a baseline, and a fair 1- vs N-worker comparison).",
+                       choices=("tpe", "nsga2", "random")),
         "objective": Key(str, "lut_dsp", "Cost to minimise beside validation accuracy: LUT + 55*DSP, latency "
                          "(ns) or BOPs.", choices=("lut_dsp", "latency", "bops")),
         "max_failures": Key(int, 1, "Retries of a trial whose worker died or raised.", min=0, max=10),

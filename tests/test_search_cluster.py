@@ -1,4 +1,4 @@
-"""edgeml search on a real Ray cluster (ray start --head on loopback) and under faults. Slow: real trials."""
+"""edgeml search on a real Ray cluster (ray start --head on loopback), and under faults (slow: real trials)."""
 
 import json
 import os
@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 
 from test_search import ROOT, TINY, write_config
-
-pytestmark = pytest.mark.slow
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
        "RAY_USAGE_STATS_ENABLED": "0",
@@ -96,6 +94,7 @@ def _worker_pids(pgid: int) -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines() if "ImplicitFunc" in line or "_trainable" in line]
 
 
+@pytest.mark.slow
 def test_killed_worker_still_ends_with_every_trial_accounted_for(tmp_path):
     run = tmp_path / "run"
     search = start("search", str(write_config(tmp_path, TINY.replace("trials: 2", "trials: 3"))),
@@ -116,6 +115,7 @@ def test_killed_worker_still_ends_with_every_trial_accounted_for(tmp_path):
     assert (run / "search_summary.json").is_file() and (run / "search_report.html").is_file()
 
 
+@pytest.mark.slow
 def test_killed_driver_then_resume_runs_only_the_remaining_trials(tmp_path):
     run = tmp_path / "run"
     config = write_config(tmp_path, TINY.replace("trials: 2", "trials: 4"))

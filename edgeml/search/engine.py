@@ -83,6 +83,8 @@ def make_sampler(kind: str, seed: int, n_trials: int):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=trial_constraints,
                                              population_size=max(4, min(50, n_trials // 4)))
