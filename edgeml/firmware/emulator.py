@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,23 +93,30 @@ class Emulator:
         from threadpoolctl import threadpool_limits
 
         # The matrices are small (a chunk of jets by a layer): a second BLAS thread only waits,
-        # and on a shared machine it stalls the first.
+        # and on a shared machine it stalls the first. Cores are used by chunks of jets instead.
         with threadpool_limits(limits=1, user_api="blas"):
             return self._run(np.asarray(X, dtype=np.float64).reshape(len(X), -1), trace)
 
     def _run(self, X, trace: bool) -> EmulationResult:
-        outs, traces = [], {s.name: [] for s in self.steps if s.traced} if trace else {}
-        for start in range(0, len(X), CHUNK):
-            values = {}
-            for step in self.steps:
-                source = X[start:start + CHUNK] if step.input is None else values[step.input]
-                values[step.output] = step(source)
-                if trace and step.traced:
-                    traces[step.name].append(step.out_t.to_float(values[step.output]))
-            outs.append(self.final.out_t.to_float(values[self.final.output]))
-        outputs = np.concatenate(outs) if outs else np.zeros((0, self.final.size))
-        traces = {k: np.concatenate(v) if v else np.zeros((0, 0)) for k, v in traces.items()}
+        starts = range(0, len(X), CHUNK)
+        workers = min(len(starts), os.cpu_count() or 1)
+        if workers > 1:  # NumPy releases the GIL inside its integer kernels: chunks run side by side
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(lambda start: self._chunk(X[start:start + CHUNK], trace), starts))
+        else:
+            parts = [self._chunk(X[start:start + CHUNK], trace) for start in starts]
+        outputs = np.concatenate([o for o, _ in parts]) if parts else np.zeros((0, self.final.size))
+        names = [s.name for s in self.steps if s.traced] if trace else []
+        traces = {k: np.concatenate([t[k] for _, t in parts]) if parts else np.zeros((0, 0)) for k in names}
         return EmulationResult(outputs, traces)
+
+    def _chunk(self, x, trace: bool) -> tuple[np.ndarray, dict]:
+        values, traces = {}, {}
+        for step in self.steps:
+            values[step.output] = step(x if step.input is None else values[step.input])
+            if trace and step.traced:
+                traces[step.name] = step.out_t.to_float(values[step.output])
+        return self.final.out_t.to_float(values[self.final.output]), traces
 
 
 # --------------------------------------------------------------------------- layer steps
