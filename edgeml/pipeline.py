@@ -237,7 +237,7 @@ STAGES += [
     Stage("report", (), ("data",) + _MODEL_STAGES + ("convert", "estimate"), _report_stage,
           "write report.html, report.md and summary.json", always=True),
     Stage("search", ("seed", "data", "model", "train", "hls", "search"), ("data", "baseline"), _search_stage,
-          "search the space of search: for the best taggers within its budget (Optuna + Ray Tune)",
+          "search the search: space for the best taggers within its budget (Optuna + Ray Tune)",
           wanted=lambda cfg: cfg.get("search") is not None),
 ]
 

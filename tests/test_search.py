@@ -139,3 +139,16 @@ def test_budget_no_trial_meets(tmp_path):
     records = json.loads((run / "trials.json").read_text())
     assert len(records) == 2 and all(r["status"] == "infeasible" for r in records)
     assert json.loads((run / "search_summary.json").read_text())["front"] == []
+
+
+@pytest.mark.slow
+def test_run_gets_a_search_stage_from_a_search_section(tmp_path):
+    """edgeml run with a search: section searches after the report, the run's baseline as teacher."""
+    config = write_config(tmp_path, TINY.replace("search:\n", "train: {epochs: 2}\nsearch:\n  epochs: 1\n")
+                          .replace("distill: [false]", "distill: [true]"))
+    r = edgeml("run", str(config), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "search" / "search_summary.json").read_text())
+    assert summary["counts"]["completed"] + summary["counts"]["infeasible"] == 2
+    assert (tmp_path / "run" / "search" / "search_report.html").is_file()
+    assert "training the float baseline once" not in r.stderr  # the run's baseline is the teacher
