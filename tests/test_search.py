@@ -62,6 +62,8 @@ def test_space_distributions_and_trial_settings():
     assert spaces.hidden_widths(start) == [64, 32, 32] and start["input_bits"] == 16
     recipe = spaces.recipe_section(start, epochs=5)
     assert recipe["quantize"]["per_layer"]["fc2"]["bits"] == 6 and recipe["prune"]["sparsity"] == 0.75
+    compact = spaces.starting_points(space)[1]
+    assert [compact[f"weight_bits_{i}"] for i in (1, 2, 3)] == [6, 4, 4] and compact["weight_bits_out"] == 5
     cfg = cfgmod.validate({"search": {}})
     hls = spaces.hls_section(start, cfg, cfg["search"])
     assert hls["LayerName"]["fc1_input"]["Precision"] == "ap_fixed<16,4>"

@@ -103,7 +103,7 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
     t_trials = time.monotonic()
     try:
         logger = results.TrialLog(run_dir, settings["trials"], settings["objective"])
-        engine.run_trials(data, distributions, spaces.starting_point(settings["space"]), settings["trials"],
+        engine.run_trials(data, distributions, spaces.starting_points(settings["space"]), settings["trials"],
                           info["workers"], run_dir, resume, cfg["seed"], settings["sampler"],
                           settings["max_failures"], logger)
     finally:

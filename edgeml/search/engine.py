@@ -126,7 +126,7 @@ def can_resume(run_dir: Path) -> bool:
     return path.is_dir() and tune.Tuner.can_restore(str(path))
 
 
-def run_trials(data, distributions: dict, start: dict, n_trials: int, workers: int, run_dir: Path,
+def run_trials(data, distributions: dict, start: list[dict], n_trials: int, workers: int, run_dir: Path,
                resume: bool, seed: int, sampler: str, max_failures: int, logger) -> None:
     """Run (or resume) the Tune experiment; finished trials reach ``logger`` (a Tune callback) as they end."""
     from ray import tune
@@ -136,7 +136,7 @@ def run_trials(data, distributions: dict, start: dict, n_trials: int, workers: i
         tuner = tune.Tuner.restore(str(experiment_path(run_dir)), trainable=trainable, resume_errored=False)
     else:
         searcher = _searcher_class()(space=distributions, metric=["accuracy", "cost"], mode=["max", "min"],
-                                     sampler=make_sampler(sampler, seed, n_trials), points_to_evaluate=[start])
+                                     sampler=make_sampler(sampler, seed, n_trials), points_to_evaluate=start[:n_trials])
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, max_concurrent_trials=workers,

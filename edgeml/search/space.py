@@ -11,10 +11,15 @@ from __future__ import annotations
 from edgeml import config as cfgmod
 from edgeml.errors import InputError
 
-# The hls4ml tutorial tagger, quantized as in its part 4: the first trial, so the search starts from it.
-TUTORIAL_POINT = {"hidden_layers": 3, "widths": [64, 32, 32], "weight_bits": 6, "activation_bits": 6,
-                  "input_bits": 16, "sparsity": 0.75, "distill": False, "ReuseFactor": 1, "Strategy": "Latency",
-                  "learning_rate": 0.001}
+# The two reference recipes are the first trials, so the search starts from the known designs: the hls4ml
+# tutorial tagger quantized as in its part 4 (configs/tutorial_qkeras.yaml), and edgeml_compact
+# (configs/edgeml_compact.yaml; its per-layer sparsities 85/90/85/75% become the space's one sparsity).
+TUTORIAL_POINT = {"hidden_layers": 3, "widths": [64, 32, 32], "weight_bits": [6, 6, 6], "weight_bits_out": 6,
+                  "activation_bits": 6, "input_bits": 16, "sparsity": 0.75, "distill": False, "ReuseFactor": 1,
+                  "Strategy": "Latency", "learning_rate": 0.001}
+COMPACT_POINT = {"hidden_layers": 3, "widths": [64, 32, 32], "weight_bits": [6, 4, 4], "weight_bits_out": 5,
+                 "activation_bits": 6, "input_bits": 16, "sparsity": 0.85, "distill": False, "ReuseFactor": 1,
+                 "Strategy": "Latency", "learning_rate": 0.002}
 
 
 def search_settings(cfg: dict) -> dict:
@@ -58,16 +63,25 @@ def distributions(space: dict) -> dict:
     return dists
 
 
-def starting_point(space: dict) -> dict:
-    """The tutorial tagger, each value moved to the nearest one the space allows."""
+def starting_points(space: dict) -> list[dict]:
+    """The reference recipes as trials (tutorial first), each value moved to the nearest one the space
+    allows; a point the space maps onto an earlier one is dropped."""
+    points = []
+    for point in (starting_point(space, TUTORIAL_POINT), starting_point(space, COMPACT_POINT)):
+        if point not in points:
+            points.append(point)
+    return points
+
+
+def starting_point(space: dict, t: dict = TUTORIAL_POINT) -> dict:
+    """The recipe ``t`` (default: the tutorial tagger), each value moved to the nearest one the space allows."""
     dists = distributions(space)
-    t = TUTORIAL_POINT
-    wanted = {"hidden_layers": t["hidden_layers"], "weight_bits_out": t["weight_bits"],
+    wanted = {"hidden_layers": t["hidden_layers"], "weight_bits_out": t["weight_bits_out"],
               "input_bits": t["input_bits"], "sparsity": t["sparsity"], "distill": t["distill"],
               "ReuseFactor": t["ReuseFactor"], "Strategy": t["Strategy"], "learning_rate": t["learning_rate"]}
     for i in range(1, max_layers(space) + 1):
         wanted[f"width_{i}"] = t["widths"][min(i, len(t["widths"])) - 1]
-        wanted[f"weight_bits_{i}"] = t["weight_bits"]
+        wanted[f"weight_bits_{i}"] = t["weight_bits"][min(i, len(t["weight_bits"])) - 1]
         wanted[f"activation_bits_{i}"] = t["activation_bits"]
     return {name: _nearest(wanted[name], dist) for name, dist in dists.items()}
 
