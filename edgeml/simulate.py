@@ -7,36 +7,10 @@ The C-simulation itself lives in ``edgeml.firmware.csim`` and the Keras referenc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Fixed:
-    """An ap_fixed/ap_ufixed type: total ``width``, ``integer`` bits (sign included when signed)."""
-
-    signed: bool
-    width: int
-    integer: int
-    rounding: str = "TRN"
-    saturation: str = "WRAP"
-
-    @property
-    def lsb(self) -> float:
-        return 2.0 ** (self.integer - self.width)
-
-    @property
-    def range(self) -> tuple[float, float]:
-        """Smallest and largest representable value."""
-        if self.signed:
-            return -(2.0 ** (self.integer - 1)), 2.0 ** (self.integer - 1) - self.lsb
-        return 0.0, 2.0 ** self.integer - self.lsb
-
-    def __str__(self) -> str:
-        kind = "ap_fixed" if self.signed else "ap_ufixed"
-        modes = "" if (self.rounding, self.saturation) == ("TRN", "WRAP") else f",AP_{self.rounding},AP_{self.saturation}"
-        return f"{kind}<{self.width},{self.integer}{modes}>"
+from edgeml.fixed import Fixed  # the one fixed-point type; re-exported for existing callers
 
 
 def fixed_of(precision) -> Fixed | None:
@@ -46,9 +20,12 @@ def fixed_of(precision) -> Fixed | None:
         return None
     rounding = getattr(precision, "rounding_mode", None)
     saturation = getattr(precision, "saturation_mode", None)
-    return Fixed(bool(getattr(precision, "signed", True)), int(width), int(integer),
-                 getattr(rounding, "name", "TRN") if rounding is not None else "TRN",
-                 getattr(saturation, "name", "WRAP") if saturation is not None else "WRAP")
+    try:
+        return Fixed(bool(getattr(precision, "signed", True)), int(width), int(integer),
+                     getattr(rounding, "name", "TRN") if rounding is not None else "TRN",
+                     getattr(saturation, "name", "WRAP") if saturation is not None else "WRAP")
+    except ValueError:  # a mode the fixed-point model does not know (e.g. AP_SAT_SYM): treated as exotic
+        return None
 
 
 def quantize(x: np.ndarray, t: Fixed) -> np.ndarray:
