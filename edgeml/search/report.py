@@ -44,24 +44,29 @@ def _distribution(value):
         CategoricalDistribution([value])
 
 
+def _scatter_by_status(ax, records: list[dict], key: str, label: str) -> None:
+    """Validation accuracy against ``key``, one colour and marker per trial status (``label`` formats it)."""
+    for status, (color, marker) in STATUS_STYLE.items():
+        pts = [r for r in records if r["status"] == status]
+        if pts:
+            ax.scatter([r[key] for r in pts], [r["accuracy"] for r in pts], c=color, marker=marker, s=22,
+                       label=label.format(status))
+
+
 def plot_front(records: list[dict], front: list[dict], references: dict, key: str, label: str) -> str | None:
     done = [r for r in records if r.get("accuracy") is not None]
     if not done:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for status, (color, marker) in STATUS_STYLE.items():
-        pts = [r for r in done if r["status"] == status]
-        if pts:
-            ax.scatter([r[key] for r in pts], [r["accuracy"] for r in pts], c=color, marker=marker, s=22,
-                       label=f"{status} trials (validation accuracy)")
+    _scatter_by_status(ax, done, key, "{} trials (validation accuracy)")
     if front:
         xs = [f[key] for f in front]
         ax.plot(xs, [f["accuracy_val"] for f in front], "-", color="#1f77b4", lw=1)
         test = [(f[key], f["accuracy_test"]) for f in front if "accuracy_test" in f]
         if test:
             ax.scatter(*zip(*test), facecolors="none", edgecolors="#d62728", s=60,
-                       label="front, firmware test accuracy (C-sim)")
+                       label="front, bit-exact firmware test accuracy")
     for name, ref in references.items():
         ax.scatter([ref[key]], [ref["accuracy_test"]], marker="*", s=160, label=f"{name} (test)")
         ax.annotate(name, (ref[key], ref["accuracy_test"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
@@ -79,10 +84,7 @@ def plot_history(records: list[dict]) -> str | None:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for status, (color, marker) in STATUS_STYLE.items():
-        pts = [r for r in done if r["status"] == status]
-        ax.scatter([r["trial"] for r in pts], [r["accuracy"] for r in pts], c=color, marker=marker, s=22,
-                   label=status)
+    _scatter_by_status(ax, done, "trial", "{}")
     best, line = None, []
     for r in done:
         if r["status"] == "completed":
