@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeml.fixed import Fixed
 from edgeml.search import budget as budgets
 from edgeml.search import space as spaces
 
@@ -71,12 +72,6 @@ def splits_of(data: TrialData, input_type):
                   data.scaler, list(data.classes))
 
 
-def input_fixed(precision: str):
-    from edgeml.config import parse_precision
-    from edgeml.simulate import Fixed
-
-    signed, width, integer = parse_precision(precision)
-    return Fixed(signed, width, integer)
 
 
 def run_trial(params: dict, data: TrialData) -> dict:
@@ -94,7 +89,7 @@ def run_trial(params: dict, data: TrialData) -> dict:
     tf.keras.backend.clear_session()  # a reused worker must not accumulate earlier trials' graphs
     search = data.search
     precision = spaces.input_precision(params, search["space"])
-    t_in = input_fixed(precision)
+    t_in = Fixed.parse(precision)
     splits = splits_of(data, t_in)
     hls = spaces.hls_section(params, data.cfg, search)
     recipe = Recipe("trial", spaces.recipe_section(params, data.epochs))
