@@ -35,7 +35,10 @@ import numpy as np
 from edgeml.errors import EdgemlError
 from edgeml.fixed import Fixed
 
-CHUNK = 4096  # jets per pass: keeps the (jets x outputs) integer arrays in cache
+# Jets per pass. NumPy copies a broadcast operand through its 8192-element buffer when a row
+# is shorter than that, which halves the speed of the per-input loops; much longer rows fall
+# out of cache.
+MIN_CHUNK = np.getbufsize()
 
 
 @dataclass
@@ -98,13 +101,13 @@ class Emulator:
             return self._run(np.asarray(X, dtype=np.float64).reshape(len(X), -1), trace)
 
     def _run(self, X, trace: bool) -> EmulationResult:
-        starts = range(0, len(X), CHUNK)
-        workers = min(len(starts), os.cpu_count() or 1)
-        if workers > 1:  # NumPy releases the GIL inside its integer kernels: chunks run side by side
-            with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(lambda start: self._chunk(X[start:start + CHUNK], trace), starts))
+        cores = os.cpu_count() or 1
+        chunks = _split(len(X), cores)
+        if min(len(chunks), cores) > 1:  # NumPy releases the GIL inside its integer kernels
+            with ThreadPoolExecutor(min(len(chunks), cores)) as pool:
+                parts = list(pool.map(lambda c: self._chunk(X[c], trace), chunks))
         else:
-            parts = [self._chunk(X[start:start + CHUNK], trace) for start in starts]
+            parts = [self._chunk(X[c], trace) for c in chunks]
         outputs = np.concatenate([o for o, _ in parts]) if parts else np.zeros((0, self.final.size))
         names = [s.name for s in self.steps if s.traced] if trace else []
         traces = {k: np.concatenate([t[k] for _, t in parts]) if parts else np.zeros((0, 0)) for k in names}
@@ -117,6 +120,14 @@ class Emulator:
             if trace and step.traced:
                 traces[step.name] = step.out_t.to_float(values[step.output])
         return self.final.out_t.to_float(values[self.final.output]), traces
+
+
+def _split(n: int, cores: int) -> list[slice]:
+    """Equal chunks of at least MIN_CHUNK jets where possible, a multiple of ``cores`` of them so
+    that no core waits for the last one."""
+    count = cores * max(1, n // (cores * MIN_CHUNK))
+    bounds = np.linspace(0, n, count + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 # --------------------------------------------------------------------------- layer steps
@@ -273,18 +284,25 @@ class _DenseStep(_Step):
 
 class _IntMatmul:
     """x @ w on integers. A float32 or float64 BLAS product when every partial sum provably stays
-    below 2**24 or 2**53 (then each step is exact), else NumPy's int64 product."""
+    below 2**24 or 2**53 (then each step is exact), else NumPy's int64 product.
+
+    The result is (jets, outputs) laid out jets-last in memory (a transposed view): the next
+    layer then reads each input as one contiguous row, and elementwise steps keep that layout."""
 
     def __init__(self, w: np.ndarray, x_max: int):
-        self.w = w
+        self.wT = np.ascontiguousarray(w.T)
         bound = float(np.abs(w).astype(np.float64).sum(axis=0).max(initial=0)) * max(abs(x_max) + 1, 1) * 2
         self.float = np.float32 if bound < 2 ** 24 else np.float64 if bound < 2 ** 53 else None
-        self.wf = w.astype(self.float) if self.float else None
+        self.wf = self.wT.astype(self.float) if self.float else None
 
     def __call__(self, x):
+        return self.jets_last(x).T
+
+    def jets_last(self, x):
+        """(outputs, jets), C-contiguous."""
         if self.wf is None:
-            return x @ self.w
-        return (x.astype(self.float) @ self.wf).astype(np.int64)
+            return self.wT @ x.T
+        return (self.wf @ x.T.astype(self.float)).astype(np.int64)
 
 
 def _rounded_products(step: _DenseStep):
@@ -312,25 +330,26 @@ def _rounded_products(step: _DenseStep):
     offset = len(live) * c
     wide = len(live) * mask >= 1 << 16
 
-    def remainders(x):
-        xl = (x & mask).T.astype(np.uint16, order="C")  # jets last: every NumPy call runs over all jets
-        part = np.zeros((w.shape[1], len(x)), dtype=np.uint32 if wide else np.uint16)
-        term = np.empty((w.shape[1], len(x)), dtype=np.uint16)
+    def remainders(xT):
+        xl = (xT & mask).astype(np.uint16, order="C")  # jets last: every NumPy call runs over all jets
+        part = np.zeros((w.shape[1], xT.shape[1]), dtype=np.uint32 if wide else np.uint16)
+        term = np.empty_like(part, dtype=np.uint16)
         for i in live:
             np.multiply(wl[i][:, None], xl[i], out=term)
             if c:
                 term += c
             term &= mask
             part += term
-        return part.T
+        return part
 
     def total(x):
-        out = exact(x)
+        out = exact.jets_last(x)
         if live:
-            out += offset
-            out -= remainders(x)
+            if offset:
+                out += offset
+            out -= remainders(x.T)
         out >>= s
-        return out
+        return out.T
 
     return total
 
