@@ -7,6 +7,7 @@ package itself takes hls4ml graphs and project folders only).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
@@ -49,24 +50,23 @@ def estimate_command(targets: tuple[Path, ...], config_path: Path | None, tool: 
         raise InputError("--config applies to Keras models; an hls4ml project folder already fixes its settings")
     from edgeml.estimate import estimate
 
-    builder = None if target.is_dir() else _keras_builder(config_path)
-    result = estimate(target, tool=tool, calibration=not no_calibration, builder=builder)
+    with tempfile.TemporaryDirectory(prefix="edgeml_estimate_") as scratch:
+        builder = None if target.is_dir() else _keras_builder(config_path, Path(scratch))
+        result = estimate(target, tool=tool, calibration=not no_calibration, builder=builder)
     if as_json:
         echo_json(result)
         return
     _print_human(result)
 
 
-def _keras_builder(config_path: Path | None):
-    """Keras model -> hls4ml ModelGraph with the config's hls section (written nowhere but a temp dir)."""
+def _keras_builder(config_path: Path | None, scratch: Path):
+    """Keras model -> hls4ml ModelGraph with the config's hls section (written nowhere but ``scratch``)."""
     def build(model, _hls):
-        import tempfile
-
         from edgeml import config as cfgmod
         from edgeml.convert import build_hls_model
 
         section = cfgmod.load(config_path)["hls"] if config_path else cfgmod.defaults()["hls"]
-        return build_hls_model(model, section, Path(tempfile.mkdtemp(prefix="edgeml_estimate_")))
+        return build_hls_model(model, section, scratch / "project")
 
     return build
 
