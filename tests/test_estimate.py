@@ -124,6 +124,21 @@ def tiny_model():
     return model
 
 
+
+def test_cli_on_keras_model_leaves_no_project_behind(tiny_model, tmp_path, monkeypatch):
+    from edgeml.cli import main
+
+    path = tmp_path / "tiny.h5"
+    tiny_model.save(path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    out = CliRunner().invoke(main, ["estimate", str(path), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["total"]["dsp"] > 0
+    assert list(scratch.iterdir()) == []
+
 def _estimate(model, tmp_path_factory, **hls):
     from edgeml import config as cfgmod
     from edgeml.convert import build_hls_model
