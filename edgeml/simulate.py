@@ -1,4 +1,4 @@
-"""Fixed-point helpers (ap_fixed types, quantization, overflow) used by the fidelity analysis.
+"""Fixed-point helpers (ap_fixed types, overflow, integer bits) used by the fidelity analysis.
 
 The C-simulation itself lives in ``edgeml.firmware.csim`` and the Keras reference in
 ``edgeml.firmware.reference``; their functions are re-exported here for existing callers.
@@ -28,25 +28,6 @@ def fixed_of(precision) -> Fixed | None:
         return None
 
 
-def quantize(x: np.ndarray, t: Fixed) -> np.ndarray:
-    """What assigning ``x`` to an ap_fixed of type ``t`` yields (rounding and overflow modes honoured)."""
-    scaled = np.asarray(x, dtype=np.float64) / t.lsb
-    if t.rounding.startswith("RND"):
-        q = np.floor(scaled + 0.5)
-        if t.rounding == "RND_CONV":  # ties to even
-            tie = (scaled + 0.5) == q
-            q = np.where(tie & (q % 2 != 0), q - 1, q)
-    else:
-        q = np.floor(scaled)
-    lo, hi = (round(v / t.lsb) for v in t.range)
-    if t.saturation.startswith("SAT"):
-        q = np.clip(q, lo, hi)
-    else:
-        span = hi - lo + 1
-        q = (q - lo) % span + lo
-    return q * t.lsb
-
-
 def overflow_fraction(values: np.ndarray, t: Fixed) -> float:
     """Fraction of ``values`` that do not fit in ``t`` after its rounding (they wrap or saturate)."""
     lo, hi = t.range
@@ -67,5 +48,5 @@ from edgeml.firmware.csim import attach_library, compile_model, enable_tracing, 
 from edgeml.firmware.hls import quiet  # noqa: E402
 from edgeml.firmware.reference import keras_layer_outputs  # noqa: E402
 
-__all__ = ["Fixed", "fixed_of", "quantize", "overflow_fraction", "bits_for", "attach_library", "compile_model",
+__all__ = ["Fixed", "fixed_of", "overflow_fraction", "bits_for", "attach_library", "compile_model",
            "enable_tracing", "run", "simulate", "quiet", "keras_layer_outputs"]

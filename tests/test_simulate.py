@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeml import config
-from edgeml.simulate import Fixed, bits_for, compile_model, keras_layer_outputs, overflow_fraction, quantize, simulate
+from edgeml.simulate import Fixed, bits_for, compile_model, keras_layer_outputs, overflow_fraction, simulate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -21,10 +21,10 @@ def test_fixed_range_and_lsb():
 
 def test_quantize_truncates_wraps_rounds_and_saturates_like_ap_fixed():
     trn_wrap = Fixed(True, 8, 4)  # lsb 1/16, range [-8, 8)
-    np.testing.assert_array_equal(quantize(np.array([0.07, -0.07, 8.0, -8.5]), trn_wrap),
+    np.testing.assert_array_equal(trn_wrap.quantize_to_floats(np.array([0.07, -0.07, 8.0, -8.5])),
                                   [0.0625, -0.125, -8.0, 7.5])  # floor; 8 wraps to -8; -8.5 wraps to 7.5
     rnd_sat = Fixed(False, 6, 0, "RND_CONV", "SAT")  # lsb 1/64, range [0, 63/64]
-    np.testing.assert_array_equal(quantize(np.array([1.5 / 64, 2.5 / 64, 2.0, -1.0]), rnd_sat),
+    np.testing.assert_array_equal(rnd_sat.quantize_to_floats(np.array([1.5 / 64, 2.5 / 64, 2.0, -1.0])),
                                   [2 / 64, 2 / 64, 63 / 64, 0.0])  # ties to even, saturation
 
 
@@ -49,7 +49,7 @@ def test_traced_csim_is_bit_exact_for_a_qkeras_model(tmp_path):
     assert library.is_file() and library.suffix == ".so"
     X = np.random.default_rng(1).normal(size=(300, 16)).astype(np.float32)
     y, traces, seconds = simulate(hls_model, X)
-    Xq = quantize(X, input_type(hls_model)).astype(np.float32)
+    Xq = input_type(hls_model).quantize_to_floats(X).astype(np.float32)
     keras = keras_layer_outputs(model, Xq)
     for name in ("fc1", "relu1", "fc2", "relu2", "output"):
         np.testing.assert_array_equal(traces[name], keras[name], err_msg=name)

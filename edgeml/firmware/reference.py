@@ -67,9 +67,7 @@ def keras_reference(model, X: np.ndarray, t_in, logits_name: str) -> dict:
     """What the firmware is compared with: Keras on the float inputs (the model as trained) and, layer by
     layer, on the inputs quantized to the firmware input type ``t_in`` (so a difference is the firmware's
     own arithmetic)."""
-    from edgeml.simulate import quantize
-
     outputs = model.predict(X, batch_size=4096, verbose=0).reshape(len(X), -1)
-    Xq = quantize(X, t_in).astype(np.float32)
+    Xq = t_in.quantize_to_floats(X).astype(np.float32)
     return {"outputs": outputs, "logits": logits_outputs(model, X, logits_name, outputs), "X_quantized": Xq,
             "layers_quantized_input": keras_layer_outputs(model, Xq), "layers": keras_layer_outputs(model, X)}

@@ -64,10 +64,9 @@ def cost_of(row: dict, objective: str) -> float:
 def splits_of(data: TrialData, input_type):
     """The run's splits with every feature quantized to the firmware input type ``input_type``."""
     from edgeml.data import Splits
-    from edgeml.simulate import quantize
 
     a = data.arrays
-    q = (lambda X: quantize(X, input_type).astype(np.float32)) if input_type is not None else (lambda X: X)
+    q = (lambda X: input_type.quantize_to_floats(X).astype(np.float32)) if input_type is not None else (lambda X: X)
     return Splits(q(a["X_train"]), a["y_train"], q(a["X_val"]), a["y_val"], q(a["X_test"]), a["y_test"],
                   data.scaler, list(data.classes))
 
