@@ -304,6 +304,31 @@ def test_qkeras_quantizers_are_bit_exact(tmp_path):
 
 
 @needs_gpp
+def test_power_of_two_alpha_is_bit_exact(tmp_path):
+    """QDense with alpha='auto_po2': hls4ml scales by shifts (an exponent-typed ApplyAlpha), right and left."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    L = tf.keras.layers
+    model = _keras([QDense(12, kernel_quantizer=quantized_bits(6, 0, alpha="auto_po2"),
+                           bias_quantizer=quantized_bits(8, 3), name="q1"),
+                    QActivation(quantized_relu(8, 3), name="qr1"),
+                    QDense(5, kernel_quantizer=quantized_bits(4, 0, alpha="auto_po2"),
+                           bias_quantizer=quantized_bits(8, 3), name="q2"),
+                    L.Activation("softmax", name="sm")], 10, seed=4)
+    model.get_layer("q1").set_weights([w * np.geomspace(0.05, 4, 12) if w.ndim > 1 else w
+                                       for w in model.get_layer("q1").get_weights()])  # spread the scales
+    model.predict(np.zeros((1, 10)), verbose=0)  # QKeras sets auto_po2 scales on a call
+    hls_model = _hls4ml_model(model, {}, tmp_path / "prj")
+    shifts = {int(text.split(",")[1].strip(" }")) for text in hls_model.graph["q1_alpha"].weights["scale"]}
+    assert min(shifts) < 0 <= max(shifts), shifts
+    X = np.random.default_rng(5).normal(0, 2, (3000, 10))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert {"q1_alpha", "q2_alpha"} <= set(traces)
+
+
+@needs_gpp
 def test_every_softmax_implementation_is_bit_exact(tmp_path):
     """legacy, stable, latency and argmax softmax in one chain (each followed by a Dense)."""
     import tensorflow as tf

@@ -55,9 +55,25 @@ def input_type(hls_model) -> Fixed:
     return t
 
 
+def keras_name(hls_model, name: str) -> str:
+    """The Keras layer whose output hls layer ``name`` computes.
+
+    hls4ml splits a QKeras layer with a power-of-two ``alpha`` into '<layer>' (integer weights) and
+    '<layer>_alpha' (the scale): Keras's '<layer>' is the scaled output."""
+    layer = hls_model.graph.get(name)
+    if layer is not None and layer.class_name == "ApplyAlpha" and name == f"{layer.inputs[0]}_alpha":
+        return layer.inputs[0]
+    return name
+
+
 def reference_outputs(hls_model, keras_layers: dict) -> dict[str, np.ndarray]:
-    """Keras values for every hls layer; an ``argmax`` softmax is compared with Keras's one-hot decision."""
+    """Keras values for every hls layer; an ``argmax`` softmax is compared with Keras's one-hot decision.
+    An unscaled '<layer>' split off by hls4ml has no Keras counterpart and gets no reference."""
     layers = dict(keras_layers)
+    for layer in hls_model.get_layers():
+        source = keras_name(hls_model, layer.name)
+        if source != layer.name and source in layers:
+            layers[layer.name] = layers.pop(source)
     for layer in hls_model.get_layers():
         if layer.class_name == "Softmax" and layer.get_attr("implementation") == "argmax" \
                 and layer.inputs[0] in layers:
