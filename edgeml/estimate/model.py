@@ -39,9 +39,9 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_elem", "lut_stream", "lut_line")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_stream", "lut_line")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line")
-SHARED_KERNEL = ("lut_mux", "lut_rsel", "ff_rf", "ff_ctrl")
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_rf", "ff_ctrl")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
@@ -60,7 +60,11 @@ FF_FEATURES = _names(FF_BASE)
 # (1 LUT per adder bit, 1 FF per register bit).
 DEFAULT_COEFFICIENTS = {
     "lut": {feature_name(k, io): v for io in IO_PREFIX
-            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_elem": 1.5, "lut_stream": 1.0,
+            # lut_sat: a rounding + saturating accumulation costs ~4 more accumulator-wide operations per product
+            # than a plain add (round the product, detect overflow, clamp it, clamp the sum): 4 x 1.5 LUT per bit.
+            # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
+            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_ctrl": 300.0, "lut_sat": 6.0,
+                         "lut_elem": 1.5, "lut_stream": 1.0,
                                    "lut_line": 0.25}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
@@ -153,8 +157,12 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         q = spec.weights[spec.weights != 0]
         nnz = int(q.size)
         digits = csd_digits(q)
+        add_bits = float(_product_bits(spec, q).sum())
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
+        add_bits = float(nnz * acc_bits)
+    # a rounding/saturating accum_t (AP_RND*/AP_SAT*) rounds and clamps every product and every partial sum
+    saturating = spec.accum_type.saturate or spec.accum_type.rounding
     n_zeros = n_total - nnz
     mul_ops = None
     terms = nnz / max(1, spec.n_out) + 1  # products per output, plus the bias
@@ -169,7 +177,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
         # measured: ~1.4 LUT per accumulator bit per nonzero product whether the product sits in a DSP
         # or in shift-add logic (csynth A/D/H modules), so the adder count is the feature
-        f["lut_add"] = nnz * acc_bits
+        f["lut_add"] = add_bits
+        f["lut_sat"] = nnz * acc_bits * saturating
         # an adder level is routing plus a carry chain as long as the accumulator (t_add is for 16 bits)
         t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
         delay = logic_delay(device, t) * (t["t_mul"] * bool(to_dsp.any()) + t_level * levels)
@@ -177,7 +186,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         est.ii = 1
         # registers cut the adder trees once per cycle; shorter clocks cut them earlier, where more
         # partial sums are live (same clock dependence as the boundary registers)
-        f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
+        f["ff_pipe"] = est.cycles * add_bits * boundary_share(clock_ns, co)
         units = nnz
     else:
         if spec.strategy == "latency":  # hls4ml's multiplier_limit, from the zeros it saw in the weights
@@ -191,13 +200,21 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         products = nnz if spec.strategy == "latency" else n_total
         # Latency strategy: ALLOCATION limits only `mul`; the unrolled accumulation keeps one adder per nonzero
         # product as at RF 1. Resource strategy: the RF loop body holds block_factor multiply-adds.
-        f["lut_add"] = (nnz if spec.strategy == "latency" else units) * acc_bits
+        f["lut_add"] = add_bits if spec.strategy == "latency" else units * acc_bits
+        f["lut_sat"] = (nnz if spec.strategy == "latency" else units) * acc_bits * saturating
         # every product's operands pass through a RF-to-1 multiplexer in front of a shared multiplier
         # Latency: constants and inputs multiplexed into the shared multipliers; Resource: the inputs selected by
         # the RF loop index (weights come from a ROM) -- different circuits, one coefficient each
         mux = "lut_mux" if spec.strategy == "latency" else "lut_rsel"
-        f[mux] = products * (in_bits + (w_bits if spec.strategy == "latency" else 0)) \
-            + (units * in_bits * w_bits if narrow else 0.0)  # narrow products become LUT multipliers
+        if spec.strategy == "latency":
+            f[mux] = products * (in_bits + w_bits)
+        else:
+            # dense_resource: each of the block_factor multipliers reads data[in_index], in_index stepping through
+            # min(RF, n_in) inputs: a multiplexer per multiplier, its depth log2 of the fan-in; plus the RF loop's
+            # counters and output-index table, once per layer
+            f[mux] = units * in_bits * math.log2(max(2, min(rf, spec.n_in)))
+            f["lut_ctrl"] = 1.0
+        f[mux] += units * in_bits * w_bits if narrow else 0.0  # narrow products become LUT multipliers
         if spec.strategy == "latency":
             # dense_latency: PIPELINE II=RF with ALLOCATION mul limit=multiplier_limit. Only the products HLS
             # keeps as multiplications compete for the limited multipliers (constants with few canonical
@@ -225,6 +242,15 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         est.info["mul_ops"] = mul_ops
     est.features = f
     return est
+
+
+def _product_bits(spec: LayerSpec, q: np.ndarray) -> np.ndarray:
+    """Width of each nonzero product once truncated to accum_t: a small weight gives a narrow product, and HLS sizes
+    its adders to the operands (sign bit + input integer bits + the weight's magnitude bits + accum_t's fraction),
+    never wider than accum_t. Trained float weights are mostly small, so their adders are narrower (csynth A vs H)."""
+    acc, w, x = spec.accum_type, spec.weight_type or spec.accum_type, spec.in_type
+    weight_msb = np.floor(np.log2(np.abs(q).astype(np.float64))) + 1 - w.frac
+    return np.clip(x.integer + weight_msb + acc.frac + 1, 1, acc.width)
 
 
 def _table_brams(n_reads: int, table_bits: int) -> float:
