@@ -186,7 +186,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         est.ii = 1
         # registers cut the adder trees once per cycle; shorter clocks cut them earlier, where more
         # partial sums are live (same clock dependence as the boundary registers)
-        f["ff_pipe"] = est.cycles * add_bits * boundary_share(clock_ns, co)
+        f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
         units = nnz
     else:
         if spec.strategy == "latency":  # hls4ml's multiplier_limit, from the zeros it saw in the weights
