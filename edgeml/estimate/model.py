@@ -157,10 +157,12 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         q = spec.weights[spec.weights != 0]
         nnz = int(q.size)
         digits = csd_digits(q)
-        add_bits = float(_product_bits(spec, q).sum())
+        product_bits = _product_bits(spec, q)
+        add_bits = float(product_bits.sum())
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
         add_bits = float(nnz * acc_bits)
+        product_bits = np.full(nnz, acc_bits)
     # a rounding/saturating accum_t (AP_RND*/AP_SAT*) rounds and clamps every product and every partial sum
     saturating = spec.accum_type.saturate or spec.accum_type.rounding
     n_zeros = n_total - nnz
@@ -177,7 +179,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
         # measured: ~1.4 LUT per accumulator bit per nonzero product whether the product sits in a DSP
         # or in shift-add logic (csynth A/D/H modules), so the adder count is the feature
-        f["lut_add"] = add_bits
+        # and a shift-add product x*(2^a +- 2^b) is one more add of that width per extra CSD digit
+        f["lut_add"] = add_bits + float(((digits - 1) * product_bits)[shift_add].sum())
         f["lut_sat"] = nnz * acc_bits * saturating
         # an adder level is routing plus a carry chain as long as the accumulator (t_add is for 16 bits)
         t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
