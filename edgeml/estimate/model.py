@@ -39,9 +39,11 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_stream", "lut_line")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_rf", "ff_ctrl")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_stream", "lut_line", "lut_fifo")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo")
+# features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
+TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_ctrl")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
@@ -64,11 +66,10 @@ DEFAULT_COEFFICIENTS = {
             # than a plain add (round the product, detect overflow, clamp it, clamp the sum): 4 x 1.5 LUT per bit.
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_ctrl": 300.0, "lut_sat": 6.0,
-                         "lut_elem": 1.5, "lut_stream": 1.0,
-                                   "lut_line": 0.25}.items()},
+                         "lut_elem": 1.5, "lut_stream": 1.0, "lut_line": 0.25, "lut_fifo": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
-                                  "ff_line": 1.0}.items()},
+                        "ff_line": 1.0, "ff_fifo": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "window_copy": 16, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5},
@@ -362,6 +363,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
     live = 1.0
+    lanes = 1
     specs = effective_specs(specs)
     for spec in specs:
         if spec.kind in MAC_KINDS:
@@ -381,10 +383,28 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
                 bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind == "dense" else 0
             est.features["ff_io"] += bits * boundary_share(clock_ns, co)
         _stream_adjust(spec, est, co, tool_kind)
+        if spec.io_type == "io_stream":
+            # every layer writes a FIFO one pixel wide (its handshake and, shallow, its shift-register storage
+            # count at the top level; deep ones are BRAM); the first layer reads the input FIFO too
+            lanes = _stream_lanes(spec, lanes)
+            bits = lanes * spec.result_type.width
+            if not out:
+                bits += max(1, spec.n_chan or spec.n_in) * spec.in_type.width
+            est.features["lut_fifo"] += bits
+            est.features["ff_fifo"] += bits
         est.features = {feature_name(k, spec.io_type): v for k, v in est.features.items()}
         out.append(est)
         live = _live_outputs(spec)
     return out
+
+
+def _stream_lanes(spec: LayerSpec, previous: int) -> int:
+    """Values per pixel in the layer's output stream (padding/upsampling keep the channels they receive)."""
+    if spec.kind in MAC_KINDS:
+        return max(1, spec.n_out)
+    if spec.kind in ("pooling", "activation", "softmax"):
+        return max(1, spec.n_chan or spec.n_in)
+    return previous
 
 
 def effective_specs(specs: list[LayerSpec]) -> list[LayerSpec]:
