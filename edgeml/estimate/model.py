@@ -39,7 +39,7 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_stream", "lut_line", "lut_fifo")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
@@ -66,7 +66,8 @@ DEFAULT_COEFFICIENTS = {
             # than a plain add (round the product, detect overflow, clamp it, clamp the sum): 4 x 1.5 LUT per bit.
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_ctrl": 300.0, "lut_sat": 6.0,
-                         "lut_elem": 1.5, "lut_stream": 1.0, "lut_line": 0.25, "lut_fifo": 1.0}.items()},
+                         "lut_elem": 1.5, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5, "lut_line": 0.25,
+                         "lut_fifo": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
                         "ff_line": 1.0, "ff_fifo": 1.0}.items()},
@@ -284,7 +285,9 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         # two table reads (exp, 1/sum) around a multiply and an adder tree over the inputs
         delay = logic_delay(device, t) * (t["t_table"] + t["t_mul"] + t["t_add"] * levels)
         est.cycles = 2 + math.floor(delay / clock_eff)
-        f["lut_elem"] = lanes * bits * 2
+        # max, subtract, exp/inverse-table addressing, sum and scale per lane: its own coefficient (csynth: ~100-130
+        # LUT per lane in io_parallel A, D, H; ~240-310 in io_stream O1, O2, O5 on Vivado HLS)
+        f["lut_smax"] = lanes * bits
     elif spec.kind == "activation" and spec.activation in TABLE_ACTIVATIONS:
         est.bram_18k = _table_brams(lanes, spec.table_size * 18)
         est.cycles = 1
@@ -321,7 +324,10 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
     chan = max(1, spec.n_chan)
     width = spec.in_type.width
     if spec.kind in ("conv1d", "conv2d"):
-        f["lut_stream"] += spec.n_in * width + 200
+        # the kernel window's registers (FF) and its shifting/selection (LUT, weakly dependent on its size: csynth
+        # O1 conv modules ~700 and ~1030 LUT outside the kernel for 144- and 576-bit windows), plus the loop control
+        f["lut_stream"] += 200
+        f["lut_win"] += spec.n_in * width
         f["ff_stream"] += spec.n_in * width + 200
         block_ii = max(1.0, est.ii)
         if block_ii <= 1 and tool_kind == "vitis":
