@@ -39,7 +39,7 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
@@ -66,7 +66,7 @@ DEFAULT_COEFFICIENTS = {
             # than a plain add (round the product, detect overflow, clamp it, clamp the sum): 4 x 1.5 LUT per bit.
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_ctrl": 300.0, "lut_sat": 6.0,
-                         "lut_elem": 1.5, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5, "lut_line": 0.25,
+                         "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5, "lut_line": 0.25,
                          "lut_fifo": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
@@ -300,8 +300,12 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         f["lut_elem"] = lanes * bits * (2.0 if sat else 1.0)
         est.cycles = 0
         if spec.kind == "pooling":
-            f["lut_elem"] = spec.n_out * bits * max(1, spec.pool_size) if not stream else \
-                max(1, spec.n_chan) * bits * max(1, spec.pool_size)
+            # a pooling window of k values is reduced by k-1 compare-and-select units per output value (io_parallel:
+            # every output, io_stream: one pixel of channels); global pooling over a stream keeps one running
+            # comparison per channel
+            f["lut_elem"] = 0.0
+            window = 1 if stream and spec.n_positions == 1 else max(1, spec.pool_size) - 1
+            f["lut_pool"] = (max(1, spec.n_chan) if stream else spec.n_out) * bits * max(1, window)
             est.cycles = spec.in_positions if stream else 1
             if stream:  # the line buffer: registers (or shift-register LUTs) of (pool_height-1) input rows
                 f["lut_line"] = f["ff_line"] = spec.line_buffer * max(1, spec.n_chan) * bits
