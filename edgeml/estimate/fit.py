@@ -35,8 +35,8 @@ import numpy as np
 
 from edgeml.estimate import devices, domain
 from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
-from edgeml.estimate.model import (COEFFICIENTS_PATH, DEFAULT_COEFFICIENTS, FF_FEATURES, LUT_FEATURES, TOP_LEVEL, combine,
-                                   estimate_layers, feature_totals, rf_envelope, tool_scale)
+from edgeml.estimate.model import (COEFFICIENTS_PATH, DEFAULT_COEFFICIENTS, FF_FEATURES, LUT_FEATURES, TOP_LEVEL,
+                                   combine, estimate_layers, feature_totals, rf_envelope, tool_scale)
 from edgeml.estimate.reports import read_project_reports
 from edgeml.estimate.tools import DEFAULT_UNCERTAINTY, parse_tool
 

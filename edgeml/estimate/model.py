@@ -41,7 +41,8 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
+            "lut_win", "lut_line", "lut_fifo")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
@@ -68,8 +69,8 @@ DEFAULT_COEFFICIENTS = {
             # than a plain add (round the product, detect overflow, clamp it, clamp the sum): 4 x 1.5 LUT per bit.
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_ctrl": 300.0, "lut_sat": 6.0,
-                         "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5, "lut_line": 0.25,
-                         "lut_fifo": 1.0}.items()},
+                         "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5,
+                         "lut_line": 0.25, "lut_fifo": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
                         "ff_line": 1.0, "ff_fifo": 1.0}.items()},
@@ -181,9 +182,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         shift_add = ~to_dsp & (digits > 1)
         # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
-        # measured: ~1.4 LUT per accumulator bit per nonzero product whether the product sits in a DSP
-        # or in shift-add logic (csynth A/D/H modules), so the adder count is the feature
-        # and a shift-add product x*(2^a +- 2^b) is one more add of that width per extra CSD digit
+        # one adder per product, as wide as the product (DSP, power of two or shift-add alike: csynth layers of A, H,
+        # I, J, O1, O5 cost the same LUT per such bit); a shift-add product x*(2^a +- 2^b) is one more add of that
+        # width per extra CSD digit
         f["lut_add"] = add_bits + float(((digits - 1) * product_bits)[shift_add].sum())
         f["lut_sat"] = nnz * acc_bits * saturating
         # an adder level is routing plus a carry chain as long as the accumulator (t_add is for 16 bits)
