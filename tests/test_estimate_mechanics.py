@@ -291,3 +291,52 @@ def test_ranges_widen_outside_the_fitted_span():
     narrow, wide = _with_ranges(values, ranges), _with_ranges(values, ranges, domain.widening(reasons))
     assert wide["lut_range"][0] < narrow["lut_range"][0] and wide["lut_range"][1] > narrow["lut_range"][1]
     assert wide["latency_max_range"] == [6, 14] and narrow["latency_max_range"] == [8, 12]
+
+
+# ----------------------------------------------------------------------------- adder widths, saturation, FIFOs
+
+def _dense_layer(weights, accum="ap_fixed<16,6>", io_type="io_parallel"):
+    """One dense layer of integer weights (as ap_fixed<16,6> constants) estimated on xcu250 at 5 ns: (totals, layer)."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import LayerSpec, parse_type
+    from edgeml.estimate.model import combine, estimate_layers, load_coefficients
+
+    w = np.asarray(weights)
+    spec = LayerSpec("fc1", "dense", io_type=io_type, n_in=w.shape[0], n_out=w.shape[1], weights=w,
+                     weight_type=parse_type("ap_fixed<16,6>"), accum_type=parse_type(accum))
+    co = load_coefficients()
+    layers = estimate_layers([spec], devices.lookup("xcu250-figd2104-2L-e"), 5.0, 0.125, co)
+    return combine([spec], layers, 5.0, co), layers[0]
+
+
+def test_small_weights_make_narrow_adders():
+    """The same constants divided by 2^4 keep their multipliers (same CSD digits) but their products, truncated to
+    accum_t, are 4 bits narrower: fewer adder LUT."""
+    import numpy as np
+
+    big = np.random.default_rng(0).integers(20, 60, size=(16, 8)) * 16  # |w| < 1: products near accum_t width
+    (wide, _), (narrow, _) = _dense_layer(big), _dense_layer(big // 16)
+    assert narrow["dsp"] == wide["dsp"] > 0
+    assert narrow["lut"] < 0.9 * wide["lut"]
+
+
+def test_saturating_accumulator_costs_logic_not_multipliers():
+    import numpy as np
+
+    w = np.random.default_rng(1).integers(100, 900, size=(16, 8))
+    (plain, _), (saturating, _) = _dense_layer(w), _dense_layer(w, accum="ap_fixed<16,6,AP_RND,AP_SAT>")
+    assert saturating["dsp"] == plain["dsp"]
+    assert saturating["lut"] > 1.5 * plain["lut"]
+
+
+def test_io_stream_fifos_are_counted_one_pixel_wide():
+    """The first stream layer reads the input FIFO (16 values) and writes its own (8 values), 16 bits each."""
+    import numpy as np
+
+    w = np.random.default_rng(2).integers(100, 900, size=(16, 8))
+    _, parallel = _dense_layer(w)
+    _, stream = _dense_layer(w, io_type="io_stream")
+    assert stream.features["str.lut_fifo"] == stream.features["str.ff_fifo"] == (16 + 8) * 16
+    assert not any(k.endswith("_fifo") and v for k, v in parallel.features.items())

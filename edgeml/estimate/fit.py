@@ -35,8 +35,8 @@ import numpy as np
 
 from edgeml.estimate import devices, domain
 from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
-from edgeml.estimate.model import (COEFFICIENTS_PATH, DEFAULT_COEFFICIENTS, FF_FEATURES, LUT_FEATURES, combine,
-                                   estimate_layers, feature_totals, rf_envelope, tool_scale)
+from edgeml.estimate.model import (COEFFICIENTS_PATH, DEFAULT_COEFFICIENTS, FF_FEATURES, LUT_FEATURES, TOP_LEVEL,
+                                   combine, estimate_layers, feature_totals, rf_envelope, tool_scale)
 from edgeml.estimate.reports import read_project_reports
 from edgeml.estimate.tools import DEFAULT_UNCERTAINTY, parse_tool
 
@@ -326,9 +326,10 @@ def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], f
     for est in layers:
         module = case.modules.get(est.name)
         feats = {n: est.features.get(n, 0.0) for n in names}
-        if "par.ff_io" in feats:  # the top function owns the boundary registers
-            rest["par.ff_io"] += feats.pop("par.ff_io")
-            feats["par.ff_io"] = 0.0
+        for top in TOP_LEVEL:  # the top function owns the boundary registers and the FIFOs
+            if top in feats:
+                rest[top] += feats[top]
+                feats[top] = 0.0
         if module is None:
             for n in names:
                 rest[n] += feats[n]
