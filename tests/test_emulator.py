@@ -131,6 +131,10 @@ int main() {
     nnet::init_exp_table<ap_fixed<12, 4>, cfg>(e); print(e);
     nnet::init_exp_table<ap_ufixed<11, 3>, cfg>(e, true); print(e);
     nnet::init_invert_table<ap_fixed<14, 6>, cfg>(v); print(v);
+    nnet::init_elu_table<cfg, 1024>(t); print(t);
+    nnet::init_selu_table<cfg, 1024>(t); print(t);
+    nnet::init_softplus_table<cfg, 1024>(t); print(t);
+    nnet::init_softsign_table<cfg, 1024>(t); print(t);
 }
 """
 
@@ -154,8 +158,11 @@ def test_tables_are_built_like_the_cpp_tables(tmp_path):
                 em._legacy_inv_table(1024),
                 em._expf(em._float_of_top_bits(Fixed(True, 12, 4), 512) * scale),
                 em._expf(-(em._float_of_top_bits(Fixed(False, 11, 3), 512) * scale)),
-                np.float32(1) / em._float_of_top_bits(Fixed(True, 14, 6), 256)]
-    names = ["tanh", "sigmoid", "legacy exp", "legacy invert", "exp", "exp (stable)", "invert"]
+                np.float32(1) / em._float_of_top_bits(Fixed(True, 14, 6), 256),
+                em._elu_table(1024), em._selu_table(1024), em._softplus_table(1024), em._softsign_table(1024)]
+    names = ["tanh", "sigmoid", "legacy exp", "legacy invert", "exp", "exp (stable)", "invert", "elu", "selu",
+             "softplus", "softsign"]
+    assert len(lines) == len(names)
     for name, line, table in zip(names, lines, ours):
         np.testing.assert_array_equal(wide.quantize_to_ints(table), np.array(line.split(), dtype=np.float64),
                                       err_msg=name)
@@ -349,6 +356,91 @@ def test_every_softmax_implementation_is_bit_exact(tmp_path):
     assert {"sm0", "sm1", "sm2", "sm3"} <= set(traces)
 
 
+def _activation_chain(activations, seed: int):
+    """Dense -> activation pairs; ``activations``: (Keras layer, the Dense result type, the layer's hls config)."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    chain, layers = [], {}
+    for k, (activation, dense_result, config) in enumerate(activations):
+        chain += [L.Dense(10, name=f"d{k}"), activation]
+        layers[f"d{k}"] = {"Precision": {"weight": "ap_fixed<8,3>", "bias": "ap_fixed<8,3>", "accum": "ap_fixed<36,14>",
+                                         "result": dense_result}}
+        layers[f"d{k}_linear"] = {"Precision": {"result": dense_result}}  # the Dense's own linear activation
+        layers[activation.name] = config
+    return _keras(chain + [L.Dense(5, name="out")], 8, seed=seed), layers
+
+
+@needs_gpp
+def test_parametrized_activations_are_bit_exact(tmp_path):
+    """LeakyReLU (its own alpha type), ELU (alpha 0.7 and 1, table size and type), PReLU on a 40-bit input whose
+    products pass int64 (wrapping and saturating results), ThresholdedReLU, QKeras leaky quantized_relu."""
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_relu
+
+    L = tf.keras.layers
+    model, layers = _activation_chain([
+        (L.LeakyReLU(0.3, name="lk"), "ap_fixed<12,5,AP_RND,AP_SAT>",
+         {"Precision": {"result": "ap_fixed<9,3,AP_RND_CONV,AP_SAT>", "param": "ap_fixed<6,0,AP_RND,AP_SAT>"}}),
+        (L.ELU(0.7, name="el"), "ap_fixed<11,5,AP_TRN,AP_WRAP>",
+         {"TableSize": 512, "Precision": {"result": "ap_fixed<10,3,AP_RND_ZERO,AP_SAT>",
+                                          "table": "ap_fixed<12,2,AP_RND,AP_SAT>"}}),
+        (L.PReLU(name="pr"), "ap_fixed<40,12,AP_RND,AP_SAT>", {"Precision": {"result": "ap_fixed<12,4,AP_RND_INF,AP_WRAP>"}}),
+        (L.PReLU(name="pr2"), "ap_fixed<40,12,AP_RND,AP_SAT>", {"Precision": {"result": "ap_fixed<10,3,AP_RND,AP_SAT>"}}),
+        (L.ThresholdedReLU(0.37, name="th"), "ap_fixed<10,4,AP_RND,AP_SAT>",
+         {"Precision": {"result": "ap_ufixed<8,3,AP_RND,AP_SAT>"}}),
+        (QActivation(quantized_relu(8, 3, negative_slope=0.25), name="ql"), "ap_fixed<12,5,AP_RND,AP_SAT>", {}),
+        (L.Activation("elu", name="e1"), "ap_fixed<12,5,AP_RND,AP_SAT>", {})], seed=6)
+    for name in ("pr", "pr2"):  # alphas up to ~20: products past 2**63 at 56 fraction bits
+        model.get_layer(name).set_weights([w * 8 for w in model.get_layer(name).get_weights()])
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert [kinds[name] for name in ("lk", "el", "pr", "th", "ql", "e1")] == \
+        ["ParametrizedActivation", "ParametrizedActivation", "PReLU", "ParametrizedActivation",
+         "ParametrizedActivation", "ParametrizedActivation"]
+    steps = {step.name: step for step in Emulator(hls_model).steps}
+    assert steps["pr"].wide and steps["pr2"].wide
+    X = np.random.default_rng(6).normal(0, 2, (3000, 8))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert {"lk", "el", "pr", "pr2", "th", "ql", "e1"} <= set(traces)
+    assert (traces["d1"] < -8).any()  # the ELU table is clamped
+    for k, name in ((2, "pr"), (3, "pr2")):
+        alpha = model.get_layer(name).get_weights()[0]
+        assert (np.abs(traces[f"d{k}"] * alpha) >= 128).any(), name  # 2**63 at 56 fraction bits
+
+
+@needs_gpp
+def test_table_and_hard_activations_are_bit_exact(tmp_path):
+    """selu, softplus, softsign (table sizes and types, tables clamped at both ends), Keras hard_sigmoid and
+    QKeras quantized_tanh / quantized_sigmoid (hls4ml's hard_tanh / hard_sigmoid)."""
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_sigmoid, quantized_tanh
+
+    L = tf.keras.layers
+    model, layers = _activation_chain([
+        (L.Activation("selu", name="se"), "ap_fixed<12,5,AP_RND_MIN_INF,AP_SAT>",
+         {"TableSize": 2048, "Precision": {"result": "ap_fixed<9,2,AP_RND_INF,AP_WRAP>"}}),
+        (L.Activation("softplus", name="sp"), "ap_fixed<12,5>",
+         {"TableSize": 256, "Precision": {"result": "ap_ufixed<7,2,AP_RND,AP_SAT>"}}),
+        (L.Activation("softsign", name="ss"), "ap_fixed<13,6,AP_RND,AP_SAT>",
+         {"Precision": {"result": "ap_fixed<8,1,AP_RND_CONV,AP_SAT>", "table": "ap_fixed<10,1,AP_RND,AP_SAT>"}}),
+        (L.Activation("hard_sigmoid", name="hs"), "ap_fixed<14,6,AP_RND,AP_WRAP>",
+         {"Precision": {"result": "ap_ufixed<8,1,AP_TRN,AP_SAT>"}}),
+        (QActivation(quantized_tanh(6), name="qt"), "ap_fixed<10,4,AP_TRN_ZERO,AP_SAT>", {}),
+        (QActivation(quantized_sigmoid(8), name="qs"), "ap_fixed<12,5,AP_RND,AP_SAT>", {})], seed=7)
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert [kinds[name] for name in ("se", "sp", "ss", "hs", "qt", "qs")] == ["Activation"] * 3 + ["HardActivation"] * 3
+    X = np.random.default_rng(7).normal(0, 2, (3000, 8))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert {"se", "sp", "ss", "hs", "qt", "qs"} <= set(traces)
+    for k in (0, 1, 2):  # tables clamped at both ends
+        assert (traces[f"d{k}"] < -8).any() and (traces[f"d{k}"] > 8).any(), k
+    assert ((traces["hs"] == 1) & (traces["d3"] < 5)).any()  # hard_sigmoid clipped at 1, representable here
+
+
 def _edgeml_model(model_path: Path, out_dir, overrides: dict | None = None):
     from edgeml import config
     from edgeml.modelio import load_model
@@ -382,12 +474,13 @@ def test_qkeras_tagger_is_bit_exact(tmp_path):
 
 def test_emulator_refuses_what_it_does_not_cover(tmp_path):
     import tensorflow as tf
+    from qkeras import QActivation, ternary
 
     L = tf.keras.layers
-    model = _keras([L.Dense(4, name="d"), L.LeakyReLU(name="leaky"), L.Dense(3, name="out")], 4, seed=1)
+    model = _keras([L.Dense(4, name="d"), QActivation(ternary(), name="tern"), L.Dense(3, name="out")], 4, seed=1)
     hls_model = _hls4ml_model(model, {}, tmp_path / "prj")
-    assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["leaky"]
-    with pytest.raises(Exception, match="leaky"):
+    assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["tern"]
+    with pytest.raises(Exception, match="tern"):
         Emulator(hls_model)
 
 

@@ -571,15 +571,40 @@ def _table_config(layer, info: dict) -> tuple[int, Fixed]:
 
 @dataclass
 class _LeakyStep(_Step):
-    """leaky_relu / prelu: ``x > 0 ? x : alpha * x``, the product at full precision, then cast to the result."""
+    """leaky_relu / prelu: ``x > 0 ? x : alpha * x``, the product at full precision, then cast to the result.
+    ``wide``: the product may pass 62 bits; a stand-in with the same cast replaces it (``_wide_stand_in``)."""
 
     in_t: Fixed = None
     alpha: np.ndarray = None  # ints at alpha_frac >= 0, one or one per input
     alpha_frac: int = 0
+    wide: bool = False
 
     def __call__(self, x):
-        v = np.where(x > 0, x << self.alpha_frac, x * self.alpha)
-        return self.out_t.requantize(v, self.in_t.frac + self.alpha_frac)
+        frac = self.in_t.frac + self.alpha_frac
+        negative = x * self.alpha
+        if not self.wide:
+            return self.out_t.requantize(np.where(x > 0, x << self.alpha_frac, negative), frac)
+        negative = self.out_t.requantize(_wide_stand_in(negative, x, self.alpha, self.out_t, frac), frac)
+        return np.where(x > 0, self.out_t.requantize(x, self.in_t.frac), negative)
+
+
+def _wide_stand_in(low, x, a, t: Fixed, frac: int):
+    """For the exact product p = x * a, of which int64 ``low`` keeps the low 64 bits: an int64 of p's sign
+    that ``t.requantize(., frac)`` maps to the same value. Needs s = frac - t.frac >= 0 and s + t.width <= 60.
+
+    Wrapping keeps the low t.width bits of the rounded p >> s, which depend only on p mod 2**(s + width) and
+    on p's sign (the rounding of ties and of TRN_ZERO): the residue, made negative for a negative p, has both.
+    Saturating: while |p| < 2**62, ``low`` is p; above, p is far out of t's range and +-2**(s + width) saturates
+    the same way. A float64 product tells the two apart (its relative error, 2**-52, cannot cross 2**61 to 2**62).
+    """
+    m = frac - t.frac + t.width
+    negative = (x < 0) != (a < 0)
+    negative &= (x != 0) & (a != 0)
+    if t.saturation == "WRAP":
+        residue = low & ((1 << m) - 1)
+        return np.where(negative, residue - (1 << m), residue)
+    big = np.abs(x.astype(np.float64) * a) >= 2.0 ** 61
+    return np.where(big, np.where(negative, -(1 << m), 1 << m), low)
 
 
 @dataclass
@@ -651,10 +676,18 @@ def _exact_ints(ints: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
     return ints >> zeros, frac - zeros
 
 
-def _fits(t: Fixed, scale: int, frac: int, limit: int = 62) -> bool:
-    """Whether every input of type ``t`` times ``scale``, shifted to ``frac``, stays below 2**limit."""
-    lo, hi = t.int_range
-    return max(abs(lo), abs(hi)) * max(abs(scale), 1) * 2 ** max(frac - t.frac, 0) < 2 ** limit
+def _magnitude(t: Fixed) -> int:
+    """The largest |integer| of the type."""
+    return max(abs(v) for v in t.int_range)
+
+
+def _leaky_step(info: dict, alpha: np.ndarray, alpha_frac: int) -> _LeakyStep:
+    in_t, out_t = info["in_t"], info["out_t"]
+    wide = _magnitude(in_t) * max(int(np.abs(alpha).max(initial=0)), 1 << alpha_frac) >= 2 ** 62
+    shift = in_t.frac + alpha_frac - out_t.frac
+    if wide and (shift < 0 or shift + out_t.width > 60):
+        raise _Unsupported(f"alpha times input {in_t} exceeds 62 bits")
+    return _LeakyStep(**info, alpha=alpha, alpha_frac=alpha_frac, wide=wide)
 
 
 def _parametrized_step(layer) -> _Step:
@@ -664,9 +697,7 @@ def _parametrized_step(layer) -> _Step:
     alpha, alpha_frac = _constant(param_t, _param_literal(layer.get_attr("activ_param", 1.0)))
     in_t = info["in_t"]
     if kind == "leaky_relu":
-        if not _fits(in_t, alpha, in_t.frac + alpha_frac):
-            raise _Unsupported(f"alpha {param_t} times input {in_t} exceeds 62 bits")
-        return _LeakyStep(**info, alpha=np.int64(alpha), alpha_frac=alpha_frac)
+        return _leaky_step(info, np.int64(alpha), alpha_frac)
     if kind == "thresholded_relu":
         shift = alpha_frac - in_t.frac
         return _ThresholdStep(**info, above=alpha >> shift if shift >= 0 else alpha << -shift)
@@ -683,11 +714,10 @@ def _elu_like_step(info: dict, size: int, pos_value: float, pos_t: Fixed | None,
     _check_index(in_t, size, 8)
     pos, pos_frac = (1, 0) if pos_t is None else _constant(pos_t, pos_value)
     frac = max(in_t.frac + pos_frac, table_frac)
-    if not _fits(in_t, pos, frac) or not _fits(in_t, size, in_t.frac) \
-            or np.abs(table).max(initial=0) >= 2 ** (62 - frac + table_frac):
+    pos <<= frac - in_t.frac - pos_frac
+    if _magnitude(in_t) * max(pos, size) >= 2 ** 62 or int(np.abs(table).max(initial=0)) << (frac - table_frac) >= 2 ** 62:
         raise _Unsupported(f"input type {in_t} too wide for the table index and products")
-    return _EluStep(**info, pos_scale=pos << (frac - in_t.frac - pos_frac), table=table << (frac - table_frac),
-                    frac=frac)
+    return _EluStep(**info, pos_scale=pos, table=table << (frac - table_frac), frac=frac)
 
 
 _SELU_CONST_T = Fixed(False, 16, 1)  # nnet::selu's selu_const_t (ap_ufixed<16, 1>) for lambda
@@ -699,9 +729,7 @@ def _prelu_step(layer) -> _LeakyStep:
     alpha, alpha_frac = _exact_ints(alpha.reshape(-1), alpha_t.frac)
     if alpha.size != info["size"]:
         raise _Unsupported("PReLU with shared axes")
-    if not _fits(info["in_t"], int(np.abs(alpha).max(initial=0)), info["in_t"].frac + alpha_frac):
-        raise _Unsupported(f"alpha {alpha_t} times input {info['in_t']} exceeds 62 bits")
-    return _LeakyStep(**info, alpha=alpha, alpha_frac=alpha_frac)
+    return _leaky_step(info, alpha, alpha_frac)
 
 
 def _hard_step(layer) -> _HardStep:
