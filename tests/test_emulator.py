@@ -107,6 +107,53 @@ def test_fixed_conversions_match_ap_fixed_for_every_mode(tmp_path):
         np.testing.assert_array_equal(t.requantize(ints, 24), from_fixed[finite], err_msg=f"ap_fixed<48,24> -> {t}")
 
 
+WIDE_PROGRAM = """
+#include "ap_fixed.h"
+#include <cmath>
+#include <cstdio>
+template <class T> void run(const ap_fixed<48, 20>* x, const ap_fixed<40, 12>* a, int n, int frac) {
+    for (int i = 0; i < n; i++) { T r = x[i] * a[i]; printf("%.0f ", std::ldexp(r.to_double(), frac)); }
+    printf("\\n");
+}
+int main() {
+    static ap_fixed<48, 20> x[4096]; static ap_fixed<40, 12> a[4096]; double u, v; int n = 0;
+    while (scanf("%lf %lf", &u, &v) == 2) { x[n] = u; a[n] = v; n++; }
+"""
+
+
+@needs_gpp
+def test_wide_products_cast_like_ap_fixed(tmp_path):
+    """ap_fixed<48,20> * ap_fixed<40,12> (up to 86 bits) cast to narrow types in every mode: the int64 stand-in
+    of _wide_stand_in gives ap_fixed's result, ties and saturation included."""
+    import hls4ml
+
+    from edgeml.firmware.emulator import _wide_stand_in
+
+    shapes = [(True, 12, 4), (False, 10, 4), (True, 20, -4), (True, 9, 1)]
+    types = [Fixed(signed, w, i, q, o) for signed, w, i in shapes for q in ROUNDING_MODES for o in ("SAT", "WRAP")]
+    body = "".join(f"    run<ap_{'' if t.signed else 'u'}fixed<{t.width}, {t.integer}, AP_{t.rounding}, "
+                   f"AP_{t.saturation}> >(x, a, n, {t.frac});\n" for t in types)
+    (tmp_path / "wide.cpp").write_text(WIDE_PROGRAM + body + "}\n")
+    ap_types = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
+    subprocess.run(["g++", "-O1", "-std=c++14", f"-I{ap_types}", str(tmp_path / "wide.cpp"), "-o", str(tmp_path / "wide")],
+                   check=True, capture_output=True)
+    rng = np.random.default_rng(11)
+    n = 1500
+    x = np.concatenate([rng.integers(-2 ** 47, 2 ** 47, n), rng.integers(-2 ** 30, 2 ** 30, n),
+                        (2 * rng.integers(-2 ** 38, 2 ** 38, 200) + 1) << 8, [0, -2 ** 47, 2 ** 47 - 1, 5]])
+    a = np.concatenate([rng.integers(-2 ** 39, 2 ** 39, n), rng.integers(-2 ** 20, 2 ** 20, n),
+                        rng.choice([-2 ** 39, 2 ** 38, -2 ** 37], 200), [-2 ** 39, -2 ** 39, -2 ** 39, 0]])
+    text = " ".join(f"{float(np.ldexp(float(u), -28)).hex()} {float(np.ldexp(float(v), -28)).hex()}" for u, v in zip(x, a))
+    out = subprocess.run([str(tmp_path / "wide")], input=text, text=True, capture_output=True, check=True).stdout
+    big = np.abs(x.astype(np.float64) * a) >= 2.0 ** 63
+    assert big.mean() > 0.3 and len(out.splitlines()) == len(types)  # most products pass int64
+    for t, line in zip(types, out.splitlines()):
+        with np.errstate(over="ignore"):
+            low = x * a  # wraps modulo 2**64
+        ours = t.requantize(_wide_stand_in(low, x, a, t, 56), 56)
+        np.testing.assert_array_equal(ours, np.array(line.split(), dtype=np.float64), err_msg=str(t))
+
+
 TABLE_PROGRAM = """
 #include "nnet_utils/nnet_activation.h"
 #include <cmath>
@@ -373,8 +420,9 @@ def _activation_chain(activations, seed: int):
 
 @needs_gpp
 def test_parametrized_activations_are_bit_exact(tmp_path):
-    """LeakyReLU (its own alpha type), ELU (alpha 0.7 and 1, table size and type), PReLU on a 40-bit input whose
-    products pass int64 (wrapping and saturating results), ThresholdedReLU, QKeras leaky quantized_relu."""
+    """LeakyReLU (its own alpha type), ELU (alpha 0.7 and 1, table size and type), PReLU on a 40-bit input (the path
+    for products that may pass int64; test_wide_products_cast_like_ap_fixed makes them do so), ThresholdedReLU with a finer theta type than its input,
+    QKeras leaky quantized_relu. Input types with more fraction bits than the table index uses."""
     import tensorflow as tf
     from qkeras import QActivation, quantized_relu
 
@@ -382,17 +430,15 @@ def test_parametrized_activations_are_bit_exact(tmp_path):
     model, layers = _activation_chain([
         (L.LeakyReLU(0.3, name="lk"), "ap_fixed<12,5,AP_RND,AP_SAT>",
          {"Precision": {"result": "ap_fixed<9,3,AP_RND_CONV,AP_SAT>", "param": "ap_fixed<6,0,AP_RND,AP_SAT>"}}),
-        (L.ELU(0.7, name="el"), "ap_fixed<11,5,AP_TRN,AP_WRAP>",
+        (L.ELU(0.7, name="el"), "ap_fixed<14,5,AP_TRN,AP_WRAP>",
          {"TableSize": 512, "Precision": {"result": "ap_fixed<10,3,AP_RND_ZERO,AP_SAT>",
                                           "table": "ap_fixed<12,2,AP_RND,AP_SAT>"}}),
-        (L.PReLU(name="pr"), "ap_fixed<40,12,AP_RND,AP_SAT>", {"Precision": {"result": "ap_fixed<12,4,AP_RND_INF,AP_WRAP>"}}),
+        (L.PReLU(name="pr"), "ap_fixed<40,12,AP_RND,AP_SAT>", {"Precision": {"result": "ap_fixed<12,4,AP_TRN_ZERO,AP_WRAP>"}}),
         (L.PReLU(name="pr2"), "ap_fixed<40,12,AP_RND,AP_SAT>", {"Precision": {"result": "ap_fixed<10,3,AP_RND,AP_SAT>"}}),
         (L.ThresholdedReLU(0.37, name="th"), "ap_fixed<10,4,AP_RND,AP_SAT>",
-         {"Precision": {"result": "ap_ufixed<8,3,AP_RND,AP_SAT>"}}),
+         {"Precision": {"result": "ap_ufixed<8,3,AP_RND,AP_SAT>", "param": "ap_fixed<16,4>"}}),
         (QActivation(quantized_relu(8, 3, negative_slope=0.25), name="ql"), "ap_fixed<12,5,AP_RND,AP_SAT>", {}),
-        (L.Activation("elu", name="e1"), "ap_fixed<12,5,AP_RND,AP_SAT>", {})], seed=6)
-    for name in ("pr", "pr2"):  # alphas up to ~20: products past 2**63 at 56 fraction bits
-        model.get_layer(name).set_weights([w * 8 for w in model.get_layer(name).get_weights()])
+        (L.Activation("elu", name="e1"), "ap_fixed<15,5,AP_RND,AP_SAT>", {})], seed=6)
     hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
     kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
     assert [kinds[name] for name in ("lk", "el", "pr", "th", "ql", "e1")] == \
@@ -405,9 +451,6 @@ def test_parametrized_activations_are_bit_exact(tmp_path):
     _assert_identical(y, traces, result)
     assert {"lk", "el", "pr", "pr2", "th", "ql", "e1"} <= set(traces)
     assert (traces["d1"] < -8).any()  # the ELU table is clamped
-    for k, name in ((2, "pr"), (3, "pr2")):
-        alpha = model.get_layer(name).get_weights()[0]
-        assert (np.abs(traces[f"d{k}"] * alpha) >= 128).any(), name  # 2**63 at 56 fraction bits
 
 
 @needs_gpp
@@ -419,7 +462,7 @@ def test_table_and_hard_activations_are_bit_exact(tmp_path):
 
     L = tf.keras.layers
     model, layers = _activation_chain([
-        (L.Activation("selu", name="se"), "ap_fixed<12,5,AP_RND_MIN_INF,AP_SAT>",
+        (L.Activation("selu", name="se"), "ap_fixed<16,5,AP_RND_MIN_INF,AP_SAT>",
          {"TableSize": 2048, "Precision": {"result": "ap_fixed<9,2,AP_RND_INF,AP_WRAP>"}}),
         (L.Activation("softplus", name="sp"), "ap_fixed<12,5>",
          {"TableSize": 256, "Precision": {"result": "ap_ufixed<7,2,AP_RND,AP_SAT>"}}),
