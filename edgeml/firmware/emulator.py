@@ -14,8 +14,13 @@ semantics of ``ap_types/ap_fixed_base.h``:
   input type proves every partial sum an exact integer (below 2**24 / 2**53).
 - Weights and biases are the decimal strings hls4ml writes (``WeightVariable.__iter__``), read
   back as doubles and converted like ``ap_fixed(double)``, as the C-simulation loads them.
-- Lookup tables (softmax exp/invert, sigmoid, tanh) are built with the same float32 libm calls
-  as the C++ table init, and indexed the same way.
+- Lookup tables (softmax exp/invert, sigmoid, tanh, softplus, softsign, elu, selu) are built with
+  the same float32/double libm calls as the C++ table init, and indexed the same way (C integer
+  conversion of the ap_fixed quotient, a truncation towards zero).
+- Parametrized and hard activations (leaky_relu, prelu, thresholded_relu, elu's alpha,
+  hard_sigmoid, hard_tanh) take their constant as the C++ does: the literal hls4ml writes,
+  converted like ap_fixed(double) to the parameter type; products and sums are exact, as
+  ap_fixed's widening operators make them, and only the assignment to the result rounds.
 
 A layer or type the emulator does not cover is listed by ``unsupported_layers``; ``emulate``
 refuses such a model instead of approximating it.
@@ -514,7 +519,8 @@ class _ReluStep(_Step):
 
 @dataclass
 class _TableStep(_Step):
-    """sigmoid / tanh: ``index = int(x * N / span) + N/2``, clipped, and a table entry cast to the result."""
+    """sigmoid / tanh / softplus / softsign: ``index = int(x * N / span) + N/2``, clipped, and a table entry
+    cast to the result."""
 
     in_t: Fixed = None
     table: np.ndarray = None
