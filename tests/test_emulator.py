@@ -420,9 +420,9 @@ def _activation_chain(activations, seed: int):
 
 @needs_gpp
 def test_parametrized_activations_are_bit_exact(tmp_path):
-    """LeakyReLU (its own alpha type), ELU (alpha 0.7 and 1, table size and type), PReLU on a 40-bit input (the path
-    for products that may pass int64; test_wide_products_cast_like_ap_fixed makes them do so), ThresholdedReLU with a finer theta type than its input,
-    QKeras leaky quantized_relu. Input types with more fraction bits than the table index uses."""
+    """LeakyReLU (its own alpha type), ELU (alpha 0.7 and 1, table size and type), PReLU on a 40-bit input (the
+    path for products that may pass int64; test_wide_products_cast_like_ap_fixed makes them do so),
+    ThresholdedReLU with a finer theta type than its input, QKeras leaky quantized_relu. Input types with more fraction bits than the table index uses."""
     import tensorflow as tf
     from qkeras import QActivation, quantized_relu
 
@@ -433,7 +433,8 @@ def test_parametrized_activations_are_bit_exact(tmp_path):
         (L.ELU(0.7, name="el"), "ap_fixed<14,5,AP_TRN,AP_WRAP>",
          {"TableSize": 512, "Precision": {"result": "ap_fixed<10,3,AP_RND_ZERO,AP_SAT>",
                                           "table": "ap_fixed<12,2,AP_RND,AP_SAT>"}}),
-        (L.PReLU(name="pr"), "ap_fixed<40,12,AP_RND,AP_SAT>", {"Precision": {"result": "ap_fixed<12,4,AP_TRN_ZERO,AP_WRAP>"}}),
+        (L.PReLU(name="pr"), "ap_fixed<40,12,AP_RND,AP_SAT>",
+         {"Precision": {"result": "ap_fixed<12,4,AP_TRN_ZERO,AP_WRAP>"}}),
         (L.PReLU(name="pr2"), "ap_fixed<40,12,AP_RND,AP_SAT>", {"Precision": {"result": "ap_fixed<10,3,AP_RND,AP_SAT>"}}),
         (L.ThresholdedReLU(0.37, name="th"), "ap_fixed<10,4,AP_RND,AP_SAT>",
          {"Precision": {"result": "ap_ufixed<8,3,AP_RND,AP_SAT>", "param": "ap_fixed<16,4>"}}),

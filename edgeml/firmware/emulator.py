@@ -721,7 +721,8 @@ def _elu_like_step(info: dict, size: int, pos_value: float, pos_t: Fixed | None,
     pos, pos_frac = (1, 0) if pos_t is None else _constant(pos_t, pos_value)
     frac = max(in_t.frac + pos_frac, table_frac)
     pos <<= frac - in_t.frac - pos_frac
-    if _magnitude(in_t) * max(pos, size) >= 2 ** 62 or int(np.abs(table).max(initial=0)) << (frac - table_frac) >= 2 ** 62:
+    largest_entry = int(np.abs(table).max(initial=0)) << (frac - table_frac)
+    if _magnitude(in_t) * max(pos, size) >= 2 ** 62 or largest_entry >= 2 ** 62:
         raise _Unsupported(f"input type {in_t} too wide for the table index and products")
     return _EluStep(**info, pos_scale=pos, table=table << (frac - table_frac), frac=frac)
 
@@ -751,7 +752,8 @@ def _hard_step(layer) -> _HardStep:
     shift = int(shift_t.quantize_to_ints(np.array([_param_literal(layer.get_attr("shift", 0.5))]))[0])
     in_t = info["in_t"]
     prod_signed, prod_int = slope_t.signed or in_t.signed, slope_t.integer + in_t.integer
-    sum_int = max(prod_int + (shift_t.signed and not prod_signed), shift_t.integer + (prod_signed and not shift_t.signed)) + 1
+    sum_int = 1 + max(prod_int + (shift_t.signed and not prod_signed),
+                      shift_t.integer + (prod_signed and not shift_t.signed))
     sum_signed, frac = prod_signed or shift_t.signed, max(slope_t.frac + in_t.frac, shift_t.frac)
     if frac < 0 or sum_int < 1 + sum_signed:
         raise _Unsupported(f"sum type ap_fixed<{sum_int + frac},{sum_int}> cannot hold 1")
