@@ -594,3 +594,49 @@ def test_random_dense_precisions_sweep(seed, tmp_path):
     X = np.random.default_rng(seed).normal(0, 4, (2000, 6))
     y, traces, result = _csim_and_emulate(hls_model, X)
     _assert_identical(y, traces, result)
+
+
+@pytest.mark.slow
+@needs_gpp
+@pytest.mark.parametrize("seed", range(3))
+def test_random_activation_precisions_sweep(seed, tmp_path):
+    """The parametrized, table and hard activations with random input, result, parameter and table types
+    (every rounding and overflow mode, signed and unsigned results) and random table sizes."""
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_relu, quantized_sigmoid, quantized_tanh
+
+    L = tf.keras.layers
+    rng = np.random.default_rng(200 + seed)
+
+    def typed(signed=True):  # at least one fraction bit: the table index needs one
+        width = int(rng.integers(5, 17))
+        integer = int(rng.integers(0 if signed else -1, min(width, 7)))
+        rounding, saturation = rng.choice(ROUNDING_MODES), rng.choice(["SAT", "WRAP"])
+        return f"ap_{'' if signed else 'u'}fixed<{width},{integer},AP_{rounding},AP_{saturation}>"
+
+    def config(table=False, param=False):
+        entry = {"Precision": {"result": typed(signed=bool(rng.integers(0, 2)))}}
+        if table:
+            entry["TableSize"] = int(rng.choice([128, 256, 1024, 4096]))
+            entry["Precision"]["table"] = typed()
+        if param:
+            entry["Precision"]["param"] = f"ap_fixed<{int(rng.integers(4, 12))},{int(rng.integers(-1, 3))}>"
+        return entry
+
+    model, layers = _activation_chain([
+        (L.LeakyReLU(float(rng.uniform(0.01, 0.5)), name="lk"), typed(), config(param=True)),
+        (L.ELU(float(rng.uniform(0.2, 2)), name="el"), typed(), config(table=True, param=True)),
+        (L.PReLU(name="pr"), typed(), config()),
+        (L.ThresholdedReLU(float(rng.uniform(0, 1)), name="th"), typed(), config(param=True)),
+        (L.Activation("selu", name="se"), typed(), config(table=True)),
+        (L.Activation("softplus", name="sp"), typed(), config(table=True)),
+        (L.Activation("softsign", name="ss"), typed(), config(table=True)),
+        (L.Activation("hard_sigmoid", name="hs"), typed(), config()),
+        (QActivation(quantized_tanh(int(rng.integers(3, 10))), name="qt"), typed(), {}),
+        (QActivation(quantized_sigmoid(int(rng.integers(3, 10))), name="qs"), typed(), {}),
+        (QActivation(quantized_relu(8, 3, negative_slope=float(rng.choice([0.5, 0.25, 0.125]))), name="ql"),
+         typed(), {})], seed=300 + seed)
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    X = np.random.default_rng(seed).normal(0, 3, (3000, 8))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)

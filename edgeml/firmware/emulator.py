@@ -553,8 +553,8 @@ def _activation_step(layer) -> _Step:
         return _TableStep(**info, table=table_t.quantize_to_ints(build(size)), table_t=table_t, span=span)
     if kind == "selu":
         size, table_t = _table_config(layer, info)
-        return _elu_like_step(info, size, 1.0507009873554805, _SELU_CONST_T,
-                              table_t.quantize_to_ints(_selu_table(size)), table_t.frac)
+        lam, lam_frac = _constant(_SELU_CONST_T, 1.0507009873554805)  # nnet::selu's lambda
+        return _elu_like_step(info, size, lam, lam_frac, table_t.quantize_to_ints(_selu_table(size)), table_t.frac)
     raise _Unsupported(f"activation {kind}")
 
 
@@ -706,19 +706,19 @@ def _parametrized_step(layer) -> _Step:
         return _leaky_step(info, np.int64(alpha), alpha_frac)
     if kind == "thresholded_relu":
         shift = alpha_frac - in_t.frac
-        return _ThresholdStep(**info, above=alpha >> shift if shift >= 0 else alpha << -shift)
+        above = alpha >> shift if shift >= 0 else alpha << -shift
+        return _ThresholdStep(**info, above=min(max(above, -2 ** 62), 2 ** 62))  # beyond any input: same comparison
     if kind == "elu":
         size, table_t = _table_config(layer, info)
         table, frac = table_t.quantize_to_ints(_elu_table(size)) * alpha, table_t.frac + alpha_frac
-        return _elu_like_step(info, size, 1.0, None, table, frac)
+        return _elu_like_step(info, size, 1, 0, table, frac)
     raise _Unsupported(f"activation {kind}")
 
 
-def _elu_like_step(info: dict, size: int, pos_value: float, pos_t: Fixed | None, table, table_frac: int) -> _EluStep:
-    """``pos_value`` (converted to ``pos_t``; None: exactly 1) scales x >= 0; ``table`` holds x < 0."""
+def _elu_like_step(info: dict, size: int, pos: int, pos_frac: int, table, table_frac: int) -> _EluStep:
+    """``pos`` (an integer at ``pos_frac``) scales x >= 0; ``table`` (at ``table_frac``) holds x < 0."""
     in_t = info["in_t"]
     _check_index(in_t, size, 8)
-    pos, pos_frac = (1, 0) if pos_t is None else _constant(pos_t, pos_value)
     frac = max(in_t.frac + pos_frac, table_frac)
     pos <<= frac - in_t.frac - pos_frac
     largest_entry = int(np.abs(table).max(initial=0)) << (frac - table_frac)
