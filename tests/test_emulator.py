@@ -107,6 +107,53 @@ def test_fixed_conversions_match_ap_fixed_for_every_mode(tmp_path):
         np.testing.assert_array_equal(t.requantize(ints, 24), from_fixed[finite], err_msg=f"ap_fixed<48,24> -> {t}")
 
 
+WIDE_PROGRAM = """
+#include "ap_fixed.h"
+#include <cmath>
+#include <cstdio>
+template <class T> void run(const ap_fixed<48, 20>* x, const ap_fixed<40, 12>* a, int n, int frac) {
+    for (int i = 0; i < n; i++) { T r = x[i] * a[i]; printf("%.0f ", std::ldexp(r.to_double(), frac)); }
+    printf("\\n");
+}
+int main() {
+    static ap_fixed<48, 20> x[4096]; static ap_fixed<40, 12> a[4096]; double u, v; int n = 0;
+    while (scanf("%lf %lf", &u, &v) == 2) { x[n] = u; a[n] = v; n++; }
+"""
+
+
+@needs_gpp
+def test_wide_products_cast_like_ap_fixed(tmp_path):
+    """ap_fixed<48,20> * ap_fixed<40,12> (up to 86 bits) cast to narrow types in every mode: the int64 stand-in
+    of _wide_stand_in gives ap_fixed's result, ties and saturation included."""
+    import hls4ml
+
+    from edgeml.firmware.emulator import _wide_stand_in
+
+    shapes = [(True, 12, 4), (False, 10, 4), (True, 20, -4), (True, 9, 1)]
+    types = [Fixed(signed, w, i, q, o) for signed, w, i in shapes for q in ROUNDING_MODES for o in ("SAT", "WRAP")]
+    body = "".join(f"    run<ap_{'' if t.signed else 'u'}fixed<{t.width}, {t.integer}, AP_{t.rounding}, "
+                   f"AP_{t.saturation}> >(x, a, n, {t.frac});\n" for t in types)
+    (tmp_path / "wide.cpp").write_text(WIDE_PROGRAM + body + "}\n")
+    ap_types = Path(hls4ml.__file__).parent / "templates" / "vivado" / "ap_types"
+    subprocess.run(["g++", "-O1", "-std=c++14", f"-I{ap_types}", str(tmp_path / "wide.cpp"), "-o", str(tmp_path / "wide")],
+                   check=True, capture_output=True)
+    rng = np.random.default_rng(11)
+    n = 1500
+    x = np.concatenate([rng.integers(-2 ** 47, 2 ** 47, n), rng.integers(-2 ** 30, 2 ** 30, n),
+                        (2 * rng.integers(-2 ** 38, 2 ** 38, 200) + 1) << 8, [0, -2 ** 47, 2 ** 47 - 1, 5]])
+    a = np.concatenate([rng.integers(-2 ** 39, 2 ** 39, n), rng.integers(-2 ** 20, 2 ** 20, n),
+                        rng.choice([-2 ** 39, 2 ** 38, -2 ** 37], 200), [-2 ** 39, -2 ** 39, -2 ** 39, 0]])
+    text = " ".join(f"{float(np.ldexp(float(u), -28)).hex()} {float(np.ldexp(float(v), -28)).hex()}" for u, v in zip(x, a))
+    out = subprocess.run([str(tmp_path / "wide")], input=text, text=True, capture_output=True, check=True).stdout
+    big = np.abs(x.astype(np.float64) * a) >= 2.0 ** 63
+    assert big.mean() > 0.3 and len(out.splitlines()) == len(types)  # most products pass int64
+    for t, line in zip(types, out.splitlines()):
+        with np.errstate(over="ignore"):
+            low = x * a  # wraps modulo 2**64
+        ours = t.requantize(_wide_stand_in(low, x, a, t, 56), 56)
+        np.testing.assert_array_equal(ours, np.array(line.split(), dtype=np.float64), err_msg=str(t))
+
+
 TABLE_PROGRAM = """
 #include "nnet_utils/nnet_activation.h"
 #include <cmath>
@@ -131,6 +178,10 @@ int main() {
     nnet::init_exp_table<ap_fixed<12, 4>, cfg>(e); print(e);
     nnet::init_exp_table<ap_ufixed<11, 3>, cfg>(e, true); print(e);
     nnet::init_invert_table<ap_fixed<14, 6>, cfg>(v); print(v);
+    nnet::init_elu_table<cfg, 1024>(t); print(t);
+    nnet::init_selu_table<cfg, 1024>(t); print(t);
+    nnet::init_softplus_table<cfg, 1024>(t); print(t);
+    nnet::init_softsign_table<cfg, 1024>(t); print(t);
 }
 """
 
@@ -154,8 +205,11 @@ def test_tables_are_built_like_the_cpp_tables(tmp_path):
                 em._legacy_inv_table(1024),
                 em._expf(em._float_of_top_bits(Fixed(True, 12, 4), 512) * scale),
                 em._expf(-(em._float_of_top_bits(Fixed(False, 11, 3), 512) * scale)),
-                np.float32(1) / em._float_of_top_bits(Fixed(True, 14, 6), 256)]
-    names = ["tanh", "sigmoid", "legacy exp", "legacy invert", "exp", "exp (stable)", "invert"]
+                np.float32(1) / em._float_of_top_bits(Fixed(True, 14, 6), 256),
+                em._elu_table(1024), em._selu_table(1024), em._softplus_table(1024), em._softsign_table(1024)]
+    names = ["tanh", "sigmoid", "legacy exp", "legacy invert", "exp", "exp (stable)", "invert", "elu", "selu",
+             "softplus", "softsign"]
+    assert len(lines) == len(names)
     for name, line, table in zip(names, lines, ours):
         np.testing.assert_array_equal(wide.quantize_to_ints(table), np.array(line.split(), dtype=np.float64),
                                       err_msg=name)
@@ -349,6 +403,88 @@ def test_every_softmax_implementation_is_bit_exact(tmp_path):
     assert {"sm0", "sm1", "sm2", "sm3"} <= set(traces)
 
 
+def _activation_chain(activations, seed: int):
+    """Dense -> activation pairs; ``activations``: (Keras layer, the Dense result type, the layer's hls config)."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    chain, layers = [], {}
+    for k, (activation, dense_result, config) in enumerate(activations):
+        chain += [L.Dense(10, name=f"d{k}"), activation]
+        layers[f"d{k}"] = {"Precision": {"weight": "ap_fixed<8,3>", "bias": "ap_fixed<8,3>", "accum": "ap_fixed<36,14>",
+                                         "result": dense_result}}
+        layers[f"d{k}_linear"] = {"Precision": {"result": dense_result}}  # the Dense's own linear activation
+        layers[activation.name] = config
+    return _keras(chain + [L.Dense(5, name="out")], 8, seed=seed), layers
+
+
+@needs_gpp
+def test_parametrized_activations_are_bit_exact(tmp_path):
+    """LeakyReLU (its own alpha type), ELU (alpha 0.7 and 1, table size and type), PReLU on a 40-bit input (the
+    path for products that may pass int64; test_wide_products_cast_like_ap_fixed makes them do so),
+    ThresholdedReLU with a finer theta type than its input, QKeras leaky quantized_relu. Input types with more fraction bits than the table index uses."""
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_relu
+
+    L = tf.keras.layers
+    model, layers = _activation_chain([
+        (L.LeakyReLU(0.3, name="lk"), "ap_fixed<12,5,AP_RND,AP_SAT>",
+         {"Precision": {"result": "ap_fixed<9,3,AP_RND_CONV,AP_SAT>", "param": "ap_fixed<6,0,AP_RND,AP_SAT>"}}),
+        (L.ELU(0.7, name="el"), "ap_fixed<14,5,AP_TRN,AP_WRAP>",
+         {"TableSize": 512, "Precision": {"result": "ap_fixed<10,3,AP_RND_ZERO,AP_SAT>",
+                                          "table": "ap_fixed<12,2,AP_RND,AP_SAT>"}}),
+        (L.PReLU(name="pr"), "ap_fixed<40,12,AP_RND,AP_SAT>",
+         {"Precision": {"result": "ap_fixed<12,4,AP_TRN_ZERO,AP_WRAP>"}}),
+        (L.PReLU(name="pr2"), "ap_fixed<40,12,AP_RND,AP_SAT>", {"Precision": {"result": "ap_fixed<10,3,AP_RND,AP_SAT>"}}),
+        (L.ThresholdedReLU(0.37, name="th"), "ap_fixed<10,4,AP_RND,AP_SAT>",
+         {"Precision": {"result": "ap_ufixed<8,3,AP_RND,AP_SAT>", "param": "ap_fixed<16,4>"}}),
+        (QActivation(quantized_relu(8, 3, negative_slope=0.25), name="ql"), "ap_fixed<12,5,AP_RND,AP_SAT>", {}),
+        (L.Activation("elu", name="e1"), "ap_fixed<15,5,AP_RND,AP_SAT>", {})], seed=6)
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert [kinds[name] for name in ("lk", "el", "pr", "th", "ql", "e1")] == \
+        ["ParametrizedActivation", "ParametrizedActivation", "PReLU", "ParametrizedActivation",
+         "ParametrizedActivation", "ParametrizedActivation"]
+    steps = {step.name: step for step in Emulator(hls_model).steps}
+    assert steps["pr"].wide and steps["pr2"].wide
+    X = np.random.default_rng(6).normal(0, 2, (3000, 8))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert {"lk", "el", "pr", "pr2", "th", "ql", "e1"} <= set(traces)
+    assert (traces["d1"] < -8).any()  # the ELU table is clamped
+
+
+@needs_gpp
+def test_table_and_hard_activations_are_bit_exact(tmp_path):
+    """selu, softplus, softsign (table sizes and types, tables clamped at both ends), Keras hard_sigmoid and
+    QKeras quantized_tanh / quantized_sigmoid (hls4ml's hard_tanh / hard_sigmoid)."""
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_sigmoid, quantized_tanh
+
+    L = tf.keras.layers
+    model, layers = _activation_chain([
+        (L.Activation("selu", name="se"), "ap_fixed<16,5,AP_RND_MIN_INF,AP_SAT>",
+         {"TableSize": 2048, "Precision": {"result": "ap_fixed<9,2,AP_RND_INF,AP_WRAP>"}}),
+        (L.Activation("softplus", name="sp"), "ap_fixed<12,5>",
+         {"TableSize": 256, "Precision": {"result": "ap_ufixed<7,2,AP_RND,AP_SAT>"}}),
+        (L.Activation("softsign", name="ss"), "ap_fixed<13,6,AP_RND,AP_SAT>",
+         {"Precision": {"result": "ap_fixed<8,1,AP_RND_CONV,AP_SAT>", "table": "ap_fixed<10,1,AP_RND,AP_SAT>"}}),
+        (L.Activation("hard_sigmoid", name="hs"), "ap_fixed<14,6,AP_RND,AP_WRAP>",
+         {"Precision": {"result": "ap_ufixed<8,1,AP_TRN,AP_SAT>"}}),
+        (QActivation(quantized_tanh(6), name="qt"), "ap_fixed<10,4,AP_TRN_ZERO,AP_SAT>", {}),
+        (QActivation(quantized_sigmoid(8), name="qs"), "ap_fixed<12,5,AP_RND,AP_SAT>", {})], seed=7)
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert [kinds[name] for name in ("se", "sp", "ss", "hs", "qt", "qs")] == ["Activation"] * 3 + ["HardActivation"] * 3
+    X = np.random.default_rng(7).normal(0, 2, (3000, 8))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert {"se", "sp", "ss", "hs", "qt", "qs"} <= set(traces)
+    for k in (0, 1, 2):  # tables clamped at both ends
+        assert (traces[f"d{k}"] < -8).any() and (traces[f"d{k}"] > 8).any(), k
+    assert ((traces["hs"] == 1) & (traces["d3"] < 5)).any()  # hard_sigmoid clipped at 1, representable here
+
+
 def _edgeml_model(model_path: Path, out_dir, overrides: dict | None = None):
     from edgeml import config
     from edgeml.modelio import load_model
@@ -382,12 +518,13 @@ def test_qkeras_tagger_is_bit_exact(tmp_path):
 
 def test_emulator_refuses_what_it_does_not_cover(tmp_path):
     import tensorflow as tf
+    from qkeras import QActivation, ternary
 
     L = tf.keras.layers
-    model = _keras([L.Dense(4, name="d"), L.LeakyReLU(name="leaky"), L.Dense(3, name="out")], 4, seed=1)
+    model = _keras([L.Dense(4, name="d"), QActivation(ternary(), name="tern"), L.Dense(3, name="out")], 4, seed=1)
     hls_model = _hls4ml_model(model, {}, tmp_path / "prj")
-    assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["leaky"]
-    with pytest.raises(Exception, match="leaky"):
+    assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["tern"]
+    with pytest.raises(Exception, match="tern"):
         Emulator(hls_model)
 
 
@@ -455,5 +592,51 @@ def test_random_dense_precisions_sweep(seed, tmp_path):
         if "ReuseFactor" in entry:
             assert hls_model.graph[name].get_attr("reuse_factor") == entry["ReuseFactor"], name
     X = np.random.default_rng(seed).normal(0, 4, (2000, 6))
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+
+
+@pytest.mark.slow
+@needs_gpp
+@pytest.mark.parametrize("seed", range(3))
+def test_random_activation_precisions_sweep(seed, tmp_path):
+    """The parametrized, table and hard activations with random input, result, parameter and table types
+    (every rounding and overflow mode, signed and unsigned results) and random table sizes."""
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_relu, quantized_sigmoid, quantized_tanh
+
+    L = tf.keras.layers
+    rng = np.random.default_rng(200 + seed)
+
+    def typed(signed=True):  # at least one fraction bit: the table index needs one
+        width = int(rng.integers(5, 17))
+        integer = int(rng.integers(0 if signed else -1, min(width, 7)))
+        rounding, saturation = rng.choice(ROUNDING_MODES), rng.choice(["SAT", "WRAP"])
+        return f"ap_{'' if signed else 'u'}fixed<{width},{integer},AP_{rounding},AP_{saturation}>"
+
+    def config(table=False, param=False):
+        entry = {"Precision": {"result": typed(signed=bool(rng.integers(0, 2)))}}
+        if table:
+            entry["TableSize"] = int(rng.choice([128, 256, 1024, 4096]))
+            entry["Precision"]["table"] = typed()
+        if param:
+            entry["Precision"]["param"] = f"ap_fixed<{int(rng.integers(4, 12))},{int(rng.integers(-1, 3))}>"
+        return entry
+
+    model, layers = _activation_chain([
+        (L.LeakyReLU(float(rng.uniform(0.01, 0.5)), name="lk"), typed(), config(param=True)),
+        (L.ELU(float(rng.uniform(0.2, 2)), name="el"), typed(), config(table=True, param=True)),
+        (L.PReLU(name="pr"), typed(), config()),
+        (L.ThresholdedReLU(float(rng.uniform(0, 1)), name="th"), typed(), config(param=True)),
+        (L.Activation("selu", name="se"), typed(), config(table=True)),
+        (L.Activation("softplus", name="sp"), typed(), config(table=True)),
+        (L.Activation("softsign", name="ss"), typed(), config(table=True)),
+        (L.Activation("hard_sigmoid", name="hs"), typed(), config()),
+        (QActivation(quantized_tanh(int(rng.integers(3, 10))), name="qt"), typed(), {}),
+        (QActivation(quantized_sigmoid(int(rng.integers(3, 10))), name="qs"), typed(), {}),
+        (QActivation(quantized_relu(8, 3, negative_slope=float(rng.choice([0.5, 0.25, 0.125]))), name="ql"),
+         typed(), {})], seed=300 + seed)
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    X = np.random.default_rng(seed).normal(0, 3, (3000, 8))
     y, traces, result = _csim_and_emulate(hls_model, X)
     _assert_identical(y, traces, result)

@@ -14,8 +14,13 @@ semantics of ``ap_types/ap_fixed_base.h``:
   input type proves every partial sum an exact integer (below 2**24 / 2**53).
 - Weights and biases are the decimal strings hls4ml writes (``WeightVariable.__iter__``), read
   back as doubles and converted like ``ap_fixed(double)``, as the C-simulation loads them.
-- Lookup tables (softmax exp/invert, sigmoid, tanh) are built with the same float32 libm calls
-  as the C++ table init, and indexed the same way.
+- Lookup tables (softmax exp/invert, sigmoid, tanh, softplus, softsign, elu, selu) are built with
+  the same float32/double libm calls as the C++ table init, and indexed the same way (C integer
+  conversion of the ap_fixed quotient, a truncation towards zero).
+- Parametrized and hard activations (leaky_relu, prelu, thresholded_relu, elu's alpha,
+  hard_sigmoid, hard_tanh) take their constant as the C++ does: the literal hls4ml writes,
+  converted like ap_fixed(double) to the parameter type; products and sums are exact, as
+  ap_fixed's widening operators make them, and only the assignment to the result rounds.
 
 A layer or type the emulator does not cover is listed by ``unsupported_layers``; ``emulate``
 refuses such a model instead of approximating it.
@@ -159,6 +164,12 @@ def _step_for(layer) -> _Step:
         return _softmax_step(layer)
     if kind == "Activation":
         return _activation_step(layer)
+    if kind == "ParametrizedActivation":
+        return _parametrized_step(layer)
+    if kind == "PReLU":
+        return _prelu_step(layer)
+    if kind == "HardActivation":
+        return _hard_step(layer)
     raise _Unsupported(f"layer class {kind}")
 
 
@@ -508,7 +519,8 @@ class _ReluStep(_Step):
 
 @dataclass
 class _TableStep(_Step):
-    """sigmoid / tanh: ``index = int(x * N / span) + N/2``, clipped, and a table entry cast to the result."""
+    """sigmoid / tanh / softplus / softsign: ``index = int(x * N / span) + N/2``, clipped, and a table entry
+    cast to the result."""
 
     in_t: Fixed = None
     table: np.ndarray = None
@@ -534,16 +546,221 @@ def _activation_step(layer) -> _Step:
         return _LinearStep(**info)
     if kind == "relu":
         return _ReluStep(**info)
-    if kind in ("sigmoid", "tanh"):
-        if info["in_t"].frac < 0:
-            raise _Unsupported("input type with negative fraction bits")
-        config = _config(layer)
-        size = int(config.get("table_size", layer.get_attr("table_size", 1024)))
-        table_t = _named_type(layer, config.get("table_t"), "table_t", table=True)
-        build = _sigmoid_table if kind == "sigmoid" else _tanh_table
-        span = 16 if kind == "sigmoid" else 8
+    if kind in _INDEXED_TABLES:
+        build, span = _INDEXED_TABLES[kind]
+        size, table_t = _table_config(layer, info)
+        _check_index(info["in_t"], size, span)
         return _TableStep(**info, table=table_t.quantize_to_ints(build(size)), table_t=table_t, span=span)
+    if kind == "selu":
+        size, table_t = _table_config(layer, info)
+        lam, lam_frac = _constant(_SELU_CONST_T, 1.0507009873554805)  # nnet::selu's lambda
+        return _elu_like_step(info, size, lam, lam_frac, table_t.quantize_to_ints(_selu_table(size)), table_t.frac)
     raise _Unsupported(f"activation {kind}")
+
+
+def _check_index(in_t: Fixed, size: int, span: int):
+    """The C++ index is an int: |x| * N / span must stay far below 2**31."""
+    if in_t.integer + _ceillog2(size) - _ceillog2(span) > 29:
+        raise _Unsupported(f"input type {in_t} overflows the int table index")
+
+
+def _table_config(layer, info: dict) -> tuple[int, Fixed]:
+    """table_size and table_t of a table activation's config struct."""
+    if info["in_t"].frac < 0:
+        raise _Unsupported("input type with negative fraction bits")
+    config = _config(layer)
+    size = int(config.get("table_size", layer.get_attr("table_size", 1024)))
+    return size, _named_type(layer, config.get("table_t"), "table_t", table=True)
+
+
+# --------------------------------------------------------------------------- parametrized and hard activations
+
+@dataclass
+class _LeakyStep(_Step):
+    """leaky_relu / prelu: ``x > 0 ? x : alpha * x``, the product at full precision, then cast to the result.
+    ``wide``: the product may pass 62 bits; a stand-in with the same cast replaces it (``_wide_stand_in``)."""
+
+    in_t: Fixed = None
+    alpha: np.ndarray = None  # ints at alpha_frac >= 0, one or one per input
+    alpha_frac: int = 0
+    wide: bool = False
+
+    def __call__(self, x):
+        frac = self.in_t.frac + self.alpha_frac
+        negative = x * self.alpha
+        if not self.wide:
+            return self.out_t.requantize(np.where(x > 0, x << self.alpha_frac, negative), frac)
+        negative = self.out_t.requantize(_wide_stand_in(negative, x, self.alpha, self.out_t, frac), frac)
+        return np.where(x > 0, self.out_t.requantize(x, self.in_t.frac), negative)
+
+
+def _wide_stand_in(low, x, a, t: Fixed, frac: int):
+    """For the exact product p = x * a, of which int64 ``low`` keeps the low 64 bits: an int64 of p's sign
+    that ``t.requantize(., frac)`` maps to the same value. Needs s = frac - t.frac >= 0 and s + t.width <= 60.
+
+    Wrapping keeps the low t.width bits of the rounded p >> s, which depend only on p mod 2**(s + width) and
+    on p's sign (the rounding of ties and of TRN_ZERO): the residue, made negative for a negative p, has both.
+    Saturating: while |p| < 2**62, ``low`` is p; above, p is far out of t's range and +-2**(s + width) saturates
+    the same way. A float64 product tells the two apart (its relative error, 2**-52, cannot cross 2**61 to 2**62).
+    """
+    m = frac - t.frac + t.width
+    negative = (x < 0) != (a < 0)
+    negative &= (x != 0) & (a != 0)
+    if t.saturation == "WRAP":
+        residue = low & ((1 << m) - 1)
+        return np.where(negative, residue - (1 << m), residue)
+    big = np.abs(x.astype(np.float64) * a) >= 2.0 ** 61
+    return np.where(big, np.where(negative, -(1 << m), 1 << m), low)
+
+
+@dataclass
+class _ThresholdStep(_Step):
+    """thresholded_relu: ``x > theta ? x : 0``; ``above`` is the largest integer of the input type not above theta."""
+
+    in_t: Fixed = None
+    above: int = 0
+
+    def __call__(self, x):
+        return self.out_t.requantize(np.where(x > self.above, x, 0), self.in_t.frac)
+
+
+@dataclass
+class _HardStep(_Step):
+    """hard_sigmoid / hard_tanh: ``v = slope * x + shift`` in the exact ap_fixed sum type (frac ``frac``),
+    clipped to [0, 1], and ``2 * v - 1`` for tanh."""
+
+    in_t: Fixed = None
+    slope: int = 0  # at frac - in_t.frac
+    shift: int = 0  # at frac
+    frac: int = 0
+    tanh: bool = False
+
+    def __call__(self, x):
+        one = 1 << self.frac
+        v = x * self.slope
+        v += self.shift
+        v = np.clip(v, 0, one, out=v)
+        if self.tanh:
+            v = 2 * v - one
+        return self.out_t.requantize(v, self.frac)
+
+
+@dataclass
+class _EluStep(_Step):
+    """elu / selu: ``x >= 0 ? pos_scale * x : table[int(x * N / -8)]`` (the table entry already times alpha
+    for elu), each product exact, then cast to the result at ``frac`` fraction bits."""
+
+    in_t: Fixed = None
+    pos_scale: int = 1  # at frac - in_t.frac
+    table: np.ndarray = None  # at frac
+    frac: int = 0
+
+    def __call__(self, x):
+        n = len(self.table)
+        index = np.minimum((-x * n) // (8 << self.in_t.frac), n - 1)  # x < 0: C's truncating divisions are floors
+        negative = self.table[np.maximum(index, 0)]
+        return self.out_t.requantize(np.where(x >= 0, x * self.pos_scale, negative), self.frac)
+
+
+def _param_literal(value) -> float:
+    """The C++ literal hls4ml writes for a Python number (``str.format``), read back as the compiler reads it."""
+    return float(f"{value}")
+
+
+def _constant(t: Fixed, value) -> tuple[int, int]:
+    """A double converted to ``t``, as (integer, frac) with frac >= 0 and no trailing zero bits above frac 0."""
+    ints, frac = _exact_ints(t.quantize_to_ints(np.array([value])), t.frac)
+    return int(ints[0]), frac
+
+
+def _exact_ints(ints: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
+    """The same values with as few fraction bits as possible (never fewer than 0): smaller products."""
+    if frac < 0:
+        return ints << -frac, 0
+    nonzero = ints[ints != 0]
+    zeros = min([frac] + [int(v & -v).bit_length() - 1 for v in np.unique(np.abs(nonzero))])
+    return ints >> zeros, frac - zeros
+
+
+def _magnitude(t: Fixed) -> int:
+    """The largest |integer| of the type."""
+    return max(abs(v) for v in t.int_range)
+
+
+def _leaky_step(info: dict, alpha: np.ndarray, alpha_frac: int) -> _LeakyStep:
+    in_t, out_t = info["in_t"], info["out_t"]
+    wide = _magnitude(in_t) * max(int(np.abs(alpha).max(initial=0)), 1 << alpha_frac) >= 2 ** 62
+    shift = in_t.frac + alpha_frac - out_t.frac
+    if wide and (shift < 0 or shift + out_t.width > 60):
+        raise _Unsupported(f"alpha times input {in_t} exceeds 62 bits")
+    return _LeakyStep(**info, alpha=alpha, alpha_frac=alpha_frac, wide=wide)
+
+
+def _parametrized_step(layer) -> _Step:
+    info = _common(layer)
+    kind = layer._get_act_function_name()
+    param_t = _from_double(layer.get_attr("param_t").precision, "param_t")
+    alpha, alpha_frac = _constant(param_t, _param_literal(layer.get_attr("activ_param", 1.0)))
+    in_t = info["in_t"]
+    if kind == "leaky_relu":
+        return _leaky_step(info, np.int64(alpha), alpha_frac)
+    if kind == "thresholded_relu":
+        shift = alpha_frac - in_t.frac
+        above = alpha >> shift if shift >= 0 else alpha << -shift
+        return _ThresholdStep(**info, above=min(max(above, -2 ** 62), 2 ** 62))  # beyond any input: same comparison
+    if kind == "elu":
+        size, table_t = _table_config(layer, info)
+        table, frac = table_t.quantize_to_ints(_elu_table(size)) * alpha, table_t.frac + alpha_frac
+        return _elu_like_step(info, size, 1, 0, table, frac)
+    raise _Unsupported(f"activation {kind}")
+
+
+def _elu_like_step(info: dict, size: int, pos: int, pos_frac: int, table, table_frac: int) -> _EluStep:
+    """``pos`` (an integer at ``pos_frac``) scales x >= 0; ``table`` (at ``table_frac``) holds x < 0."""
+    in_t = info["in_t"]
+    _check_index(in_t, size, 8)
+    frac = max(in_t.frac + pos_frac, table_frac)
+    pos <<= frac - in_t.frac - pos_frac
+    largest_entry = int(np.abs(table).max(initial=0)) << (frac - table_frac)
+    if _magnitude(in_t) * max(pos, size) >= 2 ** 62 or largest_entry >= 2 ** 62:
+        raise _Unsupported(f"input type {in_t} too wide for the table index and products")
+    return _EluStep(**info, pos_scale=pos, table=table << (frac - table_frac), frac=frac)
+
+
+_SELU_CONST_T = Fixed(False, 16, 1)  # nnet::selu's selu_const_t (ap_ufixed<16, 1>) for lambda
+
+
+def _prelu_step(layer) -> _LeakyStep:
+    info = _common(layer)
+    alpha, alpha_t = _weight_ints(layer, "param")
+    alpha, alpha_frac = _exact_ints(alpha.reshape(-1), alpha_t.frac)
+    if alpha.size != info["size"]:
+        raise _Unsupported("PReLU with shared axes")
+    return _leaky_step(info, alpha, alpha_frac)
+
+
+def _hard_step(layer) -> _HardStep:
+    """``CONFIG_T::slope * data + CONFIG_T::shift`` has the ap_fixed product-then-sum type, which holds it
+    exactly; ``datareg = 1`` stores 1 in that type, so a type without room for 1 is refused."""
+    info = _common(layer)
+    kind = str(layer.get_attr("activation")).lower()
+    if kind not in ("hard_sigmoid", "hard_tanh"):
+        raise _Unsupported(f"hard activation {kind}")
+    slope_t = _from_double(layer.get_attr("slope_t").precision, "slope_t")
+    shift_t = _from_double(layer.get_attr("shift_t").precision, "shift_t")
+    slope = int(slope_t.quantize_to_ints(np.array([_param_literal(layer.get_attr("slope", 0.2))]))[0])
+    shift = int(shift_t.quantize_to_ints(np.array([_param_literal(layer.get_attr("shift", 0.5))]))[0])
+    in_t = info["in_t"]
+    prod_signed, prod_int = slope_t.signed or in_t.signed, slope_t.integer + in_t.integer
+    sum_int = 1 + max(prod_int + (shift_t.signed and not prod_signed),
+                      shift_t.integer + (prod_signed and not shift_t.signed))
+    sum_signed, frac = prod_signed or shift_t.signed, max(slope_t.frac + in_t.frac, shift_t.frac)
+    if frac < 0 or sum_int < 1 + sum_signed:
+        raise _Unsupported(f"sum type ap_fixed<{sum_int + frac},{sum_int}> cannot hold 1")
+    if sum_int + frac > 60:
+        raise _Unsupported(f"sum type ap_fixed<{sum_int + frac},{sum_int}> wider than 60 bits")
+    return _HardStep(**info, slope=slope << (frac - slope_t.frac - in_t.frac), shift=shift << (frac - shift_t.frac),
+                     frac=frac, tanh=kind == "hard_tanh")
 
 
 def _config(layer) -> dict[str, str]:
@@ -705,17 +922,41 @@ def _float_of_top_bits(t: Fixed, size: int) -> np.ndarray:
 _LIBM = None
 
 
-def _libm_float(name: str):
-    """The C library's float function (expf, tanhf), the one the C-simulation links."""
+def _libm():
+    """The C library the C-simulation links (None without one)."""
     global _LIBM
     if _LIBM is None:
         path = ctypes.util.find_library("m")
         _LIBM = ctypes.CDLL(path) if path else False
-    if not _LIBM:
+    return _LIBM or None
+
+
+def _libm_float(name: str):
+    """The C library's float function (expf, tanhf)."""
+    lib = _libm()
+    if lib is None:
         return None
-    fn = getattr(_LIBM, name)
+    fn = getattr(lib, name)
     fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
     return fn
+
+
+def _libm_double(name: str):
+    """The C library's double function (log), for the table inits that compute in double."""
+    lib = _libm()
+    if lib is None:
+        return None
+    fn = lib[name]  # a function object of its own: getattr's is shared with the float signature
+    fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_double]
+    return fn
+
+
+def _map_double(name: str, numpy_fn, x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    fn = _libm_double(name)
+    if fn is None:
+        return numpy_fn(x)
+    return np.array([fn(float(v)) for v in x.ravel()], dtype=np.float64).reshape(x.shape)
 
 
 def _map_float(name: str, numpy_fn, x) -> np.ndarray:
@@ -746,6 +987,38 @@ def _sigmoid_table(size: int) -> np.ndarray:
 def _tanh_table(size: int) -> np.ndarray:
     """init_tanh_table: tanh of the float in_val (the float overload, tanhf)."""
     return _map_float("tanhf", np.tanh, _legacy_index_values(size, 8.0))
+
+
+def _softplus_table(size: int) -> np.ndarray:
+    """init_softplus_table: log(double(expf(x)) + 1.) with the double log, stored as float."""
+    e = _expf(_legacy_index_values(size, 16.0)).astype(np.float64)
+    return _map_double("log", np.log, e + 1.0).astype(np.float32)
+
+
+def _softsign_table(size: int) -> np.ndarray:
+    """init_softsign_table: x / (double(fabsf(x)) + 1.) in double, stored as float."""
+    x = _legacy_index_values(size, 16.0).astype(np.float64)
+    return (x / (np.abs(x) + 1.0)).astype(np.float32)
+
+
+def _negative_index_values(size: int) -> np.ndarray:
+    """ELU / SELU tables: float in_val = -8.0 * ii / float(N), computed in double."""
+    return (-8.0 * np.arange(size, dtype=np.float64) / float(size)).astype(np.float32)
+
+
+def _elu_table(size: int) -> np.ndarray:
+    """init_elu_table: double(expf(x)) - 1., stored as float."""
+    return (_expf(_negative_index_values(size)).astype(np.float64) - 1.0).astype(np.float32)
+
+
+def _selu_table(size: int) -> np.ndarray:
+    """init_selu_table: lambda * (alpha * (double(expf(x)) - 1.)) in double, stored as float."""
+    e = _expf(_negative_index_values(size)).astype(np.float64) - 1.0
+    return (1.0507009873554804934193349852946 * (1.6732632423543772848170429916717 * e)).astype(np.float32)
+
+
+_INDEXED_TABLES = {"sigmoid": (_sigmoid_table, 16), "tanh": (_tanh_table, 8), "softplus": (_softplus_table, 16),
+                   "softsign": (_softsign_table, 16)}  # table, span of int(x * N / span) + N/2
 
 
 def _legacy_exp_table(size: int) -> np.ndarray:
