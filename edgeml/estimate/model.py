@@ -237,14 +237,11 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             if n_total * w_bits > 2048:  # large ROMs go to BRAM, one 36-bit-wide column per 36 weight bits
                 est.bram_18k += math.ceil(units * w_bits / 36) * math.ceil(rf / 1024)
         if spec.strategy == "latency":
-            # products wait in registers for their turn in the accumulation; the wait (pipeline stages of the
-            # RF-to-1 schedule) grows like log2(RF) (csynth: I, J, O2, O5 kernels hold ~0.2 FF per product x
-            # accum bit x log2 RF)
+            # partial sums wait in registers for the products of later cycles; the wait (pipeline stages of the
+            # RF-to-1 schedule) grows like log2(RF). At most one partial sum per output and cycle of the interval
+            # is live (n_out x II), at most one per product: a 128-to-3 layer holds few (csynth I, J dense_1 against
+            # their 4-to-128 dense; O2, O5 kernels alike)
             f["ff_rf"] = min(products, spec.n_out * est.ii) * acc_bits * math.log2(rf)
-            # the function's inputs are read over several cycles, so HLS registers every input that has a nonzero
-            # weight at the port (csynth ap_port_reg_data_*: I 54, O2 33, O5 35 inputs x 16 bits)
-            live_inputs = int((spec.weights != 0).any(axis=1).sum()) if spec.weights is not None else spec.n_in
-            f["ff_rsel"] = live_inputs * in_bits
         else:
             # dense_resource's RF loop is pipelined with `rewind`: the inputs are held in three register copies
             # (the rewind value, its phi and the pipeline's), the outputs twice, and each multiplier keeps about
