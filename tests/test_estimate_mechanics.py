@@ -125,6 +125,7 @@ def test_old_hls4ml_resource_conv_has_no_window_copy(shared_dir):
 
 
 @pytest.mark.parametrize("rf,n_in,n_out,expected", [
+    (1, 32, 10, 0),  # rf 1: the loop runs once, every index is a constant
     (8, 32, 10, 40 * 16),  # rf < n_in: one input multiplexer per multiplier (csynth O6 dense: 40 mux instances)
     (36, 36, 4, 16),  # rf == n_in: every index wraps to the loop counter, one shared multiplexer
     (64, 32, 10, 16 + 10 * 24),  # rf > n_in, a multiple: one input mux, every accumulator selects its product

@@ -266,9 +266,12 @@ def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, 
     shared multiplexer. rf > n_in, a multiple of it (``_rf_gt_nin_rem0``): one in_index counter for all
     multipliers (one multiplexer), but out_index moves every cycle, so each accumulator register selects among
     the products (n_out x accum bits). rf > n_in otherwise (``_rf_gt_nin``): data[w_index % n_in] per multiplier
-    and the accumulators addressed by w_index / n_in: both kinds. The fan-in hardly matters in csynth's count
+    and the accumulators addressed by w_index / n_in: both kinds (hls4ml 1.x no longer emits this variant).
+    RF 1: the loop runs once, its indices are constants. The fan-in hardly matters in csynth's count
     (a 4-to-1 and a 32-to-1 16-bit mux cost the same there); the number of multiplexers does.
     """
+    if rf == 1:  # a one-iteration loop: every index is a constant, nothing to select
+        return 0
     if rf < n_in:
         return units * in_bits
     if rf == n_in:
