@@ -112,6 +112,52 @@ def test_io_stream_resource_strategy(shared_dir, case):
     assert 0.5 * report["latency_max"] <= total["latency_max"] <= 1.5 * report["latency_max"]
 
 
+def test_old_hls4ml_resource_conv_has_no_window_copy(shared_dir):
+    """hls4ml <= 0.6 (three-argument `product` in parameters.h) inlines the conv kernel as a region: each pixel takes
+    RF + the kernel's pipeline depth (csynth U: RF + 11), not RF + n_in as from hls4ml 0.7 on (O6, O8)."""
+    from edgeml.estimate.layers import from_firmware
+
+    old = [s for s in from_firmware(_prj(shared_dir, "U_conv_ae_res_rf64")) if s.kind == "conv2d"]
+    new = [s for s in from_firmware(_prj(shared_dir, "O6_cnn_res_rf8_z020")) if s.kind == "conv2d"]
+    assert old and all(s.inline_kernel for s in old) and not any(s.inline_kernel for s in new)
+    total, report, _ = _total_and_report(shared_dir, "U_conv_ae_res_rf64")
+    assert abs(total["latency_max"] - report["latency_max"]) <= 0.1 * report["latency_max"]
+
+
+@pytest.mark.parametrize("rf,n_in,n_out,expected", [
+    (1, 32, 10, 0),  # rf 1: the loop runs once, every index is a constant
+    (8, 32, 10, 40 * 16),  # rf < n_in: one input multiplexer per multiplier (csynth O6 dense: 40 mux instances)
+    (36, 36, 4, 16),  # rf == n_in: every index wraps to the loop counter, one shared multiplexer
+    (64, 32, 10, 16 + 10 * 24),  # rf > n_in, a multiple: one input mux, every accumulator selects its product
+    (48, 32, 10, 7 * 16 + 10 * 24),  # rf > n_in otherwise: both
+])
+def test_resource_multiplexers_follow_the_kernel_variant(rf, n_in, n_out, expected):
+    import math
+
+    from edgeml.estimate.model import resource_mux_bits
+
+    units = math.ceil(n_in * n_out / rf)
+    assert resource_mux_bits(n_in, n_out, rf, units, in_bits=16, acc_bits=24) == expected
+
+
+def test_resource_registers_do_not_grow_with_reuse_factor():
+    """The rewind pipeline holds inputs, outputs and a few values per multiplier: fewer multipliers, fewer registers
+    (csynth O6 vs O8 dense: 3848 FF at RF 8, 2253 at RF 64)."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import Fixed, LayerSpec
+    from edgeml.estimate.model import _mac_layer, load_coefficients
+
+    weights = np.random.default_rng(0).integers(-300, 300, size=(32, 10))
+    ff = []
+    for rf in (8, 64):
+        spec = LayerSpec("fc", "dense", strategy="resource", reuse_factor=rf, n_in=32, n_out=10, weights=weights,
+                         weight_type=Fixed(16, 6))
+        ff.append(_mac_layer(spec, devices.lookup("xc7z020clg400-1"), 10.0, 8.75, load_coefficients()).features)
+    assert ff[1]["ff_rsel"] < ff[0]["ff_rsel"] and ff[0]["ff_rf"] == ff[1]["ff_rf"] == 0
+
+
 def test_vitis_conv_is_not_pipelined_per_pixel(shared_dir):
     """The same design estimated for Vivado HLS (pixel loop pipelined) and Vitis HLS (pragma in an if: ignored)."""
     prj = _prj(shared_dir, "Q_conv1d_vitis2024")

@@ -81,6 +81,9 @@ class LayerSpec:
     pool_size: int = 1
     declared_zeros: int | None = None  # zeros hls4ml counted (n_zeros -> multiplier_limit) before dead-code removal
     line_buffer: int = 0  # io_stream 2D pooling: input pixels held until a window is complete, (pool_height-1)*in_width
+    # hls4ml <= 0.6 (its parameters.h declares `product<x_T, y_T, res_T>`, three type arguments): the io_stream conv
+    # wraps its dense kernel call in `#pragma HLS INLINE region`; from 0.7 on `INLINE recursive` / `INLINE OFF`
+    inline_kernel: bool = False
 
     @property
     def n_weights(self) -> int:
@@ -200,6 +203,7 @@ _STRUCT = re.compile(r"(?:^|\n)(?://\s*(?P<comment>[^\n]*)\n)?\s*struct\s+(?P<na
                      r"(?P<body>.*?)\n\s*\};", re.S)
 _CONST = re.compile(r"static\s+const\s+(?:unsigned|int|bool|unsigned\s+int)\s+(\w+)\s*=\s*([^;]+);")
 _TYPEDEF = re.compile(r"typedef\s+(.+?)\s+(\w+)\s*;")
+_THREE_ARG_PRODUCT = re.compile(r"using\s+product\s*=\s*nnet::product::\w+\s*<\s*\w+\s*,\s*\w+\s*,\s*\w+\s*>")
 _ENUM = re.compile(r"static\s+const\s+nnet::\w+\s+(\w+)\s*=\s*([^;]+);")
 
 
@@ -314,6 +318,7 @@ def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[Layer
                 spec.n_in = mconsts.get("n_in") or consts.get("filt_width", 1) * consts.get("filt_height", 1) * spec.n_chan
                 spec.n_positions = consts.get("out_width", 1) * consts.get("out_height", 1)
                 spec.in_positions = consts.get("in_width", 1) * consts.get("in_height", 1)
+            spec.inline_kernel = bool(_THREE_ARG_PRODUCT.search(mult.group("body") if mult else m.group("body")))
             raw = _read_weights(firmware / "weights", idx) if idx else None
             if raw is not None and raw.size == spec.n_in * spec.n_out:
                 spec.weights = quantize(raw.reshape(spec.n_in, spec.n_out), spec.weight_type)

@@ -43,10 +43,10 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
 LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
             "lut_win", "lut_line", "lut_fifo")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_ctrl")
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_ctrl")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
@@ -68,14 +68,14 @@ DEFAULT_COEFFICIENTS = {
             # lut_sat: a rounding + saturating accumulation costs ~4 more accumulator-wide operations per product
             # than a plain add (round the product, detect overflow, clamp it, clamp the sum): 4 x 1.5 LUT per bit.
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
-            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 0.5, "lut_ctrl": 300.0, "lut_sat": 6.0,
+            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 8.0, "lut_ctrl": 300.0, "lut_sat": 6.0,
                          "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5,
                          "lut_line": 0.25, "lut_fifo": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
+           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
                         "ff_line": 1.0, "ff_fifo": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
-               "rf_levels": 0.5, "window_copy": 16, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
+               "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5},
     # rf_mul_digits: not fitted; the RF 1 rule (<= csd_max_lut digits are shift-adds) read at RF > 1
     "dsp": {"csd_max_lut": 2, "min_input_bits": 10, "rf_mul_digits": 3},
@@ -217,11 +217,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         if spec.strategy == "latency":
             f[mux] = products * (in_bits + w_bits)
         else:
-            # dense_resource: each of the block_factor multipliers reads data[in_index], in_index stepping through
-            # min(RF, n_in) inputs: a multiplexer per multiplier, its depth log2 of the fan-in; plus the RF loop's
-            # counters and output-index table, once per layer
-            f[mux] = units * in_bits * math.log2(max(2, min(rf, spec.n_in)))
-            f["lut_ctrl"] = 1.0
+            f[mux] = resource_mux_bits(spec.n_in, spec.n_out, rf, units, in_bits, acc_bits)
+            f["lut_ctrl"] = 1.0  # the RF loop's counters and index logic, once per layer
         f[mux] += units * in_bits * w_bits if narrow else 0.0  # narrow products become LUT multipliers
         if spec.strategy == "latency":
             # dense_latency: PIPELINE II=RF with ALLOCATION mul limit=multiplier_limit. Only the products HLS
@@ -239,17 +236,49 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             est.ii = rf
             if n_total * w_bits > 2048:  # large ROMs go to BRAM, one 36-bit-wide column per 36 weight bits
                 est.bram_18k += math.ceil(units * w_bits / 36) * math.ceil(rf / 1024)
-        # products wait in registers for their turn in the accumulation; the wait (pipeline stages of the
-        # RF-to-1 schedule) grows like log2(RF). Plus one loop controller per layer. (csynth: I, J, O2, O5,
-        # O6 kernels all hold ~0.2 FF per product x accum bit x log2 RF)
-        f["ff_rf"] = products * acc_bits * math.log2(rf)
-        f["ff_ctrl"] = 1.0
+        if spec.strategy == "latency":
+            # partial sums wait in registers for the products of later cycles; the wait (pipeline stages of the
+            # RF-to-1 schedule) grows like log2(RF). At most one partial sum per output and cycle of the interval
+            # is live (n_out x II), at most one per product: a 128-to-3 layer holds few (csynth I, J dense_1 against
+            # their 4-to-128 dense; O2, O5 kernels alike)
+            f["ff_rf"] = min(products, spec.n_out * est.ii) * acc_bits * math.log2(rf)
+        else:
+            # dense_resource's RF loop is pipelined with `rewind`: the inputs are held in three register copies
+            # (the rewind value, its phi and the pipeline's), the outputs twice, and each multiplier keeps about
+            # three accum_t-wide values in flight (selected input, product, truncated sum); the register count
+            # does not grow with RF (csynth O6/O8 dense: 3848 and 2253 FF at RF 8 and 64, 3776 and 2096 counted)
+            f["ff_rsel"] = 3 * spec.n_in * in_bits + 2 * spec.n_out * spec.result_type.width + 3 * units * acc_bits
+            f["ff_ctrl"] = 1.0  # the RF loop's controller, once per layer
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
                 "dsp_per_product": per_dsp, "block_cycles": est.cycles}
     if mul_ops is not None:
         est.info["mul_ops"] = mul_ops
     est.features = f
     return est
+
+
+def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, acc_bits: int) -> int:
+    """Multiplexer bits of hls4ml's dense_resource kernel, from how each of its three loops indexes its arrays.
+
+    rf < n_in (``dense_resource_rf_leq_nin``): multiplier im reads data[ir + im*RF], an index that varies with the
+    loop counter, so every multiplier gets its own input multiplexer (csynth O6 dense: 40 multipliers, 40 mux
+    instances); its accumulator acc[out_index] is fixed per multiplier. rf == n_in: every index wraps to ir, one
+    shared multiplexer. rf > n_in, a multiple of it (``_rf_gt_nin_rem0``): one in_index counter for all
+    multipliers (one multiplexer), but out_index moves every cycle, so each accumulator register selects among
+    the products (n_out x accum bits). rf > n_in otherwise (``_rf_gt_nin``): data[w_index % n_in] per multiplier
+    and the accumulators addressed by w_index / n_in: both kinds (hls4ml 1.x no longer emits this variant).
+    RF 1: the loop runs once, its indices are constants. The fan-in hardly matters in csynth's count
+    (a 4-to-1 and a 32-to-1 16-bit mux cost the same there); the number of multiplexers does.
+    """
+    if rf == 1:  # a one-iteration loop: every index is a constant, nothing to select
+        return 0
+    if rf < n_in:
+        return units * in_bits
+    if rf == n_in:
+        return in_bits
+    if rf % n_in == 0:
+        return in_bits + n_out * acc_bits
+    return units * in_bits + n_out * acc_bits
 
 
 def _product_bits(spec: LayerSpec, q: np.ndarray) -> np.ndarray:
@@ -344,10 +373,15 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
         elif block_ii <= 1:
             est.cycles = spec.in_positions + est.cycles + 2
         elif spec.strategy == "resource":
-            # the PIPELINE pragmas of conv_*_cl/compute_output_buffer sit under `if (strategy == latency)`: every
-            # input pixel runs the window copy (not unrolled: up to window_copy cycles) and the RF-iteration kernel
-            # one after the other (csynth O6/O8/U: pixels x (RF + min(n_in, c)))
-            est.cycles = spec.in_positions * (spec.reuse_factor + min(spec.n_in, t["window_copy"]))
+            # the PIPELINE pragmas of conv_*_cl/compute_output_buffer sit under `if (strategy == latency)`, so the
+            # input pixels run one after the other. hls4ml >= 0.7: each pixel copies its window into the kernel one
+            # value per cycle, then runs the RF-iteration kernel (csynth O6/O8: RF + n_in per pixel). hls4ml <= 0.6
+            # inlines the kernel as a region (`INLINE region`): no copy, the kernel's pipeline fills and drains per
+            # pixel like a Latency-strategy kernel at RF > 1 (csynth U: RF + 11 for n_in 9 to 72)
+            if spec.inline_kernel:
+                est.cycles = spec.in_positions * (est.cycles + t["pixel_overhead"])
+            else:
+                est.cycles = spec.in_positions * (spec.reuse_factor + spec.n_in)
         else:  # Latency at RF > 1: the kernel (its schedule at II = mul ops / multiplier_limit) runs per input pixel
             est.cycles = spec.in_positions * (est.cycles + t["pixel_overhead"])
         est.ii = est.cycles
