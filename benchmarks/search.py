@@ -16,7 +16,7 @@ teacher, Ray's start and shutdown and the front's re-evaluation are outside, and
 is the same with and without --quick. --repeats N runs the pair N times (1 and 2 workers alternating)
 and reports the median ratio, with every pair and a per-run profile (worker start-up, sum of trial
 times, imbalance at the end, load average) in ``speedup_runs``.
---quick: the main search shrinks to 4 trials of 3 epochs (checks the script; ~4 min in all).
+--quick: the main search shrinks to 4 trials of 3 epochs (checks the script; ~5 min in all).
 --speedup-only: only the speedup pair(s). Local Ray on loopback only.
 """
 
