@@ -100,18 +100,19 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
     info = engine.connect(address, settings["workers"])
     announce(f"search: {settings['trials']} trials on Ray ({info['address'] or 'local, 127.0.0.1'}), "
              f"{info['workers']} at a time, {settings['epochs']} epochs each; logging to {run_dir}")
-    t_trials = time.monotonic()
+    t_trials, trials_started_at = time.monotonic(), time.time()
     try:
         logger = results.TrialLog(run_dir, settings["trials"], settings["objective"])
         engine.run_trials(data, distributions, spaces.starting_points(settings["space"]), settings["trials"],
                           info["workers"], run_dir, resume, cfg["seed"], settings["sampler"],
                           settings["max_failures"], logger)
+        seconds_trials = time.monotonic() - t_trials  # the trial phase: Ray's shutdown is not part of it
     finally:
         engine.disconnect()
-    seconds_trials = time.monotonic() - t_trials
     records = results.read_trials(run_dir)
     summary = _finish(cfg, settings, run_dir, records, splits, info)
-    summary["seconds"] = {"total": round(time.monotonic() - started, 1), "trials": round(seconds_trials, 1)}
+    summary["seconds"] = {"total": round(time.monotonic() - started, 1), "trials": round(seconds_trials, 1),
+                          "trials_started_at": trials_started_at}
     write_json(run_dir / SUMMARY, summary)
     _render(run_dir, summary, records)
     _refuse_empty(records, summary)

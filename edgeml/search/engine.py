@@ -19,9 +19,14 @@ from edgeml.errors import InputError
 LOOPBACK = "127.0.0.1"
 EXPERIMENT = "search"
 CONNECT_TIMEOUT_S = 5.0
-# Every trial process: one TensorFlow/OpenMP thread, quiet TensorFlow.
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-              "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+# Every trial process: one TensorFlow/OpenMP/BLAS thread, quiet TensorFlow.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+              "PYTHONWARNINGS": "ignore"}
+# Ray runs workers at nice +15 below its driver by default; the trials are the search's work, so a local
+# search runs them at the driver's own priority (`nice edgeml search` still lowers everything). At +15 they
+# yield to anything else on the machine, which starves W parallel trials far more than one.
+LOCAL_SYSTEM_CONFIG = {"worker_niceness": 0}
 
 
 def ray_environment() -> None:
@@ -61,7 +66,8 @@ def connect(address: str | None, workers: int | None) -> dict:
                 "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
     workers = workers or os.cpu_count() or 1
     temp_dir = tempfile.mkdtemp(prefix="edgeml-ray-")  # our own session files, apart from anyone else's Ray
-    ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir, **options)
+    ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
+             _system_config=LOCAL_SYSTEM_CONFIG, **options)
     return {"engine": "ray", "address": None, "workers": workers,
             "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
 

@@ -71,7 +71,7 @@ class TrialLog(Callback):
             with atomic_path(self.run_dir / MODELS_DIR / f"{trial.trial_id}.h5") as tmp:
                 tmp.write_bytes(base64.b64decode(model))
         keep = ("accuracy", "cost", *COST_COLUMNS, "feasible", "excess", "input_precision", "seconds",
-                "sparsity_achieved", "node_id", "hostname")
+                "sparsity_achieved", "started_at", "ended_at", "pid", "node_id", "hostname")
         record = {k: result.get(k) for k in keep}
         record["status"] = "completed" if result.get("feasible") else "infeasible"
         self._add(trials, trial, record)

@@ -84,7 +84,7 @@ def run_trial(params: dict, data: TrialData) -> dict:
     from edgeml.estimate import estimate
     from edgeml.modelio import load_model
 
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     tf.keras.backend.clear_session()  # a reused worker must not accumulate earlier trials' graphs
     search = data.search
     precision = spaces.input_precision(params, search["space"])
@@ -109,7 +109,8 @@ def run_trial(params: dict, data: TrialData) -> dict:
             "feasible": all(v <= 0 for v in over.values()), "excess": over,
             "constraints": [float(min(v, 1e9)) for v in over.values()],
             "input_precision": precision, "sparsity_achieved": float(cost["sparsity"]),
-            "seconds": round(time.monotonic() - started, 2), "hostname": socket.gethostname(),
+            "seconds": round(time.monotonic() - started, 2), "started_at": started_at, "ended_at": time.time(),
+            "pid": os.getpid(), "hostname": socket.gethostname(),
             "node_id": _node_id(), "model_h5_b64": base64.b64encode(model_bytes).decode("ascii")}
 
 
