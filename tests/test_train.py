@@ -47,3 +47,24 @@ def test_train_saves_model_scaler_metrics_and_learns(tmp_path):
     splits = make_splits(data, 0.2, 0.2, cfg["seed"])
     proba = load_model(paths.model).predict(splits.X_test, verbose=0)
     assert np.mean(proba.argmax(1) == splits.y_test) == metrics["accuracy"]
+
+
+def test_untuned_batches_are_kerass_batching_one_permutation_per_epoch():
+    import tensorflow as tf
+
+    from edgeml.train import untuned_batches
+
+    X = np.arange(10, dtype=np.float32).reshape(10, 1)
+    y = np.arange(10, dtype=np.int64)
+    tf.random.set_seed(0)
+    batches = [(bx.numpy(), by.numpy()) for bx, by in untuned_batches(X, y, batch_size=4, epochs=3, shuffle=True)]
+    assert [len(by) for _, by in batches] == [4, 4, 2] * 3
+    epochs = [np.concatenate([by for _, by in batches[i:i + 3]]) for i in (0, 3, 6)]
+    for order in epochs:
+        assert sorted(order) == list(range(10))
+    assert any(list(order) != list(range(10)) for order in epochs)
+    assert len({tuple(order) for order in epochs}) > 1
+    assert all((bx[:, 0] == by).all() for bx, by in batches)
+
+    validation = [by for _, by in untuned_batches(X, y, batch_size=4)]
+    assert np.concatenate(validation).tolist() == list(range(10))

@@ -106,16 +106,18 @@ def train_teacher(cfg: dict, settings: dict, splits, baseline, progress: bool | 
 
 
 def fit_compressed(model, splits, y_train, y_val, train_cfg: dict, loss, extra_callbacks: list,
-                   settled_epoch: int, progress: bool | None = None) -> dict:
+                   settled_epoch: int, progress: bool | None = None, autotune_input: bool = True) -> dict:
     """Train ``model``'s logits on (X, y) with the standard callbacks; return the history.
 
     Early stopping and the best-weights restore only consider epochs from ``settled_epoch``
     on, when pruning has reached its target: an earlier, denser epoch must not win.
+    ``autotune_input=False`` feeds ``edgeml.train.untuned_batches`` instead of Keras's autotuned
+    pipeline (same batching, different shuffle stream): search trials, one TensorFlow thread each.
     """
     import tensorflow as tf
 
     from edgeml.compress.distill import label_accuracy, logits_model
-    from edgeml.train import standard_callbacks
+    from edgeml.train import standard_callbacks, untuned_batches
 
     callbacks = standard_callbacks(train_cfg, None, progress)
     stopper = next(c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping))
@@ -123,16 +125,26 @@ def fit_compressed(model, splits, y_train, y_val, train_cfg: dict, loss, extra_c
     trainable = logits_model(model)
     trainable.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=train_cfg["learning_rate"]), loss=loss,
                       metrics=[label_accuracy])
-    history = trainable.fit(splits.X_train, y_train, validation_data=(splits.X_val, y_val),
-                            epochs=train_cfg["epochs"], batch_size=train_cfg["batch_size"], shuffle=True,
-                            verbose=0, callbacks=callbacks + list(extra_callbacks))
+    epochs, batch_size = train_cfg["epochs"], train_cfg["batch_size"]
+    if autotune_input:
+        inputs = {"x": splits.X_train, "y": y_train, "batch_size": batch_size, "shuffle": True,
+                  "validation_data": (splits.X_val, y_val)}
+    else:
+        inputs = {"x": untuned_batches(splits.X_train, y_train, batch_size, epochs, shuffle=True),
+                  "steps_per_epoch": math.ceil(len(y_train) / batch_size),
+                  "validation_data": untuned_batches(splits.X_val, y_val, batch_size)}
+    history = trainable.fit(**inputs, epochs=epochs, verbose=0, callbacks=callbacks + list(extra_callbacks))
     if stopper.best_weights is not None and not stopper.stopped_epoch:
         trainable.set_weights(stopper.best_weights)  # EarlyStopping restores only when it fires
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path, progress: bool | None = None):
-    """Build, compress, train and save one recipe's model; return its ``TrainedModel`` paths."""
+def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path, progress: bool | None = None,
+               autotune_input: bool = True):
+    """Build, compress, train and save one recipe's model; return its ``TrainedModel`` paths.
+
+    ``autotune_input``: see ``fit_compressed``.
+    """
     import tensorflow as tf
 
     from edgeml.compress.distill import distillation_loss, pack_targets, teacher_logits
@@ -162,7 +174,8 @@ def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path,
         y_train = pack_targets(splits.y_train, teacher_logits(teacher, splits.X_train))
         y_val = pack_targets(splits.y_val, teacher_logits(teacher, splits.X_val))
         loss = distillation_loss(s["distill"]["alpha"], s["distill"]["temperature"])
-    history = fit_compressed(model, splits, y_train, y_val, train_cfg, loss, callbacks, settled, progress)
+    history = fit_compressed(model, splits, y_train, y_val, train_cfg, loss, callbacks, settled, progress,
+                             autotune_input)
     if pruned:
         model = strip(model)
     extra = {"recipe": recipe.name, "target_sparsity": targets,

@@ -94,7 +94,8 @@ def run_trial(params: dict, data: TrialData) -> dict:
     recipe = Recipe("trial", spaces.recipe_section(params, data.epochs))
     with tempfile.TemporaryDirectory(prefix="edgeml-trial-") as tmp:
         teacher = _teacher(data.teacher_h5, Path(tmp)) if params["distill"] else None
-        paths = run_recipe(recipe, data.cfg, splits, teacher, Path(tmp) / "model", progress=False)
+        paths = run_recipe(recipe, data.cfg, splits, teacher, Path(tmp) / "model", progress=False,
+                           autotune_input=False)
         model = load_model(paths.model)
         model_bytes = paths.model.read_bytes()
         proba = model.predict(splits.X_val, batch_size=4096, verbose=0)
