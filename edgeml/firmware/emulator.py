@@ -108,8 +108,9 @@ class Emulator:
     def _run(self, X, trace: bool) -> EmulationResult:
         cores = os.cpu_count() or 1
         chunks = _split(len(X), cores)
-        if min(len(chunks), cores) > 1:  # NumPy releases the GIL inside its integer kernels
-            with ThreadPoolExecutor(min(len(chunks), cores)) as pool:
+        workers = min(len(chunks), cores)
+        if workers > 1:  # NumPy releases the GIL inside its integer kernels
+            with ThreadPoolExecutor(workers) as pool:
                 parts = list(pool.map(lambda c: self._chunk(X[c], trace), chunks))
         else:
             parts = [self._chunk(X[c], trace) for c in chunks]
@@ -931,44 +932,29 @@ def _libm():
     return _LIBM or None
 
 
-def _libm_float(name: str):
-    """The C library's float function (expf, tanhf)."""
+_CTYPE = {np.float32: ctypes.c_float, np.float64: ctypes.c_double}
+
+
+def _libm_function(name: str, dtype):
+    """The C library's function ``name`` on ``dtype`` (expf, tanhf: float; log: double)."""
     lib = _libm()
     if lib is None:
         return None
-    fn = getattr(lib, name)
-    fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+    fn = lib[name]  # a function object of its own: getattr's is shared by every signature set on it
+    fn.restype, fn.argtypes = _CTYPE[dtype], [_CTYPE[dtype]]
     return fn
 
 
-def _libm_double(name: str):
-    """The C library's double function (log), for the table inits that compute in double."""
-    lib = _libm()
-    if lib is None:
-        return None
-    fn = lib[name]  # a function object of its own: getattr's is shared with the float signature
-    fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_double]
-    return fn
-
-
-def _map_double(name: str, numpy_fn, x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    fn = _libm_double(name)
-    if fn is None:
-        return numpy_fn(x)
-    return np.array([fn(float(v)) for v in x.ravel()], dtype=np.float64).reshape(x.shape)
-
-
-def _map_float(name: str, numpy_fn, x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    fn = _libm_float(name)
-    if fn is None:  # no C library to call: the correctly rounded value, which glibc's expf returns too
-        return numpy_fn(x.astype(np.float64)).astype(np.float32)
-    return np.array([fn(float(v)) for v in x.ravel()], dtype=np.float32).reshape(x.shape)
+def _map_libm(name: str, numpy_fn, x, dtype=np.float32) -> np.ndarray:
+    x = np.asarray(x, dtype=dtype)
+    fn = _libm_function(name, dtype)
+    if fn is None:  # no C library to call: the correctly rounded value, which glibc returns too
+        return numpy_fn(x.astype(np.float64)).astype(dtype)
+    return np.array([fn(float(v)) for v in x.ravel()], dtype=dtype).reshape(x.shape)
 
 
 def _expf(x) -> np.ndarray:
-    return _map_float("expf", np.exp, x)
+    return _map_libm("expf", np.exp, x)
 
 
 def _legacy_index_values(size: int, span: float) -> np.ndarray:
@@ -986,13 +972,13 @@ def _sigmoid_table(size: int) -> np.ndarray:
 
 def _tanh_table(size: int) -> np.ndarray:
     """init_tanh_table: tanh of the float in_val (the float overload, tanhf)."""
-    return _map_float("tanhf", np.tanh, _legacy_index_values(size, 8.0))
+    return _map_libm("tanhf", np.tanh, _legacy_index_values(size, 8.0))
 
 
 def _softplus_table(size: int) -> np.ndarray:
     """init_softplus_table: log(double(expf(x)) + 1.) with the double log, stored as float."""
     e = _expf(_legacy_index_values(size, 16.0)).astype(np.float64)
-    return _map_double("log", np.log, e + 1.0).astype(np.float32)
+    return _map_libm("log", np.log, e + 1.0, np.float64).astype(np.float32)
 
 
 def _softsign_table(size: int) -> np.ndarray:

@@ -209,7 +209,8 @@ def _evaluate_model(model, hls: dict, project_dir: Path, X, y, engine: str, timi
     timing["convert"] = timing.get("convert", 0.0) + time.perf_counter() - t
     run = evaluate(hls_model, X, engine, timing, library)
     t = time.perf_counter()
-    ref = keras_reference(model, X, fidelity.input_type(hls_model), fidelity.keras_name(hls_model, fidelity.logits_layer(hls_model)))
+    logits_name = fidelity.keras_name(hls_model, fidelity.logits_layer(hls_model))
+    ref = keras_reference(model, X, fidelity.input_type(hls_model), logits_name)
     timing["keras"] = timing.get("keras", 0.0) + time.perf_counter() - t
     result = fidelity.compare(hls_model, X, y, CLASSES, ref, run["outputs"], run["traces"])
     result["csim"]["engine"] = run["engine"]
