@@ -163,11 +163,10 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         nnz = int(q.size)
         digits = csd_digits(q)
         product_bits = _product_bits(spec, q)
-        add_bits = float(product_bits.sum())
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
-        add_bits = float(nnz * acc_bits)
         product_bits = np.full(nnz, acc_bits)
+    add_bits = float(product_bits.sum())
     # a rounding/saturating accum_t (AP_RND*/AP_SAT*) rounds and clamps every product and every partial sum
     saturating = spec.accum_type.saturate or spec.accum_type.rounding
     n_zeros = n_total - nnz
