@@ -83,14 +83,31 @@ def untuned_batches(X, y, batch_size: int, epochs: int = 1, shuffle: bool = Fals
     Why: Keras autotunes the pipeline it builds from arrays, and in a process with one TensorFlow
     inter-op thread (a search trial) tearing that iterator down can stall: measured here, 3.4-3.9 s
     at the end of a 6 s fit, in most runs with two such processes on the two cores. This one never did.
+    Unshuffled (validation data) the batches are sliced in order, not gathered: Keras builds a new
+    iterator over the validation data every epoch, and the gathering pipeline's iterator is ~8x dearer
+    to build; two trials doing that side by side slowed each other by ~20%.
     """
+    import tensorflow as tf
+
+    if shuffle:
+        dataset = _permuted_batches(X, y, batch_size, epochs)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((X, y)).batch(batch_size).repeat(epochs)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.experimental_optimization.apply_default_optimizations = False
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    return dataset.prefetch(1).with_options(options)
+
+
+def _permuted_batches(X, y, batch_size: int, epochs: int):
+    """A fresh permutation of (X, y) each epoch, cut into batches (the last one partial), gathered."""
     import tensorflow as tf
 
     n, full = len(X), len(X) // batch_size
 
-    def order(_):
-        indices = tf.range(n, dtype=tf.int64)
-        return tf.random.shuffle(indices) if shuffle else indices
+    def permutation(_):
+        return tf.random.shuffle(tf.range(n, dtype=tf.int64))
 
     def batch_indices(indices):
         batches = tf.data.Dataset.from_tensor_slices(tf.reshape(indices[:full * batch_size], [full, batch_size]))
@@ -98,14 +115,9 @@ def untuned_batches(X, y, batch_size: int, epochs: int = 1, shuffle: bool = Fals
             batches = batches.concatenate(tf.data.Dataset.from_tensors(indices[full * batch_size:]))
         return batches
 
-    indices = tf.data.Dataset.range(1).repeat(epochs).map(order).flat_map(batch_indices)
+    indices = tf.data.Dataset.range(1).repeat(epochs).map(permutation).flat_map(batch_indices)
     arrays = tf.data.Dataset.from_tensors((X, y)).repeat()
-    dataset = tf.data.Dataset.zip((indices, arrays)).map(lambda i, d: (tf.gather(d[0], i), tf.gather(d[1], i)))
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    options.experimental_optimization.apply_default_optimizations = False
-    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
-    return dataset.prefetch(1).with_options(options)
+    return tf.data.Dataset.zip((indices, arrays)).map(lambda i, d: (tf.gather(d[0], i), tf.gather(d[1], i)))
 
 
 def fit(model, splits: Splits, train_cfg: dict, loss="sparse_categorical_crossentropy",

@@ -237,3 +237,36 @@ def test_pipeline_compress_stage_runs_listed_recipes(tmp_path):
     before = content_hash(*stages["compress"].inputs(cfg))
     recipe.write_text(recipe.read_text().replace("sparsity: 0.5", "sparsity: 0.6"))
     assert content_hash(*stages["compress"].inputs(cfg)) != before  # editing a recipe file reruns the stage
+
+
+def test_qkeras_and_tfmot_traced_without_autograph_train_the_same_weights(splits, tmp_path, monkeypatch):
+    import qkeras
+    from tensorflow.python.autograph.core import config as autograph_config
+    from tensorflow.python.autograph.impl import conversion
+
+    from edgeml.compress import quantize
+    from edgeml.compress.recipes import Recipe, run_recipe
+    from edgeml.modelio import load_model
+
+    cfg = recipe_cfg(start="scratch", epochs=2, quantize={"enabled": True, "bits": 6},
+                     prune={"sparsity": 0.5, "schedule": "constant"})
+    recipe = Recipe("qat", cfg["compression"])
+
+    def trained_weights(out):
+        paths = run_recipe(recipe, cfg, splits, None, tmp_path / out, progress=False)
+        return load_model(paths.model).get_weights()
+
+    ours = {str(r) for r in map(autograph_config.config_lib.DoNotConvert, quantize.NO_AUTOGRAPH_PACKAGES)}
+    with monkeypatch.context() as m:
+        m.setattr(autograph_config, "CONVERSION_RULES",
+                  tuple(r for r in autograph_config.CONVERSION_RULES if str(r) not in ours))
+        m.setattr(quantize, "trace_layer_libraries_without_autograph", lambda: None)
+        assert not conversion.is_allowlisted(qkeras.QDense.call)
+        converted = trained_weights("autograph")
+    quantize.trace_layer_libraries_without_autograph()
+    quantize.trace_layer_libraries_without_autograph()
+    assert conversion.is_allowlisted(qkeras.QDense.call)
+    assert sum(str(r) in ours for r in autograph_config.CONVERSION_RULES) == len(ours)  # idempotent
+    as_written = trained_weights("as_written")
+    assert len(converted) == len(as_written)
+    assert all(np.array_equal(a, b) for a, b in zip(converted, as_written))

@@ -67,4 +67,5 @@ def test_untuned_batches_are_kerass_batching_one_permutation_per_epoch():
     assert all((bx[:, 0] == by).all() for bx, by in batches)
 
     validation = [by for _, by in untuned_batches(X, y, batch_size=4)]
+    assert [len(by) for by in validation] == [4, 4, 2]
     assert np.concatenate(validation).tolist() == list(range(10))

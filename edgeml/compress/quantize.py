@@ -11,6 +11,22 @@ from __future__ import annotations
 
 from edgeml.errors import InputError
 
+# AutoGraph rewrites every user-defined layer's Python source before tracing it. QKeras's layers and quantizers
+# and tfmot's pruning wrapper branch only on Python attributes, never on tensors, so the rewrite changes
+# nothing in the graph (trained models are byte-identical) yet costs ~2 s the first time in every process and
+# ~10% of a short fit, since each fresh model is traced again. Tensor-dependent Python control flow would fail
+# loudly at trace time without it, not silently.
+NO_AUTOGRAPH_PACKAGES = ("qkeras", "tensorflow_model_optimization")
+
+
+def trace_layer_libraries_without_autograph() -> None:
+    """Tell AutoGraph to trace QKeras and tfmot code as written (idempotent, for this process)."""
+    from tensorflow.python.autograph.core import config, config_lib  # private: TensorFlow is pinned to 2.14
+
+    present = {str(rule) for rule in config.CONVERSION_RULES}
+    rules = tuple(r for r in map(config_lib.DoNotConvert, NO_AUTOGRAPH_PACKAGES) if str(r) not in present)
+    config.CONVERSION_RULES = rules + config.CONVERSION_RULES
+
 
 def layer_bits(quant_cfg: dict, layer: str) -> dict:
     """Resolved {bits, integer, activation_bits, activation_integer} of one Dense layer."""

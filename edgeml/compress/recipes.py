@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from edgeml import config as cfgmod
 from edgeml.errors import InputError
 
@@ -149,9 +148,10 @@ def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path,
 
     from edgeml.compress.distill import distillation_loss, pack_targets, teacher_logits
     from edgeml.compress.prune import apply_pruning, layer_targets, pruning_callbacks, sparsity_report, strip
-    from edgeml.compress.quantize import copy_weights
+    from edgeml.compress.quantize import copy_weights, trace_layer_libraries_without_autograph
     from edgeml.train import save_trained
 
+    trace_layer_libraries_without_autograph()
     s = recipe.settings
     n_features, n_classes = splits.X_train.shape[1], len(splits.classes)
     model = build_student(cfg, s, n_features, n_classes, cfg["seed"])
