@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,9 +103,11 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, config, word):
 def test_tiny_search_end_to_end(tmp_path):
     """Two real trials on a local loopback Ray: logs, front models ready for convert, summary, report, --json."""
     run = tmp_path / "run"
+    ray_sessions = set(Path(tempfile.gettempdir()).glob("edgeml-ray-*"))
     r = edgeml("search", str(write_config(tmp_path)), "--run-dir", str(run), "--epochs", "1", "--workers", "2",
                "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert set(Path(tempfile.gettempdir()).glob("edgeml-ray-*")) <= ray_sessions  # Ray's session files removed
     out = json.loads(r.stdout)
     assert out["engine"] == "ray" and out["address"] is None and len(out["trials"]) == 2
     assert all(t["status"] in ("completed", "failed", "infeasible") for t in out["trials"])

@@ -108,7 +108,7 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
                           settings["max_failures"], logger)
         seconds_trials = time.monotonic() - t_trials  # the trial phase: Ray's shutdown is not part of it
     finally:
-        engine.disconnect()
+        engine.disconnect(info)
     records = results.read_trials(run_dir)
     summary = _finish(cfg, settings, run_dir, records, splits, info)
     summary["seconds"] = {"total": round(time.monotonic() - started, 1), "trials": round(seconds_trials, 1),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -69,14 +70,18 @@ def connect(address: str | None, workers: int | None) -> dict:
     ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
              _system_config=LOCAL_SYSTEM_CONFIG, **options)
     return {"engine": "ray", "address": None, "workers": workers,
-            "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
+            "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")], "temp_dir": temp_dir}
 
 
-def disconnect() -> None:
+def disconnect(info: dict | None = None) -> None:
+    """Leave Ray; a local search's session directory goes too (Ray leaves its logs and sockets behind,
+    tens of MB per search)."""
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
+    if info and info.get("temp_dir"):
+        shutil.rmtree(info["temp_dir"], ignore_errors=True)
 
 
 def trial_constraints(frozen_trial) -> list[float]:

@@ -71,8 +71,6 @@ def splits_of(data: TrialData, input_type):
                   data.scaler, list(data.classes))
 
 
-
-
 def run_trial(params: dict, data: TrialData) -> dict:
     """Train, convert and estimate one point; return its record (model bytes included, base64)."""
     pin_threads()
