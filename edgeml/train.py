@@ -85,7 +85,7 @@ def untuned_batches(X, y, batch_size: int, epochs: int = 1, shuffle: bool = Fals
     at the end of a 6 s fit, in most runs with two such processes on the two cores. This one never did.
     Unshuffled (validation data) the batches are sliced in order, not gathered: Keras builds a new
     iterator over the validation data every epoch, and the gathering pipeline's iterator is ~8x dearer
-    to build; two trials doing that side by side slowed each other by ~20%.
+    to build (a quarter of a search trial's time went there).
     """
     import tensorflow as tf
 

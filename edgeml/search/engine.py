@@ -67,20 +67,24 @@ def connect(address: str | None, workers: int | None) -> dict:
                 "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
     workers = workers or os.cpu_count() or 1
     temp_dir = tempfile.mkdtemp(prefix="edgeml-ray-")  # our own session files, apart from anyone else's Ray
-    ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
-             _system_config=LOCAL_SYSTEM_CONFIG, **options)
+    try:
+        ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
+                 _system_config=LOCAL_SYSTEM_CONFIG, **options)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
     return {"engine": "ray", "address": None, "workers": workers,
             "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")], "temp_dir": temp_dir}
 
 
-def disconnect(info: dict | None = None) -> None:
+def disconnect(info: dict) -> None:
     """Leave Ray; a local search's session directory goes too (Ray leaves its logs and sockets behind,
     tens of MB per search)."""
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
-    if info and info.get("temp_dir"):
+    if info.get("temp_dir"):
         shutil.rmtree(info["temp_dir"], ignore_errors=True)
 
 
