@@ -114,6 +114,10 @@ def test_tiny_search_end_to_end(tmp_path):
     assert sum("search 1/2" in ln or "search 2/2" in ln for ln in r.stderr.splitlines()) == 2  # progress lines
     records = json.loads((run / "trials.json").read_text())
     assert [r["trial"] for r in records] == [1, 2]
+    if len(os.sched_getaffinity(0)) == 2:  # two workers fill the cores: each trial ran pinned to its own
+        assert sorted(r["core"] for r in records) == sorted(os.sched_getaffinity(0))
+    for state in (run / "tune" / "search").glob("experiment_state-*.json"):
+        assert "model_h5_b64" not in state.read_text()  # Tune's state (rewritten every step) stays small
     header = (run / "trials.csv").read_text().splitlines()[0].split(",")
     for col in ("accuracy", "cost", "lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "params", "feasible",
                 "status", "seconds", "param_width_1", "param_sparsity"):
@@ -132,6 +136,26 @@ def test_tiny_search_end_to_end(tmp_path):
     # a second search in the same directory needs --resume or --force
     again = edgeml("search", str(write_config(tmp_path)), "--run-dir", str(run), "--epochs", "1")
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_trial_workers_take_distinct_cores(tmp_path):
+    """Each worker pins all its threads to a core no other holds; with every core taken, the next runs unpinned."""
+    cores = sorted(os.sched_getaffinity(0))
+    code = ("import os, sys; from edgeml.search.trial import pin_to_free_core; pin_to_free_core(); "
+            "print(sorted({c for t in os.listdir('/proc/self/task') for c in os.sched_getaffinity(int(t))}), "
+            "flush=True); sys.stdin.read()")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEML_CORE_LOCKS": str(tmp_path)}
+    workers, seen = [], []
+    try:
+        for _ in range(len(cores) + 1):
+            workers.append(subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, text=True, env=env))
+            seen.append(json.loads(workers[-1].stdout.readline()))
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+    assert sorted(seen[:-1]) == [[c] for c in cores] and seen[-1] == cores
 
 
 def test_budget_no_trial_meets(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import socket
 import tempfile
@@ -24,6 +25,9 @@ CONNECT_TIMEOUT_S = 5.0
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
               "PYTHONWARNINGS": "ignore"}
+# A local search whose trials fill every core pins each trial worker to a core of its own (lock files here):
+# left to the scheduler, two trials plus the driver wander across the cores and slow each other down.
+CORE_LOCKS_ENV = "EDGEML_CORE_LOCKS"
 # Ray runs workers at nice +15 below its driver by default; the trials are the search's work, so a local
 # search runs them at the driver's own priority (`nice edgeml search` still lowers everything). At +15 they
 # yield to anything else on the machine, which starves W parallel trials far more than one.
@@ -67,6 +71,8 @@ def connect(address: str | None, workers: int | None) -> dict:
                 "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
     workers = workers or os.cpu_count() or 1
     temp_dir = tempfile.mkdtemp(prefix="edgeml-ray-")  # our own session files, apart from anyone else's Ray
+    if workers == len(os.sched_getaffinity(0)):
+        options["runtime_env"] = {"env_vars": {**WORKER_ENV, CORE_LOCKS_ENV: temp_dir}}
     try:
         ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
                  _system_config=LOCAL_SYSTEM_CONFIG, **options)
@@ -111,13 +117,31 @@ def _searcher_class():
     from ray.tune.search.optuna import OptunaSearch
 
     class ConstrainedOptunaSearch(OptunaSearch):
-        """OptunaSearch that hands Optuna each trial's budget excess (for the sampler's constraints_func)."""
+        """OptunaSearch that hands Optuna each trial's budget excess (for the sampler's constraints_func),
+        and pickles its study only when it changed: Tune saves the searcher at every step of its loop
+        (ten times a second), and the study grows with every trial."""
+
+        _pickled: bytes | None = None
+
+        def suggest(self, trial_id):
+            self._pickled = None
+            return super().suggest(trial_id)
+
+        def on_trial_result(self, trial_id, result):
+            self._pickled = None
+            super().on_trial_result(trial_id, result)
 
         def on_trial_complete(self, trial_id, result=None, error=False):
+            self._pickled = None
             ot_trial = self._ot_trials.get(trial_id)
             if result and ot_trial is not None and "constraints" in result:
                 ot_trial.set_user_attr("constraints", list(result["constraints"]))
             super().on_trial_complete(trial_id, result, error)
+
+        def save(self, checkpoint_path):
+            if self._pickled is None:
+                self._pickled = pickle.dumps({k: v for k, v in self.__dict__.items() if k != "_pickled"})
+            Path(checkpoint_path).write_bytes(self._pickled)
 
     return ConstrainedOptunaSearch
 

@@ -9,6 +9,8 @@ input sees. Everything a trial needs arrives in ``TrialData`` through Ray's obje
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import os
 import socket
 import tempfile
@@ -21,6 +23,7 @@ import numpy as np
 from edgeml.fixed import Fixed
 from edgeml.search import budget as budgets
 from edgeml.search import space as spaces
+from edgeml.search.engine import CORE_LOCKS_ENV
 
 # Cost columns of every trial record (trials.csv / trials.json / the front).
 COST_COLUMNS = ("lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "params")
@@ -40,9 +43,38 @@ class TrialData:
     epochs: int
 
 
+_HELD_CORE_LOCK: list[int] = []  # the open lock file holds this worker's core for the worker's life
+
+
+def pin_to_free_core() -> None:
+    """Move this worker (every thread) to a core no other trial worker holds, when the search asks for it
+    (a local search whose trials fill every core); a worker that died frees its core with its lock."""
+    lock_dir = os.environ.get(CORE_LOCKS_ENV)
+    if not lock_dir or _HELD_CORE_LOCK:
+        return
+    for core in sorted(os.sched_getaffinity(0)):
+        fd = os.open(os.path.join(lock_dir, f"core{core}.lock"), os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _HELD_CORE_LOCK.append(fd)
+        for thread in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that has just ended
+                os.sched_setaffinity(int(thread), {core})
+        return
+
+
+def _held_core() -> int | None:
+    affinity = os.sched_getaffinity(0)
+    return next(iter(affinity)) if _HELD_CORE_LOCK and len(affinity) == 1 else None
+
+
 def pin_threads() -> None:
     """One TensorFlow thread per trial: W trials on W cores must not fight over them."""
     os.environ["OMP_NUM_THREADS"] = "1"
+    pin_to_free_core()
     import tensorflow as tf
 
     try:
@@ -109,7 +141,7 @@ def run_trial(params: dict, data: TrialData) -> dict:
             "constraints": [float(min(v, 1e9)) for v in over.values()],
             "input_precision": precision, "sparsity_achieved": float(cost["sparsity"]),
             "seconds": round(time.monotonic() - started, 2), "started_at": started_at, "ended_at": time.time(),
-            "pid": os.getpid(), "hostname": socket.gethostname(),
+            "pid": os.getpid(), "core": _held_core(), "hostname": socket.gethostname(),
             "node_id": _node_id(), "model_h5_b64": base64.b64encode(model_bytes).decode("ascii")}
 
 
