@@ -49,9 +49,9 @@ def kill_group(proc: subprocess.Popen) -> None:
         time.sleep(3)
 
 
-def start(*args, **kw) -> subprocess.Popen:
+def start(*args, env=ENV) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "edgeml", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV, start_new_session=True, **kw)
+                            text=True, env=env, start_new_session=True)
 
 
 def test_search_on_a_ray_cluster(tmp_path):
@@ -116,10 +116,12 @@ def test_killed_worker_still_ends_with_every_trial_accounted_for(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_driver_then_resume_runs_only_the_remaining_trials(tmp_path):
+@pytest.mark.parametrize("state_period_s", ["0.5", "1000"])  # 1000: Tune's saved state surely predates the kill
+def test_killed_driver_then_resume_runs_only_the_remaining_trials(tmp_path, state_period_s):
     run = tmp_path / "run"
     config = write_config(tmp_path, TINY.replace("trials: 2", "trials: 4"))
-    search = start("search", str(config), "--run-dir", str(run), "--epochs", "1", "--workers", "1")
+    search = start("search", str(config), "--run-dir", str(run), "--epochs", "1", "--workers", "1",
+                   env={**ENV, "TUNE_GLOBAL_CHECKPOINT_S": state_period_s})
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -139,7 +141,7 @@ def test_killed_driver_then_resume_runs_only_the_remaining_trials(tmp_path):
     assert 1 <= len(before) < 4
     resumed = subprocess.run([sys.executable, "-m", "edgeml", "search", str(config), "--run-dir", str(run),
                               "--epochs", "1", "--workers", "1", "--resume"], capture_output=True, text=True,
-                             env=ENV, timeout=900)
+                             env={**ENV, "TUNE_GLOBAL_CHECKPOINT_S": state_period_s}, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = json.loads((run / "trials.json").read_text())
     assert len(after) == 4 and len({r["trial_id"] for r in after}) == 4

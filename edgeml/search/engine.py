@@ -19,6 +19,7 @@ from pathlib import Path
 from edgeml.errors import InputError
 
 LOOPBACK = "127.0.0.1"
+STATE_SAVE_PERIOD_S = "0.5"
 EXPERIMENT = "search"
 CONNECT_TIMEOUT_S = 5.0
 # Every trial process: one TensorFlow/OpenMP/BLAS thread, quiet TensorFlow.
@@ -35,10 +36,12 @@ LOCAL_SYSTEM_CONFIG = {"worker_niceness": 0}
 
 
 def ray_environment() -> None:
-    """Before Ray starts: loopback only, no usage stats, Tune state saved every step, no big per-trial logs."""
+    """Before Ray starts: loopback only, no usage stats, Tune state saved twice a second, no big per-trial logs."""
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # else Ray binds the machine's interface address
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"
+    # Tune's experiment state holds every trial, so saving it costs more as the search grows; at most twice a
+    # second keeps the driver's share small, and --resume replays from trials.json what finished since.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SAVE_PERIOD_S)
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # results carry the model; trials.json is our log
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -146,12 +149,14 @@ def _searcher_class():
     return ConstrainedOptunaSearch
 
 
-def _trainable(config: dict, data) -> None:
+def _trainable(config: dict, data, replay: dict) -> None:
+    """Run one trial; one the log already holds (finished after Tune last saved its state) is replayed."""
     from ray import tune
 
     from edgeml.search.trial import run_trial
 
-    tune.report(run_trial(config, data))
+    logged = replay.get(tune.get_context().get_trial_id())
+    tune.report(logged if logged is not None else run_trial(config, data))
 
 
 def experiment_path(run_dir: Path) -> Path:
@@ -170,7 +175,10 @@ def run_trials(data, distributions: dict, start: list[dict], n_trials: int, work
     """Run (or resume) the Tune experiment; finished trials reach ``logger`` (a Tune callback) as they end."""
     from ray import tune
 
-    trainable = tune.with_resources(tune.with_parameters(_trainable, data=data), {"cpu": 1})
+    from edgeml.search import results
+
+    replay = results.replayable(run_dir) if resume else {}
+    trainable = tune.with_resources(tune.with_parameters(_trainable, data=data, replay=replay), {"cpu": 1})
     if resume:
         tuner = tune.Tuner.restore(str(experiment_path(run_dir)), trainable=trainable, resume_errored=False)
     else:

@@ -19,9 +19,10 @@ from pathlib import Path
 from ray.tune import Callback
 
 from edgeml.io import atomic_path, write_json, write_text
-from edgeml.search.trial import COST_COLUMNS
+from edgeml.search.trial import COST_COLUMNS, constraints
 
 TRIALS_JSON, TRIALS_CSV, MODELS_DIR = "trials.json", "trials.csv", "trials"
+REPLAYED = "replayed_from_log"
 FINAL = ("completed", "infeasible", "failed")
 
 
@@ -34,6 +35,17 @@ def read_trials(run_dir: Path) -> list[dict]:
         return []
     return [r for r in records if isinstance(r, dict) and r.get("status") in FINAL] \
         if isinstance(records, list) else []
+
+
+def replayable(run_dir: Path) -> dict:
+    """The logged results Tune may not have saved before an interruption, by trial id, in the form a trial
+    reports them (no model: that is on disk already). A failed trial runs again."""
+    replay = {}
+    for r in read_trials(run_dir):
+        if r["status"] != "failed" and r.get("trial_id") and isinstance(r.get("excess"), dict):
+            result = {k: v for k, v in r.items() if k not in ("trial", "trial_id", "config", "status")}
+            replay[r["trial_id"]] = {**result, "constraints": constraints(r["excess"]), REPLAYED: True}
+    return replay
 
 
 def write_trials(run_dir: Path, records: list[dict]) -> None:
@@ -63,6 +75,8 @@ class TrialLog(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = dict(trial.last_result or {})
+        if result.get(REPLAYED) and trial.trial_id in self.records:
+            return  # finished before the interruption: logged, and its model is on disk
         if "accuracy" not in result:  # ended without reporting: count it as failed
             self._add(trials, trial, {"status": "failed", "error": "the trial ended without a result"})
             return

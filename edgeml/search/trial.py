@@ -93,6 +93,11 @@ def cost_of(row: dict, objective: str) -> float:
     return float(row["lut"] + DSP_LUT_EQUIVALENT * row["dsp"])
 
 
+def constraints(excess: dict) -> list[float]:
+    """Optuna's constraint values: each limit's relative excess (<= 0 within budget), capped to stay finite."""
+    return [float(min(v, 1e9)) for v in excess.values()]
+
+
 def splits_of(data: TrialData, input_type):
     """The run's splits with every feature quantized to the firmware input type ``input_type``."""
     from edgeml.data import Splits
@@ -138,7 +143,7 @@ def run_trial(params: dict, data: TrialData) -> dict:
     over = budgets.excess(total, budgets.limits(search["budget"]))
     return {"accuracy": accuracy, "cost": cost_of(row, search["objective"]), **row,
             "feasible": all(v <= 0 for v in over.values()), "excess": over,
-            "constraints": [float(min(v, 1e9)) for v in over.values()],
+            "constraints": constraints(over),
             "input_precision": precision, "sparsity_achieved": float(cost["sparsity"]),
             "seconds": round(time.monotonic() - started, 2), "started_at": started_at, "ended_at": time.time(),
             "pid": os.getpid(), "core": _held_core(), "hostname": socket.gethostname(),
