@@ -228,7 +228,8 @@ SEARCH_SECTION = Section(
     "section (`search: {}` for all defaults): Optuna proposes, Ray Tune runs the trials. See docs/search.md.",
     {
         "trials": Key(int, 48, "Number of trials (--trials overrides).", min=1, max=100000),
-        "workers": Key(int, None, "Trials at once on a local Ray (--workers); null: one per core.", min=1,
+        "workers": Key(int, None, "Trials at once on a local Ray (--workers); null: one per core. When the "
+                       "workers fill every core, each trial worker is pinned to a core of its own.", min=1,
                        max=1024, nullable=True),
         "epochs": Key(int, 20, "Training epochs of each trial (--epochs overrides; also the teacher's).", min=1,
                       max=10000),

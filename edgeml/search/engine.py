@@ -26,8 +26,9 @@ CONNECT_TIMEOUT_S = 5.0
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
               "PYTHONWARNINGS": "ignore"}
-# A local search whose trials fill every core pins each trial worker to a core of its own (lock files here):
-# left to the scheduler, two trials plus the driver wander across the cores and slow each other down.
+# A local search whose trials fill every core pins each trial worker to a core of its own; this variable names
+# the directory of the per-core lock files. Left to the scheduler, the trials and the driver wander across the
+# cores and slow each other down.
 CORE_LOCKS_ENV = "EDGEML_CORE_LOCKS"
 # Ray runs workers at nice +15 below its driver by default; the trials are the search's work, so a local
 # search runs them at the driver's own priority (`nice edgeml search` still lowers everything). At +15 they
@@ -121,8 +122,8 @@ def _searcher_class():
 
     class ConstrainedOptunaSearch(OptunaSearch):
         """OptunaSearch that hands Optuna each trial's budget excess (for the sampler's constraints_func),
-        and pickles its study only when it changed: Tune saves the searcher at every step of its loop
-        (ten times a second), and the study grows with every trial."""
+        and pickles its study only when it changed: Tune saves the searcher with its experiment state (up to
+        twice a second), and the study grows with every trial."""
 
         _pickled: bytes | None = None
 

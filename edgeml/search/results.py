@@ -84,8 +84,8 @@ class TrialLog(Callback):
         if model is not None:
             with atomic_path(self.run_dir / MODELS_DIR / f"{trial.trial_id}.h5") as tmp:
                 tmp.write_bytes(base64.b64decode(model))
-            # Tune rewrites every trial's last result into its experiment state at each step of its loop;
-            # with the model left in (tens of kB per trial) a long search spends the driver's core on that.
+            # Tune rewrites every trial's last result into its experiment state each time it saves it; with
+            # the model left in (tens of kB per trial) a long search spends the driver's core on that.
             trial.run_metadata.last_result = result
         keep = ("accuracy", "cost", *COST_COLUMNS, "feasible", "excess", "input_precision", "seconds",
                 "sparsity_achieved", "started_at", "ended_at", "pid", "core", "node_id", "hostname")
