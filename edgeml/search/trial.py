@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import os
 import socket
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from edgeml.fixed import Fixed
 from edgeml.search import budget as budgets
@@ -43,7 +43,7 @@ class TrialData:
     epochs: int
 
 
-_HELD_CORE_LOCK: list[int] = []  # the open lock file holds this worker's core for the worker's life
+_HELD_CORE_LOCK: list[FileLock] = []  # held for the worker's life: it keeps this worker's core
 
 
 def pin_to_free_core() -> None:
@@ -53,13 +53,12 @@ def pin_to_free_core() -> None:
     if not lock_dir or _HELD_CORE_LOCK:
         return
     for core in sorted(os.sched_getaffinity(0)):
-        fd = os.open(os.path.join(lock_dir, f"core{core}.lock"), os.O_CREAT | os.O_RDWR)
+        lock = FileLock(os.path.join(lock_dir, f"core{core}.lock"))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            lock.acquire(timeout=0)
+        except Timeout:
             continue
-        _HELD_CORE_LOCK.append(fd)
+        _HELD_CORE_LOCK.append(lock)
         for thread in os.listdir("/proc/self/task"):
             with contextlib.suppress(OSError):  # a thread that has just ended
                 os.sched_setaffinity(int(thread), {core})
