@@ -11,8 +11,8 @@ from edgeml.compress.cost import model_cost
 from edgeml.compress.distill import distillation_loss, pack_targets, teacher_logits
 from edgeml.compress.prune import apply_pruning, pruning_callbacks, sparsity_report, strip
 from edgeml.compress.quantize import build_qkeras_model, copy_weights, layer_bits
-from edgeml.compress.recipes import Recipe, compress, load_recipes, run_recipe
+from edgeml.compress.recipes import Recipe, compress, load_recipes, run_recipe, train_recipe
 
 __all__ = ["Recipe", "apply_pruning", "build_qkeras_model", "compress", "copy_weights", "distillation_loss",
            "layer_bits", "load_recipes", "model_cost", "pack_targets", "pruning_callbacks", "run_recipe",
-           "sparsity_report", "strip", "teacher_logits"]
+           "sparsity_report", "strip", "teacher_logits", "train_recipe"]

@@ -138,9 +138,10 @@ def fit_compressed(model, splits, y_train, y_val, train_cfg: dict, loss, extra_c
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path, progress: bool | None = None,
-               autotune_input: bool = True):
-    """Build, compress, train and save one recipe's model; return its ``TrainedModel`` paths.
+def train_recipe(recipe: Recipe, cfg: dict, splits, baseline, progress: bool | None = None,
+                 autotune_input: bool = True) -> tuple:
+    """Build, compress and train one recipe's model; return (model, history, extra metrics). Nothing is
+    written and the test split is not touched: a search trial scores on the validation split only.
 
     ``autotune_input``: see ``fit_compressed``.
     """
@@ -149,7 +150,6 @@ def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path,
     from edgeml.compress.distill import distillation_loss, pack_targets, teacher_logits
     from edgeml.compress.prune import apply_pruning, layer_targets, pruning_callbacks, sparsity_report, strip
     from edgeml.compress.quantize import copy_weights, trace_layer_libraries_without_autograph
-    from edgeml.train import save_trained
 
     trace_layer_libraries_without_autograph()
     s = recipe.settings
@@ -181,6 +181,16 @@ def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path,
     extra = {"recipe": recipe.name, "target_sparsity": targets,
              "achieved_sparsity": sparsity_report(model), "quantized": s["quantize"]["enabled"],
              "distilled": s["distill"]["enabled"], "hidden": student_model_cfg(cfg, s)["hidden"]}
+    return model, history, extra
+
+
+def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path, progress: bool | None = None,
+               autotune_input: bool = True):
+    """Build, compress, train and save one recipe's model (with its test metrics); return its
+    ``TrainedModel`` paths."""
+    from edgeml.train import save_trained
+
+    model, history, extra = train_recipe(recipe, cfg, splits, baseline, progress, autotune_input)
     return save_trained(model, splits, history, out_dir, recipe.name, extra=extra)
 
 
@@ -218,4 +228,4 @@ def check_compatible(baseline, n_features: int, n_classes: int) -> None:
 
 
 __all__ = ["Recipe", "check_compatible", "compress", "load_recipes", "recipe_files", "resolve_recipe",
-           "run_recipe"]
+           "run_recipe", "train_recipe"]

@@ -1,6 +1,6 @@
 """One trial, on a Ray worker: the existing stages end to end on one point of the space.
 
-compress (``run_recipe``: QKeras student, tfmot pruning, optional distillation) -> hls4ml graph
+compress (``train_recipe``: QKeras student, tfmot pruning, optional distillation) -> hls4ml graph
 (``build_hls_model``, nothing compiled) -> ``estimate`` -> metrics. The jets are quantized to the
 trial's input type before training and validation, so the accuracy is the one the firmware's
 input sees. Everything a trial needs arrives in ``TrialData`` through Ray's object store.
@@ -113,10 +113,10 @@ def run_trial(params: dict, data: TrialData) -> dict:
     import tensorflow as tf
 
     from edgeml.compress.cost import model_cost
-    from edgeml.compress.recipes import Recipe, run_recipe
+    from edgeml.compress.recipes import Recipe, train_recipe
     from edgeml.convert import build_hls_model
     from edgeml.estimate import estimate
-    from edgeml.modelio import load_model
+    from edgeml.modelio import load_model, save_model
 
     started, started_at = time.monotonic(), time.time()
     tf.keras.backend.clear_session()  # a reused worker must not accumulate earlier trials' graphs
@@ -128,10 +128,11 @@ def run_trial(params: dict, data: TrialData) -> dict:
     recipe = Recipe("trial", spaces.recipe_section(params, data.epochs))
     with tempfile.TemporaryDirectory(prefix="edgeml-trial-") as tmp:
         teacher = _teacher(data.teacher_h5, Path(tmp)) if params["distill"] else None
-        paths = run_recipe(recipe, data.cfg, splits, teacher, Path(tmp) / "model", progress=False,
-                           autotune_input=False)
-        model = load_model(paths.model)
-        model_bytes = paths.model.read_bytes()
+        trained, _, _ = train_recipe(recipe, data.cfg, splits, teacher, progress=False, autotune_input=False)
+        path = Path(tmp) / "model.h5"
+        save_model(trained, path)
+        model = load_model(path)  # accuracy and estimate of exactly the bytes the front will ship
+        model_bytes = path.read_bytes()
         proba = model.predict(splits.X_val, batch_size=4096, verbose=0)
         accuracy = float(np.mean(proba.argmax(axis=1) == splits.y_val))
         total = estimate(build_hls_model(model, hls, Path(tmp) / "hls"))["total"]
