@@ -158,6 +158,16 @@ def test_trial_workers_take_distinct_cores(tmp_path):
     assert sorted(seen[:-1]) == [[c] for c in cores] and seen[-1] == cores
 
 
+def test_pinned_worker_stops_tensorflow_thread_spinning(tmp_path):
+    """A pinned trial worker starts TensorFlow without pool-thread spinning (private API: recheck on a TF upgrade)."""
+    code = ("from edgeml.search.trial import pin_threads; pin_threads(); import tensorflow as tf; "
+            "tf.constant(1.0) + 1.0; from tensorflow.python.eager import context; "
+            "print(context.context().config.experimental.disable_thread_spinning)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEML_CORE_LOCKS": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.split() == ["True"], out.stderr[-2000:]
+
+
 def test_budget_no_trial_meets(tmp_path):
     text = TINY.replace("trials: 2", "trials: 2\n  budget: {max_lut_pct: 0.01}")
     run = tmp_path / "run"

@@ -81,6 +81,27 @@ def pin_threads() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # already initialised in this (reused) worker: the setting is in force
         pass
+    if _held_core() is not None:
+        stop_thread_spinning()
+
+
+def stop_thread_spinning() -> None:
+    """TensorFlow's pool thread spins a while waiting for its next op. On a worker pinned to one core that
+    spin only takes the core from the Python thread that has the work: the same trials ran 2.5% faster
+    side by side without it (28.8 vs 29.5 s for five, four pairs), and no slower unpinned. TensorFlow 2.14
+    has no public switch for the eager context, so the ConfigProto option goes into the context before it
+    starts (a reused worker's context has started with it already)."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    if ctx._initialized:
+        return
+    config = config_pb2.ConfigProto()
+    if ctx._config is not None:
+        config.CopyFrom(ctx._config)
+    config.experimental.disable_thread_spinning = True
+    ctx._config = config
 
 
 def cost_of(row: dict, objective: str) -> float:
