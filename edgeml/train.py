@@ -83,16 +83,16 @@ def untuned_batches(X, y, batch_size: int, epochs: int = 1, shuffle: bool = Fals
     Why: Keras autotunes the pipeline it builds from arrays, and in a process with one TensorFlow
     inter-op thread (a search trial) tearing that iterator down can stall: measured here, 3.4-3.9 s
     at the end of a 6 s fit, in most runs with two such processes on the two cores. This one never did.
-    Unshuffled (validation data) the batches are sliced in order, not gathered: Keras builds a new
-    iterator over the validation data every epoch, and the gathering pipeline's iterator is ~8x dearer
-    to build (a quarter of a search trial's time went there).
+    Every element is a whole batch, cut from the arrays (validation) or from one gather of the epoch's
+    permutation (training) without a copy: slicing and re-batching row by row, or gathering batch by
+    batch in a map, cost a search trial ~10% of its CPU in tf.data's threads.
     """
     import tensorflow as tf
 
     if shuffle:
         dataset = _permuted_batches(X, y, batch_size, epochs)
     else:
-        dataset = tf.data.Dataset.from_tensor_slices((X, y)).batch(batch_size).repeat(epochs)
+        dataset = _sliced_batches((X, y), batch_size).repeat(epochs)
     options = tf.data.Options()
     options.autotune.enabled = False
     options.experimental_optimization.apply_default_optimizations = False
@@ -100,24 +100,34 @@ def untuned_batches(X, y, batch_size: int, epochs: int = 1, shuffle: bool = Fals
     return dataset.prefetch(1).with_options(options)
 
 
-def _permuted_batches(X, y, batch_size: int, epochs: int):
-    """A fresh permutation of (X, y) each epoch, cut into batches (the last one partial), gathered."""
+def _sliced_batches(arrays: tuple, batch_size: int):
+    """``arrays`` (numpy or tensors, same length) as consecutive batches, the last one partial."""
     import tensorflow as tf
 
-    n, full = len(X), len(X) // batch_size
+    n = arrays[0].shape[0]
+    full = n // batch_size
+    batches = tf.data.Dataset.from_tensor_slices(
+        tuple(tf.reshape(a[:full * batch_size], [full, batch_size, *a.shape[1:]]) for a in arrays))
+    if n % batch_size:
+        batches = batches.concatenate(tf.data.Dataset.from_tensors(tuple(a[full * batch_size:] for a in arrays)))
+    return batches
+
+
+def _permuted_batches(X, y, batch_size: int, epochs: int):
+    """A fresh permutation of (X, y) each epoch, gathered once and cut into batches (the last one partial)."""
+    import tensorflow as tf
+
+    n = len(X)
 
     def permutation(_):
         return tf.random.shuffle(tf.range(n, dtype=tf.int64))
 
-    def batch_indices(indices):
-        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(indices[:full * batch_size], [full, batch_size]))
-        if n % batch_size:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors(indices[full * batch_size:]))
-        return batches
+    def epoch_batches(order, data):
+        return _sliced_batches((tf.gather(data[0], order), tf.gather(data[1], order)), batch_size)
 
-    indices = tf.data.Dataset.range(1).repeat(epochs).map(permutation).flat_map(batch_indices)
+    orders = tf.data.Dataset.range(1).repeat(epochs).map(permutation)
     arrays = tf.data.Dataset.from_tensors((X, y)).repeat()
-    return tf.data.Dataset.zip((indices, arrays)).map(lambda i, d: (tf.gather(d[0], i), tf.gather(d[1], i)))
+    return tf.data.Dataset.zip((orders, arrays)).flat_map(epoch_batches)
 
 
 def fit(model, splits: Splits, train_cfg: dict, loss="sparse_categorical_crossentropy",

@@ -69,3 +69,8 @@ def test_untuned_batches_are_kerass_batching_one_permutation_per_epoch():
     validation = [by for _, by in untuned_batches(X, y, batch_size=4)]
     assert [len(by) for by in validation] == [4, 4, 2]
     assert np.concatenate(validation).tolist() == list(range(10))
+
+    # Distillation's packed targets are rows, not labels: they stay with their jets.
+    packed = np.stack([y, 2 * y], axis=1).astype(np.float32)
+    for bx, by in untuned_batches(X, packed, batch_size=4, epochs=2, shuffle=True):
+        assert by.shape[1:] == (2,) and (by.numpy() == np.stack([bx[:, 0], 2 * bx[:, 0]], axis=1)).all()
