@@ -5,7 +5,7 @@
     python benchmarks/search.py --speedup-only --repeats 3 --out /tmp/speedup.json
 
 Full: 600 trials of 50 epochs with 2 workers (the issue asks for at least 48; a trial takes ~3-15 s
-on a core, so 600 take ~28 min here and fit inside the hour), the quality target: a front model with
+on a core, so 600 take ~24 min here and fit inside the hour), the quality target: a front model with
 firmware test accuracy at least edgeml_compact's - 0.5 points at <= 0.6x its LUT + 55*DSP, within
 60 minutes.
 
