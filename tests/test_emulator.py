@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeml.firmware.emulator import Emulator, _resource_order, _tree_sum, emulate, unsupported_layers
+from edgeml.firmware.emulator import Emulator, emulate, unsupported_layers
+from edgeml.firmware.emulator.dense import _resource_order
+from edgeml.firmware.emulator.softmax import _tree_sum
 from edgeml.fixed import ROUNDING_MODES, Fixed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +129,7 @@ def test_wide_products_cast_like_ap_fixed(tmp_path):
     of _wide_stand_in gives ap_fixed's result, ties and saturation included."""
     import hls4ml
 
-    from edgeml.firmware.emulator import _wide_stand_in
+    from edgeml.firmware.emulator.activations import _wide_stand_in
 
     shapes = [(True, 12, 4), (False, 10, 4), (True, 20, -4), (True, 9, 1)]
     types = [Fixed(signed, w, i, q, o) for signed, w, i in shapes for q in ROUNDING_MODES for o in ("SAT", "WRAP")]
@@ -191,7 +193,8 @@ def test_tables_are_built_like_the_cpp_tables(tmp_path):
     """float32 libm (tanhf, expf) and the float/double mix of each init function, seen through a 40-bit fraction."""
     import hls4ml
 
-    from edgeml.firmware import emulator as em
+    from edgeml.firmware.emulator import tables as em
+    from edgeml.firmware.emulator.softmax import _float_of_top_bits
 
     templates = Path(hls4ml.__file__).parent / "templates" / "vivado"
     (tmp_path / "tables.cpp").write_text(TABLE_PROGRAM)
@@ -203,9 +206,9 @@ def test_tables_are_built_like_the_cpp_tables(tmp_path):
     with np.errstate(divide="ignore"):
         ours = [em._tanh_table(1024), em._sigmoid_table(1024), em._legacy_exp_table(1024),
                 em._legacy_inv_table(1024),
-                em._expf(em._float_of_top_bits(Fixed(True, 12, 4), 512) * scale),
-                em._expf(-(em._float_of_top_bits(Fixed(False, 11, 3), 512) * scale)),
-                np.float32(1) / em._float_of_top_bits(Fixed(True, 14, 6), 256),
+                em._expf(_float_of_top_bits(Fixed(True, 12, 4), 512) * scale),
+                em._expf(-(_float_of_top_bits(Fixed(False, 11, 3), 512) * scale)),
+                np.float32(1) / _float_of_top_bits(Fixed(True, 14, 6), 256),
                 em._elu_table(1024), em._selu_table(1024), em._softplus_table(1024), em._softsign_table(1024)]
     names = ["tanh", "sigmoid", "legacy exp", "legacy invert", "exp", "exp (stable)", "invert", "elu", "selu",
              "softplus", "softsign"]
