@@ -141,7 +141,7 @@ def _rounded_products(step: _DenseStep):
     return total
 
 
-@register("Dense", io_stream=False)
+@register("Dense")
 def _dense_step(layer) -> _DenseStep:
     info = _common(layer)
     if info["in_t"] is None:
