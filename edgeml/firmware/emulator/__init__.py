@@ -29,7 +29,7 @@ A layer or type the emulator does not cover is listed by ``unsupported_layers``;
 refuses such a model instead of approximating it.
 """
 
-from edgeml.firmware.emulator import activations, dense, normalization, softmax  # noqa: F401  (register their layers)
+from edgeml.firmware.emulator import activations, convolution, dense, normalization, softmax  # noqa: F401  (register their layers)
 from edgeml.firmware.emulator.core import EmulationResult, Emulator, emulate, unsupported_layers
 
 __all__ = ["EmulationResult", "Emulator", "emulate", "unsupported_layers"]

@@ -1,0 +1,87 @@
+"""The emulator's convolutions against hls4ml's C-simulation, layer trace by layer trace.
+
+Each test compiles one hls4ml project holding several conv layers (each g++ compile costs 5-20 s):
+random weights, types with every rounding and overflow mode and accumulators narrow enough to overflow,
+strides, paddings, kernel shapes, Latency and Resource, io_parallel and io_stream.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from test_emulator import _assert_identical, _csim_and_emulate
+
+needs_gpp = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+
+def _keras(input_shape, layers, seed: int, spread: float = 1.5):
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([tf.keras.layers.Input(input_shape), *layers])
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # spread the weights so that rounding and overflow really happen
+        layer.set_weights([rng.normal(0, spread if w.ndim > 1 else 1.0, w.shape) for w in layer.get_weights()])
+    return model
+
+
+def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", model_config: dict | None = None):
+    import hls4ml
+
+    from edgeml.simulate import quiet
+
+    with quiet():
+        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis",
+                                                   default_precision="ap_fixed<16,6>")
+        cfg["Model"].update(model_config or {})
+        for name, entry in layers.items():
+            entry = dict(entry)
+            precision = entry.pop("Precision", {})
+            cfg["LayerName"].setdefault(name, {}).update(entry)
+            if precision:
+                current = cfg["LayerName"][name].get("Precision")
+                current = current if isinstance(current, dict) else {}
+                cfg["LayerName"][name]["Precision"] = {**current, **precision}
+        return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
+                                                          backend="Vitis", io_type=io_type)
+
+
+def _check(hls_model, X, expect: set):
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert expect <= set(traces), (expect - set(traces))
+    return traces
+
+
+CONV_TYPES = {"weight": "ap_fixed<8,2,AP_RND_CONV,AP_SAT>", "bias": "ap_fixed<8,2>"}
+
+
+@needs_gpp
+def test_conv2d_parallel_paddings_strides_and_strategies(tmp_path):
+    """io_parallel Conv2D: 'valid' 3x3, 'same' 3x2 with stride (2,1) (padding inside the im2col), a 1x1
+    (hls4ml's PointwiseConv2D) with a saturating accumulator that overflows, Resource with RF 4 on a 2x2 conv."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras((9, 8, 2), [
+        L.Conv2D(4, 3, name="c1"),
+        L.Conv2D(3, (3, 2), strides=(2, 1), padding="same", name="c2"),
+        L.Conv2D(5, 1, name="c3"),
+        L.Conv2D(3, 2, padding="same", name="c4")], seed=1)
+    layers = {
+        "c1": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<14,6,AP_RND,AP_WRAP>",
+                             "result": "ap_fixed<10,4,AP_RND_ZERO,AP_SAT>"}},
+        "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,7>", "result": "ap_fixed<9,4,AP_RND,AP_WRAP>"}},
+        "c3": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<9,3,AP_TRN,AP_SAT>",
+                             "result": "ap_fixed<10,4,AP_RND_INF,AP_SAT>"}},
+        "c4": {"Strategy": "Resource", "ReuseFactor": 4,
+               "Precision": {"weight": "ap_fixed<6,1,AP_TRN_ZERO,AP_WRAP>", "bias": "ap_fixed<8,2>",
+                             "accum": "ap_fixed<10,4,AP_RND_MIN_INF,AP_SAT>", "result": "ap_fixed<12,5>"}},
+    }
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert kinds["c3"] == "PointwiseConv2D" and hls_model.graph["c4"].get_attr("reuse_factor") == 4
+    X = np.random.default_rng(0).normal(0, 2, (400, 9 * 8 * 2))
+    traces = _check(hls_model, X, {"c1", "c2", "c3", "c4"})
+    assert (np.abs(traces["c3"]) == 4 - 2 ** -6).mean() > 0.05  # the 9-bit accumulator saturates
