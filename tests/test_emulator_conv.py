@@ -43,6 +43,8 @@ def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", mo
                 current = cfg["LayerName"][name].get("Precision")
                 current = current if isinstance(current, dict) else {}
                 cfg["LayerName"][name]["Precision"] = {**current, **precision}
+            if "result" in precision and f"{name}_linear" in cfg["LayerName"]:  # hls4ml then drops the linear
+                cfg["LayerName"][f"{name}_linear"]["Precision"] = {"result": precision["result"]}
         return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
                                                           backend="Vitis", io_type=io_type)
 
@@ -52,6 +54,15 @@ def _check(hls_model, X, expect: set):
     _assert_identical(y, traces, result)
     assert expect <= set(traces), (expect - set(traces))
     return traces
+
+
+def _wrapped(model, name: str, X, trace) -> bool:
+    """Whether the traced layer is far (more than 2) from Keras' float output somewhere: an overflow."""
+    import tensorflow as tf
+
+    inner = tf.keras.Model(model.inputs, model.get_layer(name).output)
+    expected = inner.predict(X.reshape(len(X), *model.input_shape[1:]), verbose=0).reshape(len(X), -1)
+    return bool((np.abs(trace - expected) > 2).any())
 
 
 CONV_TYPES = {"weight": "ap_fixed<8,2,AP_RND_CONV,AP_SAT>", "bias": "ap_fixed<8,2>"}
@@ -73,7 +84,7 @@ def test_conv2d_parallel_paddings_strides_and_strategies(tmp_path):
         "c1": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<14,6,AP_RND,AP_WRAP>",
                              "result": "ap_fixed<10,4,AP_RND_ZERO,AP_SAT>"}},
         "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,7>", "result": "ap_fixed<9,4,AP_RND,AP_WRAP>"}},
-        "c3": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<9,3,AP_TRN,AP_SAT>",
+        "c3": {"ParallelizationFactor": 3, "Precision": {**CONV_TYPES, "accum": "ap_fixed<9,3,AP_TRN,AP_SAT>",
                              "result": "ap_fixed<10,4,AP_RND_INF,AP_SAT>"}},
         "c4": {"Strategy": "Resource", "ReuseFactor": 4,
                "Precision": {"weight": "ap_fixed<6,1,AP_TRN_ZERO,AP_WRAP>", "bias": "ap_fixed<8,2>",
@@ -85,3 +96,62 @@ def test_conv2d_parallel_paddings_strides_and_strategies(tmp_path):
     X = np.random.default_rng(0).normal(0, 2, (400, 9 * 8 * 2))
     traces = _check(hls_model, X, {"c1", "c2", "c3", "c4"})
     assert (np.abs(traces["c3"]) == 4 - 2 ** -6).mean() > 0.05  # the 9-bit accumulator saturates
+
+
+@needs_gpp
+def test_conv1d_parallel_and_pointwise_forms(tmp_path):
+    """io_parallel Conv1D: 'valid' k=3 stride 2 with Resource RF 2, 'same' k=4 (odd padding), a 1x1 with
+    stride 2 and ParallelizationFactor = out_width (BatchedDenseForConv1D), a 1x1 over three partitions
+    (Conv1DLatency over a fill_buffer), a wrapping accumulator that overflows."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras((13, 3), [
+        L.Conv1D(4, 3, strides=2, name="c1"),
+        L.Conv1D(6, 4, padding="same", name="c2"),
+        L.Conv1D(5, 1, strides=2, name="c3"),
+        L.Conv1D(4, 1, name="c4")], seed=2)
+    layers = {
+        "c1": {"Strategy": "Resource", "ReuseFactor": 2,
+               "Precision": {**CONV_TYPES, "accum": "ap_fixed<12,5,AP_RND_CONV,AP_SAT>", "result": "ap_fixed<10,4>"}},
+        "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<10,3,AP_TRN,AP_WRAP>",
+                             "result": "ap_fixed<9,3,AP_RND,AP_SAT>"}},
+        "c3": {"ParallelizationFactor": 3, "Precision": {"weight": "ap_fixed<7,2,AP_RND,AP_SAT>", "bias": "ap_fixed<6,1>",
+                             "accum": "ap_fixed<11,4,AP_RND_ZERO,AP_SAT>", "result": "ap_fixed<10,4,AP_TRN_ZERO,AP_SAT>"}},
+        "c4": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<16,6>", "result": "ap_ufixed<8,3,AP_RND,AP_SAT>"}},
+    }
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    assert [hls_model.graph[name].class_name for name in ("c3", "c4")] == ["PointwiseConv1D"] * 2
+    assert [hls_model.graph[name].get_attr("n_partitions") for name in ("c3", "c4")] == [1, 3]
+    X = np.random.default_rng(1).normal(0, 2, (500, 13 * 3))
+    traces = _check(hls_model, X, {"c1", "c2", "c3", "c4"})
+    assert _wrapped(model, "c2", X, traces["c2"])  # the 3-integer-bit accumulator
+
+
+@needs_gpp
+def test_conv2d_stream_line_buffer(tmp_path):
+    """io_stream Conv2D (line buffer, Dense kernels per window): 3x3, 3x2 with stride (2,1) over a width
+    that leaves a column unused, 2x2 stride 2 Resource with RF > n_in (dense_resource_rf_gt_nin_rem0), a
+    1x1 Resource RF 2 with a saturating accumulator."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras((11, 10, 2), [
+        L.Conv2D(4, 3, name="c1"),
+        L.Conv2D(3, (3, 2), strides=(2, 1), name="c2"),
+        L.Conv2D(4, 2, strides=2, name="c3"),
+        L.Conv2D(3, 1, name="c4")], seed=3)
+    layers = {
+        "c1": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<13,5,AP_RND,AP_WRAP>",
+                             "result": "ap_fixed<10,4,AP_RND_ZERO,AP_SAT>"}},
+        "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,7>", "result": "ap_fixed<9,4,AP_RND,AP_WRAP>"}},
+        "c3": {"Strategy": "Resource", "ReuseFactor": 24,
+               "Precision": {**CONV_TYPES, "accum": "ap_fixed<11,4,AP_TRN,AP_SAT>", "result": "ap_fixed<10,4>"}},
+        "c4": {"Strategy": "Resource", "ReuseFactor": 2,
+               "Precision": {**CONV_TYPES, "accum": "ap_fixed<9,3,AP_RND_INF,AP_SAT>",
+                             "result": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>"}},
+    }
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj", io_type="io_stream")
+    assert [hls_model.graph[name].get_attr("reuse_factor") for name in ("c3", "c4")] == [24, 2]
+    X = np.random.default_rng(2).normal(0, 2, (300, 11 * 10 * 2))
+    _check(hls_model, X, {"c1", "c2", "c3", "c4"})

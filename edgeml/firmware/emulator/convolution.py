@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import _common, _Step, _Unsupported, _weight_ints, register
+from edgeml.firmware.emulator.core import _common, _is_stream, _Step, _Unsupported, _weight_ints, register
 from edgeml.firmware.emulator.dense import DenseKernel, dense_kernel
 from edgeml.fixed import Fixed
 
@@ -149,10 +149,6 @@ def _batched_pointwise(layer) -> bool:
     i reads input pixel i * stride)."""
     return ("1D" in layer.class_name and int(layer.get_attr("filt_width")) == 1 and not _is_stream(layer)
             and _strategy(layer) == "latency" and int(layer.get_attr("n_partitions", 0)) == 1)
-
-
-def _is_stream(layer) -> bool:
-    return str(layer.model.config.get_config_value("IOType", "io_parallel")).lower() == "io_stream"
 
 
 def _strategy(layer) -> str:
