@@ -155,3 +155,34 @@ def test_conv2d_stream_line_buffer(tmp_path):
     assert [hls_model.graph[name].get_attr("reuse_factor") for name in ("c3", "c4")] == [24, 2]
     X = np.random.default_rng(2).normal(0, 2, (300, 11 * 10 * 2))
     _check(hls_model, X, {"c1", "c2", "c3", "c4"})
+
+
+@needs_gpp
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_depthwise_and_separable_convs(io_type, tmp_path):
+    """SeparableConv2D and SeparableConv1D (hls4ml splits them into DepthwiseConv + PointwiseConv), standalone
+    DepthwiseConv2D/1D; narrow saturating accumulators. io_stream: Resource with the reuse factors of each
+    depthwise_product_resource_* form (RF <= n_chan, RF > n_chan with and without RF % n_chan == 0, RF > n_in)."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    stream = io_type == "io_stream"
+    model2 = _keras((9, 8, 3), [L.SeparableConv2D(4, 3, name="s1"), L.DepthwiseConv2D((2, 3), name="d1")], seed=4)
+    model1 = _keras((14, 4), [L.SeparableConv1D(5, 3, strides=2, name="s1"), L.DepthwiseConv1D(3, name="d1")],
+                    seed=5)
+    narrow = {"accum": "ap_fixed<10,4,AP_RND,AP_SAT>", "result": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>"}
+    for k, (model, reuse) in enumerate([(model2, {"s1": 9, "d1": 6}), (model1, {"s1": 2, "d1": 75})]):
+        layers = {name: {"Precision": {"depthwise": "ap_fixed<8,2,AP_RND,AP_SAT>", "pointwise": "ap_fixed<8,2>",
+                                       "weight": "ap_fixed<8,2,AP_RND,AP_SAT>", "bias": "ap_fixed<8,2>", **narrow}}
+                  for name in ("s1", "d1")}
+        if stream:
+            for name, rf in reuse.items():
+                layers[name].update(Strategy="Resource", ReuseFactor=rf)
+        hls_model = _hls4ml_model(model, layers, tmp_path / f"prj{k}", io_type=io_type)
+        kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+        assert kinds["s1_depthwise"].startswith("DepthwiseConv") and kinds["s1_pointwise"].startswith("PointwiseConv")
+        if stream:
+            assert {name: hls_model.graph[name].get_attr("reuse_factor") for name in ("s1_depthwise", "d1")} == \
+                {"s1_depthwise": reuse["s1"], "d1": reuse["d1"]}
+        X = np.random.default_rng(k).normal(0, 2, (300, int(np.prod(model.input_shape[1:]))))
+        _check(hls_model, X, {"s1_depthwise", "s1_pointwise", "d1"})

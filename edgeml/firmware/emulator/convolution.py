@@ -37,18 +37,6 @@ class _ConvStep(_Step):
         return _convolve(x, self.windows, self.kernel)
 
 
-@dataclass
-class _SeparableStep(_Step):
-    in_t: Fixed = None
-    depthwise: DenseKernel = None
-    dw_windows: np.ndarray = None
-    pointwise: DenseKernel = None
-    pw_windows: np.ndarray = None
-
-    def __call__(self, x):
-        return _convolve(_convolve(x, self.dw_windows, self.depthwise), self.pw_windows, self.pointwise)
-
-
 def _convolve(x, windows: np.ndarray, kernel: DenseKernel):
     """(n, in_size) ints -> (n, pixels * n_out): the kernel applied to every window of every event."""
     n, in_size = x.shape
@@ -174,9 +162,11 @@ def _check_form(layer, geometry: _Geometry):
         # conv_*_resource_cl asserts RF <= filt * n_chan: the C-simulation aborts
         raise _Unsupported(f"io_parallel Resource conv with reuse factor {layer.get_attr('reuse_factor')} "
                            f"> kernel inputs {geometry.kernel_size * geometry.n_chan}")
-    depth = int(layer.get_attr("depth_multiplier", 1) or 1)
-    if depth != 1:
-        raise _Unsupported(f"depth_multiplier {depth}")
+    if "Depthwise" in layer.class_name:
+        if int(layer.get_attr("n_filt")) != geometry.n_chan:
+            raise _Unsupported("depth_multiplier > 1 (hls4ml asserts a multiplier of 1)")
+        if not _is_stream(layer) and _strategy(layer) != "latency":
+            raise _Unsupported("io_parallel Resource DepthwiseConv (hls4ml asserts Latency)")
 
 
 def _kernel_weights(layer, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, Fixed]:
@@ -201,3 +191,61 @@ def _conv_step(layer) -> _ConvStep:
     b, b_t = _weight_ints(layer, "bias")
     kernel = dense_kernel(layer, info["in_t"], info["out_t"], w, w_t, b.reshape(-1), b_t)
     return _ConvStep(**info, kernel=kernel, windows=_layer_windows(layer, geometry))
+
+
+@register("DepthwiseConv1D", "DepthwiseConv2D")
+def _depthwise_step(layer) -> _ConvStep:
+    """Channel c of a window sums its kernel positions k: as a dense kernel, a block-diagonal weight matrix
+    (zero weights add exact zeros), inputs in the order of ``depthwise_product_latency`` or of the replayed
+    ``depthwise_product_resource_*`` loops."""
+    info = _common(layer)
+    geometry = _Geometry.of(layer)
+    _check_form(layer, geometry)
+    n_chan = geometry.n_chan
+    n_in = geometry.kernel_size * n_chan
+    w, w_t = _weight_ints(layer, "weight")
+    if w.size != n_in:
+        raise _Unsupported(f"depthwise weight of {w.size} values for {n_in} window entries")
+    full = np.zeros((n_in, n_chan), dtype=np.int64)
+    full[np.arange(n_in), np.arange(n_in) % n_chan] = w.reshape(-1)
+    b, b_t = _weight_ints(layer, "bias")
+    kernel = dense_kernel(layer, info["in_t"], info["out_t"], full, w_t, b.reshape(-1), b_t, reuse_order=False)
+    if _strategy(layer) == "resource":
+        kernel.order = _depthwise_order(n_in, n_chan, int(layer.get_attr("reuse_factor", 1)))
+    return _ConvStep(**info, kernel=kernel, windows=_layer_windows(layer, geometry))
+
+
+def _depthwise_order(n_in: int, n_out: int, reuse: int) -> np.ndarray | None:
+    """Per channel, the window entries in the order the depthwise_product_resource_* function hls4ml picks adds
+    them (then the other entries, whose zero weights add nothing); None when that is the natural order.
+    Refuses a reuse factor for which the C++ would pair an entry with another channel or miss one."""
+    visits = []  # (out_index, in_index) in C++ order
+    if reuse <= n_out:  # _rf_leq_nout
+        for ir in range(reuse):
+            in_index, out_index = ir, ir
+            for _ in range(-(-n_in // reuse)):
+                visits.append((out_index, in_index))
+                in_index += reuse
+                out_index += reuse
+                if out_index >= n_out:
+                    out_index -= n_out
+    else:  # _rf_gt_nout_rem0 (RF % n_out == 0) and _rf_gt_nout
+        rufactor = min(reuse, n_in)
+        step = 0 if reuse % n_out == 0 else reuse % n_out
+        for ir in range(rufactor):
+            in_index, out_index = ir, ir % n_out
+            for _ in range(-(-n_in // rufactor)):
+                visits.append((out_index, in_index))
+                in_index += rufactor
+                out_index += step
+                if out_index >= n_out:
+                    out_index -= n_out
+    if sorted(i for _, i in visits) != list(range(n_in)) or any(i % n_out != o for o, i in visits):
+        raise _Unsupported(f"depthwise Resource strategy with reuse factor {reuse} for {n_in} entries")
+    order = []
+    for channel in range(n_out):
+        mine = [i for o, i in visits if o == channel]
+        order.append(mine + [i for i in range(n_in) if i % n_out != channel])
+    order = np.array(order)
+    natural = [[i for i in range(n_in) if i % n_out == c] for c in range(n_out)]
+    return None if all(list(row[:len(nat)]) == nat for row, nat in zip(order, natural)) else order
