@@ -186,3 +186,48 @@ def test_depthwise_and_separable_convs(io_type, tmp_path):
                 {"s1_depthwise": reuse["s1"], "d1": reuse["d1"]}
         X = np.random.default_rng(k).normal(0, 2, (300, int(np.prod(model.input_shape[1:]))))
         _check(hls_model, X, {"s1_depthwise", "s1_pointwise", "d1"})
+
+
+@needs_gpp
+def test_qkeras_convs_and_batchnorm(tmp_path):
+    """QConv2D (alpha=1, and alpha='auto' with hls4ml's ApplyAlpha per filter), a BatchNormalization kept after
+    a QConv2D and one folded into a float Conv2D, QConv2DBatchnorm, QDepthwiseConv2D, QActivation
+    quantized_relu / quantized_bits, in io_parallel; a QConv1D and a QSeparableConv1D in a second project."""
+    import tensorflow as tf
+    from qkeras import (QActivation, QConv1D, QConv2D, QConv2DBatchnorm, QDepthwiseConv2D, QSeparableConv1D,
+                        quantized_bits, quantized_relu)
+
+    L = tf.keras.layers
+    q6 = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
+    model = _keras((10, 10, 2), [
+        QConv2D(6, 3, name="q1", **q6),
+        L.BatchNormalization(name="bnq"),
+        QActivation(quantized_relu(6, 2), name="qr1"),
+        QConv2D(4, 3, strides=2, padding="same", kernel_quantizer=quantized_bits(4, 0, alpha="auto"),
+                bias_quantizer=quantized_bits(8, 3), name="q2"),
+        QActivation(quantized_bits(8, 3, alpha=1), name="qb2"),
+        L.Conv2D(5, 1, name="c3"),
+        L.BatchNormalization(name="bnf"),
+        QConv2DBatchnorm(4, 2, name="qbn", **q6),
+        QDepthwiseConv2D(2, depthwise_quantizer=quantized_bits(6, 1, alpha=1), bias_quantizer=quantized_bits(6, 1),
+                         name="qd")], seed=6, spread=0.7)
+    for name in ("bnq", "bnf"):  # a positive variance
+        bn = model.get_layer(name)
+        bn.set_weights([np.abs(w) + 0.5 if k == 3 else w for k, w in enumerate(bn.get_weights())])
+    model.predict(np.zeros((1, 10, 10, 2)), verbose=0)  # QKeras sets alpha='auto' scales on a call
+    wide = {"Precision": {"accum": "ap_fixed<24,10>", "result": "ap_fixed<14,6,AP_RND,AP_SAT>"}}
+    hls_model = _hls4ml_model(model, {"qbn": wide, "qd": wide}, tmp_path / "prj2")  # not the 65 bits inferred
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert kinds["qbn"] == "Conv2DBatchnorm" and "q2_alpha" in kinds and "bnf" not in kinds, kinds
+    X = np.random.default_rng(6).normal(0, 1, (300, 200))
+    _check(hls_model, X, {"q1", "bnq", "qr1", "q2", "q2_alpha", "c3", "qbn", "qd"})
+
+    model = _keras((16, 3), [
+        QConv1D(6, 4, strides=2, padding="same", name="q1", **q6),
+        QActivation(quantized_relu(8, 3), name="qr1"),
+        QSeparableConv1D(4, 3, depthwise_quantizer=quantized_bits(6, 1, alpha=1),
+                         pointwise_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(8, 3),
+                         name="qs")], seed=7, spread=0.7)
+    hls_model = _hls4ml_model(model, {}, tmp_path / "prj1")
+    X = np.random.default_rng(7).normal(0, 1, (300, 48))
+    _check(hls_model, X, {"q1", "qr1", "qs_depthwise", "qs_pointwise"})

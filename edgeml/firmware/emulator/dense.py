@@ -176,6 +176,8 @@ def dense_kernel(layer, in_t: Fixed, out_t: Fixed, w: np.ndarray, w_t: Fixed, b:
     if strategy not in ("latency", "resource"):
         raise _Unsupported(f"strategy {strategy}")
     acc_t = _type_attr(layer, accum)
+    if in_t.width + w_t.width > 62 or acc_t.width > 62 or b_t.width > 62:
+        raise _Unsupported(f"products of {in_t} and {w_t} into {acc_t} pass the 64-bit integers emulated")
     n_in, n_out = w.shape
     order = None
     if strategy == "resource" and reuse_order:
