@@ -52,7 +52,7 @@ class _TableStep(_Step):
         return self.out_t.requantize(self.table[np.clip(index, 0, n - 1)], self.table_t.frac)
 
 
-@register("Activation", io_stream=False)
+@register("Activation")
 def _activation_step(layer) -> _Step:
     info = _common(layer)
     kind = str(layer.get_attr("activation")).lower()
@@ -208,7 +208,7 @@ def _leaky_step(info: dict, alpha: np.ndarray, alpha_frac: int) -> _LeakyStep:
     return _LeakyStep(**info, alpha=alpha, alpha_frac=alpha_frac, wide=wide)
 
 
-@register("ParametrizedActivation", io_stream=False)
+@register("ParametrizedActivation")
 def _parametrized_step(layer) -> _Step:
     info = _common(layer)
     kind = layer._get_act_function_name()
@@ -243,7 +243,7 @@ def _elu_like_step(info: dict, size: int, pos: int, pos_frac: int, table, table_
 _SELU_CONST_T = Fixed(False, 16, 1)  # nnet::selu's selu_const_t (ap_ufixed<16, 1>) for lambda
 
 
-@register("PReLU", io_stream=False)
+@register("PReLU")
 def _prelu_step(layer) -> _LeakyStep:
     info = _common(layer)
     alpha, alpha_t = _weight_ints(layer, "param")
@@ -253,7 +253,7 @@ def _prelu_step(layer) -> _LeakyStep:
     return _leaky_step(info, alpha, alpha_frac)
 
 
-@register("HardActivation", io_stream=False)
+@register("HardActivation")
 def _hard_step(layer) -> _HardStep:
     """``CONFIG_T::slope * data + CONFIG_T::shift`` has the ap_fixed product-then-sum type, which holds it
     exactly; ``datareg = 1`` stores 1 in that type, so a type without room for 1 is refused."""

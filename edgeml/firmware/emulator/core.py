@@ -204,7 +204,10 @@ def _step_for(layer) -> _Step:
         raise _Unsupported(f"layer class {layer.class_name}")
     if _is_stream(layer) and not io_stream:
         raise _Unsupported(f"layer class {layer.class_name} in io_stream")
-    return build(layer)
+    step = build(layer)
+    if not layer.get_attr("function_cpp", None):  # no C++ call (an in-place reshape): the C-sim traces none
+        step.traced = False
+    return step
 
 
 def _is_stream(layer) -> bool:

@@ -154,7 +154,7 @@ def _rounded_products(step: DenseKernel):
     return total
 
 
-@register("Dense", io_stream=False)
+@register("Dense")
 def _dense_step(layer) -> _DenseStep:
     info = _common(layer)
     n_in, n_out = int(layer.get_attr("n_in")), int(layer.get_attr("n_out"))

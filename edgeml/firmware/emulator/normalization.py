@@ -22,7 +22,7 @@ class _BatchNormStep(_Step):
         return self.out_t.requantize(x * self.scale + self.bias, self.frac)
 
 
-@register("BatchNormalization", "ApplyAlpha", io_stream=False)
+@register("BatchNormalization", "ApplyAlpha")
 def _batchnorm_step(layer) -> _Step:
     info = _common(layer)
     if _is_exponent(layer.weights["scale"].type.precision):

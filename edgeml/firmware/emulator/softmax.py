@@ -79,7 +79,7 @@ def _tree_sum(terms: list, t: Fixed):
     return t.fold(_tree_sum(terms[:left], t) + _tree_sum(terms[left:], t))
 
 
-@register("Softmax", io_stream=False)
+@register("Softmax")
 def _softmax_step(layer) -> _SoftmaxStep:
     info = _common(layer)
     config = _config(layer)
