@@ -38,18 +38,29 @@ class _ConvStep(_Step):
 
 
 def _convolve(x, windows: np.ndarray, kernel: DenseKernel):
-    """(n, in_size) ints -> (n, pixels * n_out): the kernel applied to every window of every event."""
+    """(n, in_size) ints -> (n, pixels * n_out): the kernel applied to every window of every event.
+
+    When the kernel is one exact float product (``exact_float``), the windows are gathered as floats and
+    multiplied row-major, which leaves the sums in the output's (event, pixel, filter) order."""
     n, in_size = x.shape
     pixels, n_in = windows.shape
     n_out = kernel.w.shape[1]
-    padded = np.zeros((n, in_size + 1), dtype=np.int64)
+    exact = kernel.exact_float
+    padded = np.zeros((n, in_size + 1), dtype=exact or np.int64)
     padded[:, :in_size] = x
     out = np.empty((n, pixels * n_out), dtype=np.int64)
     step = max(1, _BLOCK_ENTRIES // (pixels * n_in))
     for start in range(0, n, step):
-        block = padded[start:start + step]
-        rows = block[:, windows].reshape(-1, n_in)
-        out[start:start + step] = kernel(rows).reshape(len(block), pixels * n_out)
+        rows = padded[start:start + step][:, windows].reshape(-1, n_in)
+        block = out[start:start + step].reshape(-1, n_out)
+        if exact:
+            np.copyto(block, rows @ kernel.product.wf.T, casting="unsafe")
+            block += kernel.b_acc
+            result = kernel.finish(block)
+        else:
+            result = kernel(rows)
+        if result is not block:
+            block[...] = result
     return out
 
 
