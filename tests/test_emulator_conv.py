@@ -26,13 +26,14 @@ def _keras(input_shape, layers, seed: int, spread: float = 1.5):
     return model
 
 
-def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", model_config: dict | None = None):
+def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", model_config: dict | None = None,
+                  backend: str = "Vitis"):
     import hls4ml
 
     from edgeml.simulate import quiet
 
     with quiet():
-        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis",
+        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=backend,
                                                    default_precision="ap_fixed<16,6>")
         cfg["Model"].update(model_config or {})
         for name, entry in layers.items():
@@ -46,7 +47,7 @@ def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", mo
             if "result" in precision and f"{name}_linear" in cfg["LayerName"]:  # hls4ml then drops the linear
                 cfg["LayerName"][f"{name}_linear"]["Precision"] = {"result": precision["result"]}
         return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
-                                                          backend="Vitis", io_type=io_type)
+                                                          backend=backend, io_type=io_type)
 
 
 def _check(hls_model, X, expect: set):
@@ -231,3 +232,43 @@ def test_qkeras_convs_and_batchnorm(tmp_path):
     hls_model = _hls4ml_model(model, {}, tmp_path / "prj1")
     X = np.random.default_rng(7).normal(0, 1, (300, 48))
     _check(hls_model, X, {"q1", "qr1", "qs_depthwise", "qs_pointwise"})
+
+
+@needs_gpp
+def test_stream_padding_and_encoded_windows(tmp_path):
+    """io_stream: 'same' convs (hls4ml inserts a ZeroPadding layer and convolves 'valid'), the encoded
+    implementation (``pixels`` instructions and ``scale_index``) next to the line buffer, strides; Conv2D
+    and Conv1D, relu between. Vivado backend: Vitis replaces Encoded by the line buffer."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras((12, 11, 2), [
+        L.Conv2D(4, 3, padding="same", name="c1"),
+        L.ReLU(name="r1"),
+        L.Conv2D(3, 3, strides=2, name="c2"),
+        L.Conv2D(4, 2, strides=2, padding="same", name="c3")], seed=8)
+    encoded = {"ConvImplementation": "Encoded"}
+    layers = {"c1": {**encoded, "Precision": {**CONV_TYPES, "accum": "ap_fixed<12,5,AP_RND,AP_SAT>",
+                                              "result": "ap_fixed<10,4,AP_RND,AP_SAT>"}},
+              "r1": {"Precision": {"result": "ap_ufixed<8,3,AP_RND,AP_SAT>"}},
+              "c2": {**encoded, "Precision": {**CONV_TYPES, "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5>"}},
+              "c3": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5>"}}}
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj2", io_type="io_stream", backend="Vivado")
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert {"zp2d_c1", "zp2d_c3"} <= set(kinds), kinds
+    assert hls_model.graph["c2"].get_attr("implementation") == "encoded"
+    X = np.random.default_rng(8).normal(0, 2, (300, 12 * 11 * 2))
+    _check(hls_model, X, {"c1", "r1", "c2", "c3"})
+
+    model = _keras((17, 3), [
+        L.Conv1D(4, 3, padding="same", name="c1"),
+        L.Conv1D(5, 4, strides=3, name="c2"),
+        L.Conv1D(3, 2, strides=2, padding="same", name="c3")], seed=9)
+    layers = {"c1": {**encoded, "Precision": {**CONV_TYPES, "accum": "ap_fixed<11,4,AP_TRN,AP_SAT>",
+                                              "result": "ap_fixed<11,4>"}},
+              "c2": {**encoded, "Precision": {**CONV_TYPES, "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5>"}},
+              "c3": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5>"}}}
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj1", io_type="io_stream", backend="Vivado")
+    assert hls_model.graph["c2"].get_attr("implementation") == "encoded"
+    X = np.random.default_rng(9).normal(0, 2, (300, 17 * 3))
+    _check(hls_model, X, {"c1", "c2", "c3"})
