@@ -1,6 +1,21 @@
 """The step interface every layer family builds on: an hls4ml layer becomes a ``Step`` that maps the
-integers of its input (units of the input type's lsb, one row per event) to those of its output.
-``register`` maps hls4ml layer class names to the function that builds their step."""
+integers of its input(s) (units of the input type's lsb, one row per event) to those of its output(s).
+``register`` maps hls4ml layer class names to the function that builds their step.
+
+The interface (stable; other modules build on it):
+
+- ``@register("ClassName", ..., io_stream=True)`` on ``build(layer) -> _Step``. ``build`` raises
+  ``_Unsupported(reason)`` for what it does not reproduce bit-exactly; ``unsupported_layers`` then lists
+  ``"<layer> (<reason>)"``. ``io_stream=False``: the class is refused in io_stream models.
+- ``_Step`` (a dataclass; subclasses add fields and ``__call__``): ``name`` (the layer, the trace's key),
+  ``input`` (a graph name from ``layer.inputs``; a tuple of names for several inputs, then ``__call__``
+  gets one array per name; None for an Input layer, which gets the raw doubles), ``output`` (a name from
+  ``layer.outputs``, or a tuple of names for which ``__call__`` returns a tuple of arrays), ``variable``
+  (the output variable's C++ name), ``out_t`` (the output type, a ``Fixed``), ``size`` (values per event
+  of one output), ``traced``. ``_common(layer)`` fills these (and ``in_t``) for one input and one output.
+- Arrays are int64 (events, size), flattened in hls4ml's channels-last order, in units of the type's lsb;
+  steps run in ``hls_model.get_layers()`` order, which is topological.
+"""
 
 from __future__ import annotations
 
@@ -22,15 +37,18 @@ MIN_CHUNK = np.getbufsize()
 
 @dataclass
 class EmulationResult:
-    """``outputs``: the model output as the float values of its fixed-point numbers, (n, n_out).
-    ``traces``: layer name -> that layer's output values, (n, size), like a traced C-simulation."""
+    """``outputs``: the model output as the float values of its fixed-point numbers: (n, n_out) for a model
+    with one output, else a list of (n, size) arrays in ``get_output_variables()`` order (as hls4ml's
+    ``ModelGraph.predict``). ``traces``: layer name -> that layer's output values, (n, size), like a
+    traced C-simulation."""
 
-    outputs: np.ndarray
+    outputs: np.ndarray | list[np.ndarray]
     traces: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def emulate(hls_model, X, trace: bool = True) -> EmulationResult:
-    """Run the firmware of ``hls_model`` (an hls4ml io_parallel ModelGraph) on the rows of ``X``."""
+    """Run the firmware of ``hls_model`` (an hls4ml ModelGraph) on the rows of ``X``: one array (n, ...) for
+    a single-input model, else a list of arrays in ``get_input_variables()`` order."""
     return Emulator(hls_model).run(X, trace=trace)
 
 
@@ -44,10 +62,8 @@ def _plan(hls_model) -> tuple[list, list[str]]:
     if backend not in ("Vivado", "Vitis", "VivadoAccelerator"):
         return [], [f"model (backend {backend}; only the Vivado/Vitis ap_fixed templates are emulated)"]
     io_type = str(hls_model.config.get_config_value("IOType", "io_parallel")).lower()
-    if io_type != "io_parallel":
-        return [], [f"model (IOType {io_type}; only io_parallel is emulated)"]
-    if len(hls_model.get_input_variables()) != 1 or len(hls_model.get_output_variables()) != 1:
-        return [], ["model (only one input and one output are emulated)"]
+    if io_type not in ("io_parallel", "io_stream"):
+        return [], [f"model (IOType {io_type}; only io_parallel and io_stream are emulated)"]
     steps, bad = [], []
     for layer in hls_model.get_layers():
         try:
@@ -61,6 +77,13 @@ class _Unsupported(Exception):
     pass
 
 
+def _output_names(hls_model, variables) -> list[str]:
+    """The graph output names (what steps store their values under) of these hls4ml variables."""
+    by_variable = {layer.get_output_variable(name).name: name for layer in hls_model.get_layers()
+                   for name in layer.outputs if name in layer.variables}
+    return [by_variable[v.name] for v in variables]
+
+
 class Emulator:
     """The model's layers turned into integer steps once; ``run`` may be called many times."""
 
@@ -68,38 +91,64 @@ class Emulator:
         self.steps, bad = _plan(hls_model)
         if bad:
             raise EdgemlError(f"the emulator does not cover {', '.join(bad)}; use the C-simulation for this model")
-        variable = hls_model.get_output_variables()[0].name
-        self.final = next(s for s in self.steps if s.variable == variable)
+        self.inputs = _output_names(hls_model, hls_model.get_input_variables())
+        self.outputs = _output_names(hls_model, hls_model.get_output_variables())
+        self.types = {name: step.out_t for step in self.steps for name in _names(step.output)}
+        self.sizes = {name: step.size for step in self.steps for name in _names(step.output)}
 
     def run(self, X, trace: bool = True) -> EmulationResult:
         from threadpoolctl import threadpool_limits
 
+        arrays = list(X) if isinstance(X, (list, tuple)) else [X]
+        if len(arrays) != len(self.inputs):
+            raise EdgemlError(f"the model has {len(self.inputs)} input(s) but {len(arrays)} array(s) were given; "
+                              "pass one array per input, in the order of get_input_variables()")
+        arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+        n = len(arrays[0])
+        if any(len(a) != n for a in arrays):
+            raise EdgemlError(f"the input arrays have different numbers of rows: {[len(a) for a in arrays]}")
         # The matrices are small (a chunk of jets by a layer): a second BLAS thread only waits,
         # and on a shared machine it stalls the first. Cores are used by chunks of jets instead.
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._run(np.asarray(X, dtype=np.float64).reshape(len(X), -1), trace)
+            return self._run([a.reshape(n, -1) for a in arrays], n, trace)
 
-    def _run(self, X, trace: bool) -> EmulationResult:
+    def _run(self, arrays: list[np.ndarray], n: int, trace: bool) -> EmulationResult:
         cores = os.cpu_count() or 1
-        chunks = _split(len(X), cores)
+        chunks = _split(n, cores)
         workers = min(len(chunks), cores)
         if workers > 1:  # NumPy releases the GIL inside its integer kernels
             with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(lambda c: self._chunk(X[c], trace), chunks))
+                parts = list(pool.map(lambda c: self._chunk([a[c] for a in arrays], trace), chunks))
         else:
-            parts = [self._chunk(X[c], trace) for c in chunks]
-        outputs = np.concatenate([o for o, _ in parts]) if parts else np.zeros((0, self.final.size))
+            parts = [self._chunk([a[c] for a in arrays], trace) for c in chunks]
+        outputs = [np.concatenate([o[k] for o, _ in parts]) if parts else np.zeros((0, self.sizes[name]))
+                   for k, name in enumerate(self.outputs)]
         names = [s.name for s in self.steps if s.traced] if trace else []
         traces = {k: np.concatenate([t[k] for _, t in parts]) if parts else np.zeros((0, 0)) for k in names}
-        return EmulationResult(outputs, traces)
+        return EmulationResult(outputs[0] if len(outputs) == 1 else outputs, traces)
 
-    def _chunk(self, x, trace: bool) -> tuple[np.ndarray, dict]:
-        values, traces = {}, {}
+    def _chunk(self, xs: list[np.ndarray], trace: bool) -> tuple[list[np.ndarray], dict]:
+        values = dict(zip(self.inputs, xs))  # raw doubles until the Input step quantizes them
+        traces = {}
         for step in self.steps:
-            values[step.output] = step(x if step.input is None else values[step.input])
+            if step.input is None:
+                result = step(values[step.output])
+            elif isinstance(step.input, tuple):
+                result = step(*(values[name] for name in step.input))
+            else:
+                result = step(values[step.input])
+            if isinstance(step.output, tuple):
+                values.update(zip(step.output, result))
+                last = result[-1]
+            else:
+                values[step.output] = last = result
             if trace and step.traced:
-                traces[step.name] = step.out_t.to_float(values[step.output])
-        return self.final.out_t.to_float(values[self.final.output]), traces
+                traces[step.name] = step.out_t.to_float(last)
+        return [self.types[name].to_float(values[name]) for name in self.outputs], traces
+
+
+def _names(output) -> tuple[str, ...]:
+    return output if isinstance(output, tuple) else (output,)
 
 
 def _split(n: int, cores: int) -> list[slice]:
@@ -114,35 +163,55 @@ def _split(n: int, cores: int) -> list[slice]:
 
 @dataclass
 class _Step:
+    """One layer. ``input``: the graph name of the value it reads (``layer.inputs[0]``), a tuple of names
+    for a layer of several inputs (``__call__`` then gets one array per name, in that order), or None for
+    an Input layer (``__call__`` gets the raw doubles of its model input, (n, size)). ``output``: the name
+    it stores its result under (``layer.outputs[0]``), or a tuple of names (``__call__`` then returns a
+    tuple of arrays, one per name; the trace is the last one). Arrays are int64 (n, size) in units of the
+    lsb of the value's type, flattened in hls4ml's channels-last order; ``out_t`` is the type of every
+    output, ``size`` the length of one. ``traced``: whether the step's result is reported in the traces
+    under ``name`` (the C-simulation traces every layer that has a function call)."""
+
     name: str
-    input: str | None
-    output: str
+    input: str | tuple[str, ...] | None
+    output: str | tuple[str, ...]
     variable: str  # the output variable's C++ name
     out_t: Fixed
     size: int
     traced: bool = True
 
-    def __call__(self, x):
+    def __call__(self, *x):
         raise NotImplementedError
 
 
 _BUILDERS = {}
 
 
-def register(*class_names: str):
-    """Decorator: the decorated function builds the step of hls4ml layers of these classes."""
+def register(*class_names: str, io_stream: bool = True):
+    """Decorator: the decorated function builds the step of hls4ml layers of these classes (a function of the
+    layer; it raises ``_Unsupported(reason)`` for a configuration it does not reproduce). ``io_stream``:
+    whether the step is also right for io_stream models (the builder may check ``_is_stream(layer)``)."""
     def add(build):
         for name in class_names:
-            _BUILDERS[name] = build
+            _BUILDERS[name] = (build, io_stream)
         return build
     return add
 
 
 def _step_for(layer) -> _Step:
-    build = _BUILDERS.get(layer.class_name)
+    build, io_stream = _BUILDERS.get(layer.class_name, (None, False))
     if build is None:
         raise _Unsupported(f"layer class {layer.class_name}")
-    return build(layer)
+    if _is_stream(layer) and not io_stream:
+        raise _Unsupported(f"layer class {layer.class_name} in io_stream")
+    step = build(layer)
+    if not layer.get_attr("function_cpp", None):  # no C++ call (an in-place reshape): the C-sim traces none
+        step.traced = False
+    return step
+
+
+def _is_stream(layer) -> bool:
+    return str(layer.model.config.get_config_value("IOType", "io_parallel")).lower() == "io_stream"
 
 
 def _common(layer, source: bool = True) -> dict:
