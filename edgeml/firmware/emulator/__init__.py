@@ -29,8 +29,8 @@ A layer or type the emulator does not cover is listed by ``unsupported_layers``;
 refuses such a model instead of approximating it.
 """
 
-from edgeml.firmware.emulator import (activations, dense, merges, normalization, pooling, reshape,  # noqa: F401
-                                     softmax)  # (they register their layers)
+from edgeml.firmware.emulator import (activations, convolution, dense, merges, normalization, pooling,  # noqa: F401
+                                     reshape, softmax)  # (they register their layers)
 from edgeml.firmware.emulator.core import EmulationResult, Emulator, emulate, unsupported_layers
 
 __all__ = ["EmulationResult", "Emulator", "emulate", "unsupported_layers"]

@@ -12,12 +12,16 @@ from edgeml.fixed import Fixed
 
 
 @dataclass
-class _DenseStep(_Step):
-    in_t: Fixed = None
-    w: np.ndarray = None  # (n_in, n_out) ints at w_t
-    w_t: Fixed = None
-    b_acc: np.ndarray = None  # bias already cast to accum_t
-    acc_t: Fixed = None
+class DenseKernel:
+    """One dense product ``res = cast<out_t>(bias + sum_i cast<accum_t>(x_i * w_i))`` over the rows of ``x``
+    (n_rows, n_in) -> (n_rows, n_out) ints at ``out_t``: a Dense layer's, or a convolution's per output pixel."""
+
+    in_t: Fixed
+    out_t: Fixed
+    w: np.ndarray  # (n_in, n_out) ints at w_t
+    w_t: Fixed
+    b_acc: np.ndarray  # bias already cast to accum_t
+    acc_t: Fixed
     order: np.ndarray | None = None  # (n_out, n_in): per output, the inputs in the order the C++ adds them
 
     def __post_init__(self):
@@ -92,7 +96,16 @@ class _IntMatmul:
         return (self.wf @ x.T.astype(self.float)).astype(np.int64)
 
 
-def _rounded_products(step: _DenseStep):
+@dataclass
+class _DenseStep(_Step):
+    in_t: Fixed = None
+    kernel: DenseKernel = None
+
+    def __call__(self, x):
+        return self.kernel(x)
+
+
+def _rounded_products(step: DenseKernel):
     """sum_i cast<accum_t>(x_i * w_ij) when the cast drops ``s`` fraction bits.
 
     For the modes that are floor((p + c) / 2**s):
@@ -144,25 +157,31 @@ def _rounded_products(step: _DenseStep):
 @register("Dense")
 def _dense_step(layer) -> _DenseStep:
     info = _common(layer)
-    if info["in_t"] is None:
-        raise _Unsupported("input type")
-    strategy = str(layer.get_attr("strategy", "latency")).lower()
-    if strategy not in ("latency", "resource"):
-        raise _Unsupported(f"strategy {strategy}")
-    w, w_t = _weight_ints(layer, "weight")
-    b, b_t = _weight_ints(layer, "bias")
-    acc_t = _type_attr(layer, "accum_t")
     n_in, n_out = int(layer.get_attr("n_in")), int(layer.get_attr("n_out"))
     if int(np.prod(layer.get_input_variable().shape)) != n_in:
         raise _Unsupported("Dense on a multi-dimensional input")
+    w, w_t = _weight_ints(layer, "weight")
     if layer.get_attr("_weights_transposed", False):
         w = w.T
-    w = w.reshape(n_in, n_out)
+    b, b_t = _weight_ints(layer, "bias")
+    return _DenseStep(**info, kernel=dense_kernel(layer, info["in_t"], info["out_t"], w.reshape(n_in, n_out), w_t,
+                                                  b.reshape(-1), b_t))
+
+
+def dense_kernel(layer, in_t: Fixed, out_t: Fixed, w: np.ndarray, w_t: Fixed, b: np.ndarray, b_t: Fixed,
+                 accum: str = "accum_t", reuse_order: bool = True) -> DenseKernel:
+    """The kernel of ``layer``'s Strategy (Latency: inputs in order; Resource: the reuse loops' order, when
+    ``reuse_order``) with weights ``w`` (n_in, n_out) and bias ``b`` (n_out) and the accumulator type ``accum``."""
+    strategy = str(layer.get_attr("strategy", "latency")).lower()
+    if strategy not in ("latency", "resource"):
+        raise _Unsupported(f"strategy {strategy}")
+    acc_t = _type_attr(layer, accum)
+    n_in, n_out = w.shape
     order = None
-    if strategy == "resource":
+    if strategy == "resource" and reuse_order:
         order = _resource_order(n_in, n_out, int(layer.get_attr("reuse_factor", 1)))
-    return _DenseStep(**info, w=np.ascontiguousarray(w), w_t=w_t, b_acc=acc_t.requantize(b.reshape(-1), b_t.frac),
-                      acc_t=acc_t, order=order)
+    return DenseKernel(in_t=in_t, out_t=out_t, w=np.ascontiguousarray(w), w_t=w_t,
+                       b_acc=acc_t.requantize(b, b_t.frac), acc_t=acc_t, order=order)
 
 
 def _resource_order(n_in: int, n_out: int, reuse: int) -> np.ndarray | None:

@@ -1,0 +1,188 @@
+"""The emulator's convolutions against hls4ml's C-simulation, layer trace by layer trace.
+
+Each test compiles one hls4ml project holding several conv layers (each g++ compile costs 5-20 s):
+random weights, types with every rounding and overflow mode and accumulators narrow enough to overflow,
+strides, paddings, kernel shapes, Latency and Resource, io_parallel and io_stream.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from test_emulator import _assert_identical, _csim_and_emulate
+
+needs_gpp = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+
+def _keras(input_shape, layers, seed: int, spread: float = 1.5):
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([tf.keras.layers.Input(input_shape), *layers])
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # spread the weights so that rounding and overflow really happen
+        layer.set_weights([rng.normal(0, spread if w.ndim > 1 else 1.0, w.shape) for w in layer.get_weights()])
+    return model
+
+
+def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", model_config: dict | None = None):
+    import hls4ml
+
+    from edgeml.simulate import quiet
+
+    with quiet():
+        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis",
+                                                   default_precision="ap_fixed<16,6>")
+        cfg["Model"].update(model_config or {})
+        for name, entry in layers.items():
+            entry = dict(entry)
+            precision = entry.pop("Precision", {})
+            cfg["LayerName"].setdefault(name, {}).update(entry)
+            if precision:
+                current = cfg["LayerName"][name].get("Precision")
+                current = current if isinstance(current, dict) else {}
+                cfg["LayerName"][name]["Precision"] = {**current, **precision}
+            if "result" in precision and f"{name}_linear" in cfg["LayerName"]:  # hls4ml then drops the linear
+                cfg["LayerName"][f"{name}_linear"]["Precision"] = {"result": precision["result"]}
+        return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
+                                                          backend="Vitis", io_type=io_type)
+
+
+def _check(hls_model, X, expect: set):
+    y, traces, result = _csim_and_emulate(hls_model, X)
+    _assert_identical(y, traces, result)
+    assert expect <= set(traces), (expect - set(traces))
+    return traces
+
+
+def _wrapped(model, name: str, X, trace) -> bool:
+    """Whether the traced layer is far (more than 2) from Keras' float output somewhere: an overflow."""
+    import tensorflow as tf
+
+    inner = tf.keras.Model(model.inputs, model.get_layer(name).output)
+    expected = inner.predict(X.reshape(len(X), *model.input_shape[1:]), verbose=0).reshape(len(X), -1)
+    return bool((np.abs(trace - expected) > 2).any())
+
+
+CONV_TYPES = {"weight": "ap_fixed<8,2,AP_RND_CONV,AP_SAT>", "bias": "ap_fixed<8,2>"}
+
+
+@needs_gpp
+def test_conv2d_parallel_paddings_strides_and_strategies(tmp_path):
+    """io_parallel Conv2D: 'valid' 3x3, 'same' 3x2 with stride (2,1) (padding inside the im2col), a 1x1
+    (hls4ml's PointwiseConv2D) with a saturating accumulator that overflows, Resource with RF 4 on a 2x2 conv."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras((9, 8, 2), [
+        L.Conv2D(4, 3, name="c1"),
+        L.Conv2D(3, (3, 2), strides=(2, 1), padding="same", name="c2"),
+        L.Conv2D(5, 1, name="c3"),
+        L.Conv2D(3, 2, padding="same", name="c4")], seed=1)
+    layers = {
+        "c1": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<14,6,AP_RND,AP_WRAP>",
+                             "result": "ap_fixed<10,4,AP_RND_ZERO,AP_SAT>"}},
+        "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,7>", "result": "ap_fixed<9,4,AP_RND,AP_WRAP>"}},
+        "c3": {"ParallelizationFactor": 3, "Precision": {**CONV_TYPES, "accum": "ap_fixed<9,3,AP_TRN,AP_SAT>",
+                             "result": "ap_fixed<10,4,AP_RND_INF,AP_SAT>"}},
+        "c4": {"Strategy": "Resource", "ReuseFactor": 4,
+               "Precision": {"weight": "ap_fixed<6,1,AP_TRN_ZERO,AP_WRAP>", "bias": "ap_fixed<8,2>",
+                             "accum": "ap_fixed<10,4,AP_RND_MIN_INF,AP_SAT>", "result": "ap_fixed<12,5>"}},
+    }
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert kinds["c3"] == "PointwiseConv2D" and hls_model.graph["c4"].get_attr("reuse_factor") == 4
+    X = np.random.default_rng(0).normal(0, 2, (400, 9 * 8 * 2))
+    traces = _check(hls_model, X, {"c1", "c2", "c3", "c4"})
+    assert (np.abs(traces["c3"]) == 4 - 2 ** -6).mean() > 0.05  # the 9-bit accumulator saturates
+
+
+@needs_gpp
+def test_conv1d_parallel_and_pointwise_forms(tmp_path):
+    """io_parallel Conv1D: 'valid' k=3 stride 2 with Resource RF 2, 'same' k=4 (odd padding), a 1x1 with
+    stride 2 and ParallelizationFactor = out_width (BatchedDenseForConv1D), a 1x1 over three partitions
+    (Conv1DLatency over a fill_buffer), a wrapping accumulator that overflows."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras((13, 3), [
+        L.Conv1D(4, 3, strides=2, name="c1"),
+        L.Conv1D(6, 4, padding="same", name="c2"),
+        L.Conv1D(5, 1, strides=2, name="c3"),
+        L.Conv1D(4, 1, name="c4")], seed=2)
+    layers = {
+        "c1": {"Strategy": "Resource", "ReuseFactor": 2,
+               "Precision": {**CONV_TYPES, "accum": "ap_fixed<12,5,AP_RND_CONV,AP_SAT>", "result": "ap_fixed<10,4>"}},
+        "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<10,3,AP_TRN,AP_WRAP>",
+                             "result": "ap_fixed<9,3,AP_RND,AP_SAT>"}},
+        "c3": {"ParallelizationFactor": 3, "Precision": {"weight": "ap_fixed<7,2,AP_RND,AP_SAT>", "bias": "ap_fixed<6,1>",
+                             "accum": "ap_fixed<11,4,AP_RND_ZERO,AP_SAT>", "result": "ap_fixed<10,4,AP_TRN_ZERO,AP_SAT>"}},
+        "c4": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<16,6>", "result": "ap_ufixed<8,3,AP_RND,AP_SAT>"}},
+    }
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
+    assert [hls_model.graph[name].class_name for name in ("c3", "c4")] == ["PointwiseConv1D"] * 2
+    assert [hls_model.graph[name].get_attr("n_partitions") for name in ("c3", "c4")] == [1, 3]
+    X = np.random.default_rng(1).normal(0, 2, (500, 13 * 3))
+    traces = _check(hls_model, X, {"c1", "c2", "c3", "c4"})
+    assert _wrapped(model, "c2", X, traces["c2"])  # the 3-integer-bit accumulator
+
+
+@needs_gpp
+def test_conv2d_stream_line_buffer(tmp_path):
+    """io_stream Conv2D (line buffer, Dense kernels per window): 3x3, 3x2 with stride (2,1) over a width
+    that leaves a column unused, 2x2 stride 2 Resource with RF > n_in (dense_resource_rf_gt_nin_rem0), a
+    1x1 Resource RF 2 with a saturating accumulator."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras((11, 10, 2), [
+        L.Conv2D(4, 3, name="c1"),
+        L.Conv2D(3, (3, 2), strides=(2, 1), name="c2"),
+        L.Conv2D(4, 2, strides=2, name="c3"),
+        L.Conv2D(3, 1, name="c4")], seed=3)
+    layers = {
+        "c1": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<13,5,AP_RND,AP_WRAP>",
+                             "result": "ap_fixed<10,4,AP_RND_ZERO,AP_SAT>"}},
+        "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,7>", "result": "ap_fixed<9,4,AP_RND,AP_WRAP>"}},
+        "c3": {"Strategy": "Resource", "ReuseFactor": 24,
+               "Precision": {**CONV_TYPES, "accum": "ap_fixed<11,4,AP_TRN,AP_SAT>", "result": "ap_fixed<10,4>"}},
+        "c4": {"Strategy": "Resource", "ReuseFactor": 2,
+               "Precision": {**CONV_TYPES, "accum": "ap_fixed<9,3,AP_RND_INF,AP_SAT>",
+                             "result": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>"}},
+    }
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj", io_type="io_stream")
+    assert [hls_model.graph[name].get_attr("reuse_factor") for name in ("c3", "c4")] == [24, 2]
+    X = np.random.default_rng(2).normal(0, 2, (300, 11 * 10 * 2))
+    _check(hls_model, X, {"c1", "c2", "c3", "c4"})
+
+
+@needs_gpp
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_depthwise_and_separable_convs(io_type, tmp_path):
+    """SeparableConv2D and SeparableConv1D (hls4ml splits them into DepthwiseConv + PointwiseConv), standalone
+    DepthwiseConv2D/1D; narrow saturating accumulators. io_stream: Resource with the reuse factors of each
+    depthwise_product_resource_* form (RF <= n_chan, RF > n_chan with and without RF % n_chan == 0, RF > n_in)."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    stream = io_type == "io_stream"
+    model2 = _keras((9, 8, 3), [L.SeparableConv2D(4, 3, name="s1"), L.DepthwiseConv2D((2, 3), name="d1")], seed=4)
+    model1 = _keras((14, 4), [L.SeparableConv1D(5, 3, strides=2, name="s1"), L.DepthwiseConv1D(3, name="d1")],
+                    seed=5)
+    narrow = {"accum": "ap_fixed<10,4,AP_RND,AP_SAT>", "result": "ap_fixed<10,4,AP_RND_CONV,AP_SAT>"}
+    for k, (model, reuse) in enumerate([(model2, {"s1": 9, "d1": 6}), (model1, {"s1": 2, "d1": 75})]):
+        layers = {name: {"Precision": {"depthwise": "ap_fixed<8,2,AP_RND,AP_SAT>", "pointwise": "ap_fixed<8,2>",
+                                       "weight": "ap_fixed<8,2,AP_RND,AP_SAT>", "bias": "ap_fixed<8,2>", **narrow}}
+                  for name in ("s1", "d1")}
+        if stream:
+            for name, rf in reuse.items():
+                layers[name].update(Strategy="Resource", ReuseFactor=rf)
+        hls_model = _hls4ml_model(model, layers, tmp_path / f"prj{k}", io_type=io_type)
+        kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+        assert kinds["s1_depthwise"].startswith("DepthwiseConv") and kinds["s1_pointwise"].startswith("PointwiseConv")
+        if stream:
+            assert {name: hls_model.graph[name].get_attr("reuse_factor") for name in ("s1_depthwise", "d1")} == \
+                {"s1_depthwise": reuse["s1"], "d1": reuse["d1"]}
+        X = np.random.default_rng(k).normal(0, 2, (300, int(np.prod(model.input_shape[1:]))))
+        _check(hls_model, X, {"s1_depthwise", "s1_pointwise", "d1"})
