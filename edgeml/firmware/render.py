@@ -158,12 +158,14 @@ def _score_line(score: dict) -> str:
 
 
 def _working_point_lines(c: dict) -> list[str]:
-    lines = []
-    for cls, rows in (c.get("working_points") or {}).items():
-        parts = [f"{r['background_rate_target']:g}: {_num(r['keras']['signal_efficiency'], '.3f')} -> "
-                 f"{_num(r['firmware']['signal_efficiency'], '.3f')}" for r in rows]
-        lines.append(f"  {cls} signal efficiency Keras -> firmware at background rate " + ", ".join(parts))
-    return lines
+    """One line per background rate: each class's signal efficiency, Keras -> firmware."""
+    points = c.get("working_points") or {}
+    if not points:
+        return []
+    rates = [r["background_rate_target"] for r in next(iter(points.values()))]
+    return [f"signal efficiency Keras -> firmware at background rate {rate:g}: " + ", ".join(
+        f"{cls} {_num(rows[i]['keras']['signal_efficiency'], '.3f')}->{_num(rows[i]['firmware']['signal_efficiency'], '.3f')}"
+        for cls, rows in points.items()) for i, rate in enumerate(rates)]
 
 
 def summary_lines(report: dict) -> list[str]:
@@ -196,10 +198,12 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def _layer_lines(layers: list[dict]) -> list[str]:
-    lines = [f"{'layer':<14}{'result type':<35}{'max |diff|':>11}{'overflow':>10}  status"]
+    width = max([14] + [len(layer["name"]) + 2 for layer in layers])
+    lines = [f"{'layer':<{width}}{'result type':<35}{'max |diff|':>11}{'overflow':>10}  status"]
     for layer in layers:
-        lines.append(f"{layer['name']:<14}{str(layer.get('precision', '')):<35}{layer.get('max_abs_diff', 0):>11.3g}"
-                     f"{layer.get('overflow_fraction', 0):>10.2%}  {layer.get('status', '')}")
+        lines.append(f"{layer['name']:<{width}}{str(layer.get('precision', '')):<35}"
+                     f"{layer.get('max_abs_diff', 0):>11.3g}{layer.get('overflow_fraction', 0):>10.2%}  "
+                     f"{layer.get('status', '')}")
     return lines
 
 

@@ -45,11 +45,12 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def recipe_files() -> list[Path]:
-    """edgeml's own conversion code, part of the cache key: every module of this package and the
-    fixed-point helpers it uses (compiled caches excluded)."""
+    """edgeml's own conversion code, part of the cache key: every module of this package and of its
+    subpackages (the emulator), the fixed-point helpers it uses and the jet reader (compiled caches excluded)."""
     edgeml_dir = PACKAGE_DIR.parent
-    files = sorted(PACKAGE_DIR.glob("*.py")) + [edgeml_dir / "simulate.py", edgeml_dir / "fixed.py"]
-    return [f for f in files if f.is_file()]
+    files = sorted(PACKAGE_DIR.rglob("*.py")) + [edgeml_dir / name for name in ("simulate.py", "fixed.py",
+                                                                                 "metrics.py", "data/load.py")]
+    return [f for f in files if f.is_file() and "__pycache__" not in f.parts]
 
 
 def convert(model_path, config: dict | None = None, output_dir=None, data=None, n: int = 10000,
