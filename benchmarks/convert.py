@@ -87,7 +87,7 @@ def throughput(model_path: Path, tmp: Path, n_jets: int, n: int) -> dict:
 
     cfg = config.defaults()
     model = load_model(model_path)
-    X, _, _, _ = comparison_data(model_path, model, None, n, cfg)
+    X = comparison_data(model_path, model, None, n, cfg).arrays[0]
     X = np.resize(X, (n_jets, X.shape[1]))
     hls_model, _ = build(model, cfg["hls"], tmp / "throughput")
     out = {"n": n_jets}

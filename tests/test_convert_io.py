@@ -159,6 +159,25 @@ def test_two_inputs_two_outputs_with_a_score_output(models, tmp_path):
         assert z["csim"].shape == (N, 3) and z["csim_anomaly"].shape == (N, 1)
 
 
+def test_one_sigmoid_output_is_a_binary_classifier(tmp_path):
+    tf.keras.utils.set_random_seed(6)
+    model = tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=(10,), name="x"),
+                                 tf.keras.layers.Dense(8, activation="relu", name="fc"),
+                                 tf.keras.layers.Dense(1, activation="sigmoid", name="p")])
+    save_model(model, tmp_path / "bin.h5")
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(N, 10))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(int))
+    report = convert(tmp_path / "bin.h5", output_dir=tmp_path / "b", data=tmp_path / "d.npz", n=N)
+    c = report["csim"]
+    assert c["task"] == "classification" and c["task_reason"] == "one sigmoid output"
+    assert c["argmax_agreement"] > 0.95 and set(c["auc_keras"]) == {"0", "1"}
+    assert list(c["working_points"]) == ["1"]  # the score of class 1 against class 0
+    np.savez(tmp_path / "text.npz", X=X, y=np.array(["sig", "bkg"] * (N // 2)))
+    with pytest.raises(InputError, match=r"expected integer classes 0..1 .* values 'bkg', 'sig'"):
+        convert(tmp_path / "bin.h5", output_dir=tmp_path / "c", data=tmp_path / "text.npz", n=N)
+
+
 def test_io_stream_cnn_on_its_images(models, tmp_path):
     rng = np.random.default_rng(4)
     np.savez(tmp_path / "img.npz", X=rng.uniform(0, 1, size=(N, 8, 8, 1)), y=rng.integers(0, 4, N))

@@ -118,9 +118,9 @@ def check_labels(task: OutputTask, y: np.ndarray | None, out_shape: tuple[int, .
 
 
 def _describe(y: np.ndarray) -> str:
-    values = np.unique(y)[:5] if y.size else []
-    return f"shape {tuple(y.shape)}, {y.dtype}, values {', '.join(f'{v:g}' for v in values)}" + \
-        ("..." if y.size and len(np.unique(y)) > 5 else "")
+    values = np.unique(y) if y.size else np.array([])
+    shown = ", ".join(f"{v:g}" if y.dtype.kind in "iufb" else repr(v) for v in values[:5])
+    return f"shape {tuple(y.shape)}, {y.dtype}, values {shown}" + ("..." if len(values) > 5 else "")
 
 
 # --------------------------------------------------------------------------- working points
