@@ -150,10 +150,9 @@ def test_two_inputs_two_outputs_with_a_score_output(models, tmp_path):
     assert set(c["working_points"]) == {"0", "1", "2"} and c["score"]["score"] == "output anomaly"
     names = [row["name"] for row in report["layers"]]
     assert names[:2] == ["tracks", "met"] and "cat" in names
-    if "emulate" in report["engines"]:  # the emulator covers several inputs: cross-checked layer by layer
-        assert report["emulate_vs_csim"]["identical_fraction"] == 1.0 and report["emulate_vs_csim"]["layers"]
-    else:
-        assert "C-simulation" in report["engine_note"]
+    assert report["engine_note"] is None and set(report["engines"]) == {"emulate", "csim"}
+    cross = report["emulate_vs_csim"]  # the emulator is cross-checked layer by layer, both inputs and outputs
+    assert cross["identical_fraction"] == 1.0 and {"da", "db", "cat", "cls", "anomaly"} <= set(cross["layers"])
     assert report["layers"][names.index("anomaly")]["max_abs_diff"] < 0.05
     with np.load(tmp_path / "m" / "predictions.npz") as z:
         assert z["csim"].shape == (N, 3) and z["csim_anomaly"].shape == (N, 1)
@@ -191,4 +190,5 @@ def test_io_stream_cnn_on_its_images(models, tmp_path):
     assert c["task"] == "classification" and c["argmax_agreement_logits"] > 0.95
     assert [report["layers"][i]["name"] for i in (0, 1)] == ["img", "conv"]
     assert report["inputs"] == [{"name": "img", "shape": [8, 8, 1]}]
+    assert report["emulate_vs_csim"]["identical_fraction"] == 1.0 and "conv" in report["emulate_vs_csim"]["layers"]
     assert report["estimate"] is not None
