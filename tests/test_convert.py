@@ -147,7 +147,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     result = runner.invoke(main, ["convert", str(tmp_path / "corrupt.h5")])
     assert result.exit_code == 2 and "corrupt" in result.output
     save_model(float_model(n_inputs=10), tmp_path / "ten.h5")
-    with pytest.raises(InputError, match="data has 16 features but the model expects 10 inputs"):
+    with pytest.raises(InputError, match=r"ten.h5 takes input 'input_1' of shape \(10\), not the 16 jet features: "
+                                         r"pass its inputs with --data .* or --data synthetic"):
         convert(tmp_path / "ten.h5", output_dir=tmp_path / "ten", n=N)
     assert not (tmp_path / "ten").exists()
     with pytest.raises(ConfigError, match="hls.Precision"):
@@ -209,7 +210,11 @@ def test_engine_both_cross_checks_emulator_and_csim_in_json(tmp_path):
     for engine in report["engines"].values():
         assert set(engine) == {"seconds", "jets_per_second"} and engine["seconds"] > 0
     assert report["engines"]["csim"]["seconds"] >= report["timing"]["compile"] > 0  # compile included
-    assert report["emulate_vs_csim"] == {"n": N, "identical_fraction": 1.0, "max_abs_diff": 0.0}
+    cross = report["emulate_vs_csim"]
+    assert {k: cross[k] for k in ("n", "identical_fraction", "max_abs_diff")} == \
+        {"n": N, "identical_fraction": 1.0, "max_abs_diff": 0.0}
+    assert set(cross["layers"]) >= {"fc1", "relu1", "fc2", "relu2", "output"}  # per layer, as traced by both
+    assert set(cross["layers"].values()) == {1.0}
     assert report["csim"]["engine"] == "emulate" and report["engine_note"] is None
     assert report["library"] and (tmp_path / "both" / report["library"]).is_file()
 

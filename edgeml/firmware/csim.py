@@ -44,19 +44,23 @@ def attach_library(hls_model, library: Path) -> None:
     hls_model._top_function_lib = ctypes.cdll.LoadLibrary(str(library))
 
 
-def run(hls_model, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Firmware outputs and per-layer traced outputs for every row of ``X`` (one pass, no recompile)."""
+def run(hls_model, X) -> tuple[np.ndarray | list[np.ndarray], dict[str, np.ndarray]]:
+    """Firmware outputs ((n, size); a list of them for several model outputs, as hls4ml's ``predict``)
+    and per-layer traced outputs for every event of ``X`` (an array, or one array per model input in
+    ``get_input_variables()`` order), in one pass without recompiling."""
     lib = hls_model._top_function_lib
     if lib is None:
         raise EdgemlError("the hls4ml model is not compiled; call compile_model first")
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    inputs = X if isinstance(X, (list, tuple)) else [X]
+    n = len(inputs[0])
+    inputs = [np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(n, -1)) for x in inputs]
+    outputs = hls_model.get_output_variables()
+    if len(inputs) != len(hls_model.get_input_variables()):
+        raise EdgemlError(f"the model has {len(hls_model.get_input_variables())} inputs, got {len(inputs)} arrays")
     top = getattr(lib, hls_model.config.get_project_name() + "_double")
-    top.argtypes = [np.ctypeslib.ndpointer(ctypes.c_double, flags="C_CONTIGUOUS")] * 2
+    top.argtypes = [np.ctypeslib.ndpointer(ctypes.c_double, flags="C_CONTIGUOUS")] * (len(inputs) + len(outputs))
     top.restype = None
     ctype = ctypes.c_double
-    outputs = hls_model.get_output_variables()
-    if len(hls_model.get_input_variables()) != 1 or len(outputs) != 1:
-        raise EdgemlError("C-simulation supports models with exactly one input and one output")
     traced = {layer.name: layer.get_output_variable().shape for layer in hls_model.get_layers()
               if layer.get_attr("function_cpp", None) and layer.get_attr("trace", False)}
 
@@ -67,15 +71,15 @@ def run(hls_model, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     trace_data = (TraceData * n_traced)()
     lib.collect_trace_output.argtypes = [ctypes.POINTER(TraceData)]
     lib.allocate_trace_storage.argtypes = [ctypes.c_size_t]
-    n_out = outputs[0].size()
-    y = np.zeros((len(X), n_out))
-    layers = {name: np.zeros((len(X), int(np.prod(shape)))) for name, shape in traced.items()}
+    ys = [np.zeros((n, out.size())) for out in outputs]
+    layers = {name: np.zeros((n, int(np.prod(shape)))) for name, shape in traced.items()}
     lib.allocate_trace_storage(ctypes.sizeof(ctype))
     try:
-        for i in range(len(X)):
-            out = np.zeros(n_out, dtype=np.float64)
-            top(X[i], out)
-            y[i] = out
+        for i in range(n):
+            rows = [np.zeros(y.shape[1], dtype=np.float64) for y in ys]
+            top(*[x[i] for x in inputs], *rows)
+            for y, row in zip(ys, rows):
+                y[i] = row
             lib.collect_trace_output(trace_data)
             for t in trace_data:
                 name = t.name.decode()
@@ -83,10 +87,10 @@ def run(hls_model, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
                 layers[name][i] = np.ctypeslib.as_array(ctypes.cast(t.data, ctypes.POINTER(ctype)), shape=(size,))
     finally:
         lib.free_trace_storage()
-    return y, layers
+    return (ys[0] if len(ys) == 1 else ys), layers
 
 
-def simulate(hls_model, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+def simulate(hls_model, X) -> tuple[np.ndarray | list[np.ndarray], dict[str, np.ndarray], float]:
     """``run``, also returning its wall time in seconds."""
     start = time.perf_counter()
     y, layers = run(hls_model, X)

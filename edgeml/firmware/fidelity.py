@@ -49,10 +49,22 @@ def output_softmax(hls_model):
 
 
 def input_type(hls_model) -> Fixed:
-    t = fixed_of(hls_model.get_input_variables()[0].type.precision)
-    if t is None:
+    return input_types(hls_model)[0]
+
+
+def input_types(hls_model) -> list[Fixed]:
+    """The fixed-point type of every firmware input, in ``get_input_variables()`` order."""
+    types = [fixed_of(v.type.precision) for v in hls_model.get_input_variables()]
+    if any(t is None for t in types):
         raise InputError("the model input type is not fixed point; set hls.Precision to an ap_fixed type")
-    return t
+    return types
+
+
+def output_layers(hls_model) -> list[str]:
+    """The hls layer producing each model output, in ``get_output_variables()`` order."""
+    layers = list(hls_model.get_layers())
+    return [next(layer.name for layer in layers if layer.get_output_variable() is var)
+            for var in hls_model.get_output_variables()]
 
 
 def keras_name(hls_model, name: str) -> str:
@@ -81,108 +93,192 @@ def reference_outputs(hls_model, keras_layers: dict) -> dict[str, np.ndarray]:
     return layers
 
 
-def compare(hls_model, X: np.ndarray, y: np.ndarray, classes: list[str], ref: dict,
-            outputs: np.ndarray, traces: dict[str, np.ndarray]) -> dict:
-    """Compare firmware ``outputs``/``traces`` with the Keras reference ``ref``: the report's ``csim``
-    section, the per-layer rows and the arrays saved to predictions.npz."""
-    from edgeml.metrics import classification_metrics
-
-    t_in = input_type(hls_model)
+def compare(hls_model, X: list[np.ndarray], labels: np.ndarray | None, classes: list[str], ref: dict,
+            outputs: list[np.ndarray], traces: dict[str, np.ndarray], tasks: list, score_output: str | None = None
+            ) -> dict:
+    """Compare firmware ``outputs`` (one (n, size) array per model output) and ``traces`` with the Keras
+    reference ``ref``: the report's ``csim`` section (the first output, measured for its task), one row
+    per output, the per-layer rows and the arrays saved to predictions.npz. ``X`` has one array per
+    model input; ``labels`` (checked for the first output's task) may be None."""
+    t_in = input_types(hls_model)
     keras_q_layers = reference_outputs(hls_model, ref["layers_quantized_input"])
     keras_layers = reference_outputs(hls_model, ref["layers"])
-    logits_name = logits_layer(hls_model)
-    output_name = list(hls_model.get_layers())[-1].name
-    keras_q, keras_q_logits = keras_q_layers[output_name], keras_q_layers[logits_name]
-    fw_logits = traces[logits_name]
-    keras_float = keras_layers.get(output_name, ref["outputs"])
-    n_classes = outputs.shape[1]
-    labels = [classes[i] if i < len(classes) else str(i) for i in range(n_classes)]
-    m_keras = classification_metrics(y, ref["outputs"], labels)
-    m_fw = classification_metrics(y, outputs, labels)
-    softmax = output_softmax(hls_model)
+    names = output_layers(hls_model)
+    keras_q = [keras_q_layers.get(name, ref["outputs_quantized_input"][i]) for i, name in enumerate(names)]
+    keras_float = [keras_layers.get(name, ref["outputs"][i]) for i, name in enumerate(names)]
     Xq = ref["X_quantized"]
+    flat = [x.reshape(len(x), -1) for x in X]
+    flat_q = [x.reshape(len(x), -1) for x in Xq]
+    task = tasks[0]
     report = {
-        "n": int(len(X)),
-        "accuracy_keras": m_keras["accuracy"],
-        "accuracy_keras_quantized_input": float(np.mean(keras_q.argmax(axis=1) == y)),
-        "accuracy_csim": m_fw["accuracy"],
-        "argmax_agreement": argmax_agreement(outputs, keras_q),
-        "argmax_agreement_logits": argmax_agreement(fw_logits, keras_q_logits),
-        "argmax_agreement_float_input": argmax_agreement(outputs, keras_float),
-        "max_abs_diff": float(np.max(np.abs(outputs - keras_q))),
-        "mean_abs_diff": float(np.mean(np.abs(outputs - keras_q))),
+        "n": int(len(X[0])), "task": task.task, "task_reason": task.reason,
+        "max_abs_diff": float(np.max(np.abs(outputs[0] - keras_q[0]))),
+        "mean_abs_diff": float(np.mean(np.abs(outputs[0] - keras_q[0]))),
+        "input_type": str(t_in[0]), "input_types": [str(t) for t in t_in],
+        "input_quantization_max_abs_diff": max(float(np.max(np.abs(q - x))) for q, x in zip(flat_q, flat)),
+        "input_overflow_fraction": float(np.mean(np.concatenate(
+            [np.full(x.size, overflow_fraction(x, t)) for x, t in zip(flat, t_in)]))),
+        "reference": "Keras on the inputs quantized to the firmware input type (accuracy_keras: float inputs)",
+    }
+    arrays = {"keras": ref["outputs"][0], "csim": outputs[0], "keras_quantized_input": keras_q[0]}
+    if task.task == "classification":
+        report.update(_classification(hls_model, labels, classes, ref, keras_q_layers, keras_q[0], outputs[0],
+                                      traces))
+        arrays.update({"keras_logits": ref["logits"], "csim_logits": traces.get(report["logits_layer"], outputs[0]),
+                       "keras_quantized_input_logits": keras_q_layers.get(report["logits_layer"], keras_q[0])})
+    elif labels is not None and task.task == "regression":
+        report["target"] = {"mae_keras": float(np.mean(np.abs(ref["outputs"][0] - labels))),
+                            "mae_firmware": float(np.mean(np.abs(outputs[0] - labels)))}
+    score = _score(tasks, names, flat, ref["outputs"], outputs, score_output, labels)
+    if score is not None:
+        arrays.update(score["arrays"])
+        report["score"] = {"score": score["score"], **score["values"]}
+    if labels is not None:
+        arrays["y_true"] = labels.astype(np.int64) if labels.dtype.kind in "iub" else labels
+    for i, name in enumerate(names[1:], start=1):
+        arrays[f"keras_{name}"], arrays[f"csim_{name}"] = ref["outputs"][i], outputs[i]
+    report["notes"] = notes(report)
+    per_output = [{"name": name, "keras_name": t.name, "task": t.task, "task_reason": t.reason,
+                   "size": int(outputs[i].shape[1]), **_output_errors(keras_q[i], outputs[i], keras_float[i])}
+                  for i, (name, t) in enumerate(zip(names, tasks))]
+    rows = layer_fidelity(hls_model, traces, keras_q_layers, keras_layers, flat, flat_q, t_in)
+    return {"csim": report, "outputs": per_output, "layers": rows, "arrays": arrays}
+
+
+def _classification(hls_model, labels, classes, ref, keras_q_layers, keras_q, outputs, traces) -> dict:
+    """Decision agreement, accuracy/AUC (with labels) and trigger working points of a classifying output.
+    One sigmoid output is read as two classes, [1 - p, p], decided at 0.5."""
+    from edgeml.metrics import classification_metrics
+    from edgeml.firmware.tasks import working_points
+
+    logits_name = logits_layer(hls_model)
+    keras_q_logits = keras_q_layers.get(logits_name, keras_q)
+    fw_logits = traces.get(logits_name, outputs)
+    softmax = output_softmax(hls_model)
+    binary = outputs.shape[1] == 1
+    two = (lambda a: np.hstack([1 - a, a])) if binary else (lambda a: a)
+    fw, kq, kf = two(outputs), two(keras_q), two(ref["outputs"][0])
+    fw_l, kq_l = (fw, kq) if binary else (fw_logits, keras_q_logits)
+    n_classes = fw.shape[1]
+    names = [classes[i] if i < len(classes) else str(i) for i in range(n_classes)]
+    out = {
+        "argmax_agreement": argmax_agreement(fw, kq),
+        "argmax_agreement_logits": argmax_agreement(fw_l, kq_l),
+        "argmax_agreement_float_input": argmax_agreement(fw, two(ref["layers"].get(list(hls_model.get_layers())[-1]
+                                                                                   .name, ref["outputs"][0]))),
         "max_abs_diff_logits": float(np.max(np.abs(fw_logits - keras_q_logits))),
         "mean_abs_diff_logits": float(np.mean(np.abs(fw_logits - keras_q_logits))),
         "softmax": None if softmax is None else softmax.get_attr("implementation"),
         "softmax_ties": top_ties(outputs) if softmax is not None and softmax.get_attr("implementation") != "argmax"
         else 0.0,
-        "extra_fraction_bits_needed": extra_fraction_bits(fw_logits, keras_q_logits),
+        "extra_fraction_bits_needed": extra_fraction_bits(fw_l, kq_l),
         "bit_exact_logits": bool(np.array_equal(fw_logits, keras_q_logits.astype(np.float64))),
         "logits_layer": logits_name,
-        "input_type": str(t_in),
-        "input_quantization_max_abs_diff": float(np.max(np.abs(Xq - X))),
-        "input_overflow_fraction": overflow_fraction(X, t_in),
-        "auc_keras": m_keras["auc"],
-        "auc_csim": m_fw["auc"],
-        "reference": "Keras on the inputs quantized to the firmware input type (accuracy_keras: float inputs)",
+        "accuracy_keras": None, "accuracy_keras_quantized_input": None, "accuracy_csim": None,
+        "auc_keras": {}, "auc_csim": {}, "working_points": None,
     }
-    report["notes"] = notes(report)
-    rows = layer_fidelity(hls_model, traces, keras_q_layers, keras_layers, X, Xq, t_in)
-    arrays = {"y_true": y.astype(np.int64), "keras": ref["outputs"], "csim": outputs, "keras_logits": ref["logits"],
-              "csim_logits": fw_logits, "keras_quantized_input": keras_q,
-              "keras_quantized_input_logits": keras_q_logits}
-    return {"csim": report, "layers": rows, "arrays": arrays}
+    if labels is not None:
+        m_keras, m_fw = classification_metrics(labels, kf, names), classification_metrics(labels, fw, names)
+        out.update({"accuracy_keras": m_keras["accuracy"], "accuracy_csim": m_fw["accuracy"],
+                    "accuracy_keras_quantized_input": float(np.mean(kq.argmax(axis=1) == labels)),
+                    "auc_keras": m_keras["auc"], "auc_csim": m_fw["auc"],
+                    "working_points": working_points(labels, ref["outputs"][0], outputs, names)})
+    return out
+
+
+def _score(tasks, names, flat, keras_outputs, outputs, score_output, labels) -> dict | None:
+    """The anomaly score, Keras (float inputs) vs firmware: a named output, or an autoencoder's
+    reconstruction error; None when the model has neither."""
+    from edgeml.firmware.tasks import reconstruction_score, score_fidelity
+
+    if score_output is not None:
+        i = [t.name for t in tasks].index(score_output)
+        keras, firmware, what = keras_outputs[i][:, 0], outputs[i][:, 0], f"output {score_output}"
+    elif tasks[0].task == "autoencoder" and len(flat) == 1 and keras_outputs[0].shape[1] == flat[0].shape[1]:
+        keras = reconstruction_score(flat[0], keras_outputs[0])
+        firmware = reconstruction_score(flat[0], outputs[0])
+        what = "mean squared error between input and output"
+    else:
+        return None
+    signal = labels if labels is not None and labels.dtype == bool else None
+    values = score_fidelity(keras, firmware, signal)
+    return {"values": values, "score": what, "arrays": {"keras_score": keras, "csim_score": firmware}}
+
+
+def _output_errors(keras_q: np.ndarray, firmware: np.ndarray, keras_float: np.ndarray) -> dict:
+    from edgeml.firmware.tasks import regression_fidelity
+
+    return regression_fidelity(keras_q, firmware, keras_float)
 
 
 def notes(c: dict) -> list[str]:
     """Plain-language reasons behind the numbers a user would otherwise puzzle over."""
     out = []
-    if c["argmax_agreement"] < c["argmax_agreement_logits"] and c["softmax_ties"] > 0:
-        out.append(f"the firmware softmax gives {c['softmax_ties']:.2%} of jets two equal top outputs (its lookup "
-                   f"tables merge logits closer than one table step), so argmax of the outputs agrees "
-                   f"{c['argmax_agreement']:.2%} while the pre-softmax decision agrees "
-                   f"{c['argmax_agreement_logits']:.2%}; finer tables (suggested), the argmax softmax or "
-                   f"dropping the softmax (docs/convert.md) keep the pre-softmax decision")
-    if c.get("softmax") == "argmax":
-        out.append("the softmax is hls4ml's argmax implementation: the outputs are the one-hot decision, "
-                   "compared with Keras's one-hot decision")
-    if c["bit_exact_logits"]:
-        out.append("the pre-softmax outputs are bit-exact with Keras on the quantized inputs")
+    if c["task"] == "classification":
+        if c["argmax_agreement"] < c["argmax_agreement_logits"] and c["softmax_ties"] > 0:
+            out.append(f"the firmware softmax gives {c['softmax_ties']:.2%} of events two equal top outputs (its "
+                       f"lookup tables merge logits closer than one table step), so argmax of the outputs agrees "
+                       f"{c['argmax_agreement']:.2%} while the pre-softmax decision agrees "
+                       f"{c['argmax_agreement_logits']:.2%}; finer tables (suggested), the argmax softmax or "
+                       f"dropping the softmax (docs/convert.md) keep the pre-softmax decision")
+        if c.get("softmax") == "argmax":
+            out.append("the softmax is hls4ml's argmax implementation: the outputs are the one-hot decision, "
+                       "compared with Keras's one-hot decision")
+        if c["bit_exact_logits"]:
+            out.append("the pre-softmax outputs are bit-exact with Keras on the quantized inputs")
+        if c["accuracy_keras"] is None:
+            out.append("the data has no labels 'y': accuracy, AUC and working points need them")
     if c["input_overflow_fraction"] > 0:
         out.append(f"{c['input_overflow_fraction']:.2%} of input values overflow the input type {c['input_type']}")
     return out
 
 
-def engine_agreement(a_outputs: np.ndarray, a_traces: dict, b_outputs: np.ndarray, b_traces: dict) -> dict:
-    """How many jets two firmware evaluations (emulator, C-sim) give identical values, outputs and every
-    layer both traced: ``{n, identical_fraction, max_abs_diff}``."""
-    same = np.all(a_outputs == b_outputs, axis=1)
-    worst = float(np.max(np.abs(a_outputs - b_outputs))) if a_outputs.size else 0.0
+def engine_agreement(a_outputs: list[np.ndarray], a_traces: dict, b_outputs: list[np.ndarray], b_traces: dict) -> dict:
+    """How many events two firmware evaluations (emulator, C-sim) give identical values in the outputs and
+    in every layer both traced: ``{n, identical_fraction, max_abs_diff, layers: {name: identical_fraction}}``."""
+    a_outputs = [np.asarray(a).reshape(len(a), -1) for a in a_outputs]
+    b_outputs = [np.asarray(b).reshape(len(b), -1) for b in b_outputs]
+    n = len(a_outputs[0])
+    same = np.ones(n, dtype=bool)
+    worst = 0.0
+    for a, b in zip(a_outputs, b_outputs):
+        same &= np.all(a == b, axis=1)
+        worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
+    layers = {}
     for name in sorted(set(a_traces) & set(b_traces)):
         a, b = np.asarray(a_traces[name]), np.asarray(b_traces[name])
         a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-        same &= np.all(a == b, axis=1)
+        equal = np.all(a == b, axis=1)
+        layers[name] = float(np.mean(equal)) if n else 1.0
+        same &= equal
         worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
-    return {"n": int(len(a_outputs)), "identical_fraction": float(np.mean(same)) if len(same) else 1.0,
-            "max_abs_diff": worst}
+    return {"n": int(n), "identical_fraction": float(np.mean(same)) if n else 1.0,
+            "max_abs_diff": worst, "layers": layers}
 
 
-def layer_fidelity(hls_model, traces: dict, keras_q: dict, keras_float: dict, X, Xq, t_in: Fixed) -> list[dict]:
+def layer_fidelity(hls_model, traces: dict, keras_q: dict, keras_float: dict, X: list[np.ndarray],
+                   Xq: list[np.ndarray], t_in: list[Fixed]) -> list[dict]:
     """Per-layer error, overflow and ranges, in firmware order; the first broken layer is marked.
 
+    ``X``/``Xq``: one (n, size) array per firmware input, float and quantized to its type ``t_in``.
     Errors compare with Keras on the quantized inputs (``keras_q``); ranges, overflow and partial-sum
     bounds come from Keras on the float inputs (``keras_float``): after an overflowing input wrapped,
     the quantized-input values would understate what the later layers must hold.
     """
-    layers = list(hls_model.get_layers())
-    input_layer = layers[0]
-    rows = [{"name": input_layer.name, "class": "Input", "precision": str(t_in),
-             "max_abs_diff": float(np.max(np.abs(Xq - X))), "mean_abs_diff": float(np.mean(np.abs(Xq - X))),
-             "overflow_fraction": overflow_fraction(X, t_in), "range": list(t_in.range),
-             "output_range": [float(X.min()), float(X.max())], "weight_range": None,
-             "quantizer_derived": False}]
-    outputs = {input_layer.name: X}
-    for layer in layers[1:]:
+    inputs = {name: i for i, name in enumerate(hls_model.inputs)}
+    rows = []
+    outputs = {}
+    for layer in hls_model.get_layers():
+        if layer.class_name == "Input" and layer.name in inputs:
+            i = inputs[layer.name]
+            x, xq, t = X[i], Xq[i], t_in[i]
+            rows.append({"name": layer.name, "class": "Input", "precision": str(t),
+                         "max_abs_diff": float(np.max(np.abs(xq - x))), "mean_abs_diff": float(np.mean(np.abs(xq - x))),
+                         "overflow_fraction": overflow_fraction(x, t), "range": list(t.range),
+                         "output_range": [float(x.min()), float(x.max())], "weight_range": None,
+                         "quantizer_derived": False})
+            outputs[layer.name] = x
+            continue
         if layer.name not in traces or layer.name not in keras_q:
             continue
         ref, got = keras_q[layer.name], traces[layer.name]
@@ -207,7 +303,8 @@ def layer_fidelity(hls_model, traces: dict, keras_q: dict, keras_float: dict, X,
         if accum is not None and fixed_of(accum.precision) is not None:
             row["accum_precision"] = str(fixed_of(accum.precision))
             x_in = outputs.get(layer.inputs[0])
-            if x_in is not None and "weight" in layer.weights:
+            if x_in is not None and layer.class_name == "Dense" and "weight" in layer.weights \
+                    and layer.weights["weight"].data.size == x_in.shape[1] * got.shape[1]:
                 row["accum_bound"] = accum_bound(layer, x_in)
                 row["accum_overflow"] = row["accum_bound"] > fixed_of(accum.precision).range[1]
         rows.append(row)
