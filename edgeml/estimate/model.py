@@ -150,7 +150,8 @@ def _levels(terms: float) -> int:
     return max(0, math.ceil(math.log2(max(1.0, terms))))
 
 
-def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float, co: dict) -> LayerEstimate:
+def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float, co: dict,
+               mul_impl: str | None = None) -> LayerEstimate:
     t, dsp_rule = co["timing"], co["dsp"]
     est = LayerEstimate(spec.name, spec.kind)
     in_bits, acc_bits = spec.in_type.width, spec.accum_type.width
@@ -173,11 +174,15 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     mul_ops = None
     terms = nnz / max(1, spec.n_out) + 1  # products per output, plus the bias
     levels = _levels(terms)
-    wide_input = in_bits >= dsp_rule["min_input_bits"]
+    # `config_op mul -impl fabric|dsp` (build script) binds every multiplication to LUTs / to DSPs whatever the widths;
+    # constants with few signed digits stay shift-adds either way (AK_*_dsp: csynth DSP = products with >= 3 digits)
+    wide_input = (in_bits >= dsp_rule["min_input_bits"] or mul_impl == "dsp") and mul_impl != "fabric"
     f = dict.fromkeys(LUT_BASE + FF_BASE, 0.0)
     if spec.strategy == "latency" and rf == 1:
         to_dsp = (digits > dsp_rule["csd_max_lut"]) & wide_input
         est.dsp = float(to_dsp.sum()) * per_dsp
+        # what the DSP-bound constants would cost as shift-adds (Vivado moves them to LUTs on a full part)
+        fabric_bits = float(((digits - 1) * product_bits)[to_dsp].sum())
         shift_add = ~to_dsp & (digits > 1)
         # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
@@ -204,6 +209,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         units = max(1, units)
         narrow = not wide_input or min(in_bits, w_bits) <= 4
         est.dsp = 0.0 if narrow else float(units * per_dsp)
+        fabric_bits = 0.0 if narrow else float(units * in_bits * w_bits) / 2  # a LUT multiplier per shared unit
         products = nnz if spec.strategy == "latency" else n_total
         # Latency strategy: ALLOCATION limits only `mul`; the unrolled accumulation keeps one adder per nonzero
         # product as at RF 1. Resource strategy: the RF loop body holds block_factor multiply-adds.
@@ -249,7 +255,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             f["ff_rsel"] = 3 * spec.n_in * in_bits + 2 * spec.n_out * spec.result_type.width + 3 * units * acc_bits
             f["ff_ctrl"] = 1.0  # the RF loop's controller, once per layer
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
-                "dsp_per_product": per_dsp, "block_cycles": est.cycles}
+                "dsp_per_product": per_dsp, "block_cycles": est.cycles,
+                "fabric_add_bits": fabric_bits}
     if mul_ops is not None:
         est.info["mul_ops"] = mul_ops
     est.features = f
@@ -405,7 +412,7 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
 
 
 def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
-                    tool_kind: str = "vivado") -> list[LayerEstimate]:
+                    tool_kind: str = "vivado", mul_impl: str | None = None) -> list[LayerEstimate]:
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
     live = 1.0
@@ -413,7 +420,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
     specs = effective_specs(specs)
     for spec in specs:
         if spec.kind in MAC_KINDS:
-            est = _mac_layer(spec, device, clock_ns, clock_eff, co)
+            est = _mac_layer(spec, device, clock_ns, clock_eff, co, mul_impl)
         elif spec.kind == "activation" and spec.activation not in TABLE_ACTIVATIONS:
             est = _elementwise_layer(spec, device, clock_eff, co, live)
         elif spec.kind in ("activation", "softmax", "pooling"):
@@ -554,13 +561,13 @@ RF_MUL_DIGITS_READINGS = (3, 4)
 
 
 def rf_envelope(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
-                tool_kind: str = "vivado") -> dict | None:
+                tool_kind: str = "vivado", mul_impl: str | None = None) -> dict | None:
     """Latency/II under each reading of ``rf_mul_digits`` for designs with a Latency-strategy layer at RF > 1."""
     if not any(s.kind in MAC_KINDS and s.strategy == "latency" and s.reuse_factor > 1 for s in specs):
         return None
     values = []
     for digits in RF_MUL_DIGITS_READINGS:
         alt = dict(co, dsp=dict(co["dsp"], rf_mul_digits=digits))
-        layers = estimate_layers(specs, device, clock_ns, uncertainty, alt, tool_kind)
+        layers = estimate_layers(specs, device, clock_ns, uncertainty, alt, tool_kind, mul_impl)
         values.append(combine(specs, layers, clock_ns, alt, tool_kind))
     return {k: (min(v[k] for v in values), max(v[k] for v in values)) for k in ("latency_min", "latency_max", "ii")}
