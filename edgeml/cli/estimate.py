@@ -168,6 +168,8 @@ def _print_human(r: dict) -> None:
                 click.echo(f"  {k:<12}{_fmt(c['report']):>10}{_fmt(c['estimate']):>10}  {rel:>6}{flag}")
     for w in r["warnings"]:
         click.echo(f"warning: {w}")
+    for n in r.get("notes", []):
+        click.echo(f"note: {n}")
     click.echo(f"note: {r['predicts']}")
 
 

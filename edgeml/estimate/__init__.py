@@ -156,6 +156,11 @@ def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: 
         out_total["fits"] = post["fits"] = None
         warnings.append(f"part {part!r} is not in the device table ({', '.join(devices.DEVICES)}): no percentages")
     warnings += _timing_warnings(specs, layers, device, clock_ns, uncertainty, co)
+    da_layers = [e.name for e in layers if e.info.get("priced_by") == "da4ml"]
+    notes = []
+    if da_layers:
+        notes.append(f"{', '.join(da_layers)}: Strategy distributed_arithmetic, priced from da4ml's own solution "
+                     "(LUT = its adder cost, FF = registers at the pipeline cuts, no DSP, latency = adder depth)")
     return {
         "predicts": f"two answers: 'total' = HLS C-synthesis (csynth) estimates for {tool_info['name']}; "
                     f"'post_synthesis' = Vivado post-synthesis utilization for {post['tool']}; "
@@ -175,6 +180,7 @@ def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: 
         "extrapolation": {"reasons": reasons, "range_widening": widen},
         "calibration": applied,
         "warnings": warnings,
+        "notes": notes,
     }
 
 

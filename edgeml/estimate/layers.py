@@ -64,7 +64,7 @@ class LayerSpec:
     name: str
     kind: str  # dense | conv1d | conv2d | activation | softmax | pooling | other
     io_type: str = "io_parallel"
-    strategy: str = "latency"
+    strategy: str = "latency"  # latency | resource | distributed_arithmetic
     reuse_factor: int = 1
     n_in: int = 0  # inputs of one multiply-accumulate block (conv: kernel * channels)
     n_out: int = 0  # outputs of that block (conv: filters)
@@ -84,6 +84,8 @@ class LayerSpec:
     # hls4ml <= 0.6 (its parameters.h declares `product<x_T, y_T, res_T>`, three type arguments): the io_stream conv
     # wraps its dense kernel call in `#pragma HLS INLINE region`; from 0.7 on `INLINE recursive` / `INLINE OFF`
     inline_kernel: bool = False
+    # distributed arithmetic after hls4ml's DA pass: (generated C++ of the adder graph, da_kernel_cost)
+    da_source: tuple | None = None
 
     @property
     def n_weights(self) -> int:
@@ -114,6 +116,8 @@ def _precision(obj) -> Fixed:
 
 def _strategy(layer) -> str:
     s = str(layer.get_attr("strategy") or "latency").lower()
+    if s.startswith("distributed"):
+        return "distributed_arithmetic"
     return "resource" if s.startswith("resource") or s.startswith("resource_unrolled") else "latency"
 
 
@@ -137,7 +141,14 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
         accum = layer.get_attr("accum_t")
         if accum is not None:
             spec.accum_type = _precision(accum)
-        if "weight" in layer.weights:
+        if spec.strategy == "distributed_arithmetic" and layer.get_attr("da_codegen") is not None:
+            # hls4ml's DA pass replaced the weights by the generated adder graph: priced from that source
+            spec.kind = "conv2d" if cls in _CONV2D else "conv1d" if cls in _CONV1D else "dense"
+            spec.n_in, spec.n_out = int(layer.get_attr("n_in") or 0), int(layer.get_attr("n_out") or 0)
+            spec.da_source = (str(layer.get_attr("da_codegen")), layer.get_attr("da_kernel_cost"))
+            if spec.kind != "dense":
+                spec.n_positions = int(np.prod(out.shape[:-1])) if len(out.shape) > 1 else 1
+        elif "weight" in layer.weights:
             w = layer.weights["weight"]
             spec.weight_type = _precision(w.type)
             data = np.asarray(w.data)
@@ -274,6 +285,13 @@ def _read_array(weights_dir: Path, stem: str) -> np.ndarray | None:
     return values if values.size else None
 
 
+def _firmware_strategy(enum: str) -> str:
+    """``nnet::resource`` / ``nnet::distributed_arithmetic`` / ``nnet::latency`` -> the spec's strategy."""
+    if "distributed_arithmetic" in enum:
+        return "distributed_arithmetic"
+    return "resource" if "resource" in enum else "latency"
+
+
 def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[LayerSpec]:
     """Specs from an hls4ml project's firmware/ (what was actually synthesised)."""
     firmware = Path(project_dir) / "firmware"
@@ -300,7 +318,7 @@ def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[Layer
         comment = m.group("comment") or (mult.group("comment") if mult else None)
         spec = LayerSpec(name=(comment or name).strip(), kind="other",
                          io_type="io_stream" if "io_stream" in enums.get("io_type", io_type) else io_type,
-                         strategy="resource" if "resource" in enums.get("strategy", "latency") else "latency",
+                         strategy=_firmware_strategy(enums.get("strategy", "latency")),
                          reuse_factor=consts.get("reuse_factor", 1), in_type=prev_type,
                          result_type=result or prev_type)
         spec.accum_type = _resolve(local.get("accum_t", "accum_t"), types) or spec.accum_type

@@ -42,11 +42,12 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
 LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
-            "lut_win", "lut_line", "lut_fifo")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo")
+            "lut_win", "lut_line", "lut_fifo", "lut_da")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_ctrl")
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_ctrl",
+                 "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
@@ -70,10 +71,12 @@ DEFAULT_COEFFICIENTS = {
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 8.0, "lut_ctrl": 300.0, "lut_sat": 6.0,
                          "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5,
-                         "lut_line": 0.25, "lut_fifo": 1.0}.items()},
+                         "lut_line": 0.25, "lut_fifo": 1.0,
+                         # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
+                         "lut_da": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
-                        "ff_line": 1.0, "ff_fifo": 1.0}.items()},
+                        "ff_line": 1.0, "ff_fifo": 1.0, "ff_da": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5},
@@ -178,6 +181,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     # constants with few signed digits stay shift-adds either way (AK_*_dsp: csynth DSP = products with >= 3 digits)
     wide_input = (in_bits >= dsp_rule["min_input_bits"] or mul_impl == "dsp") and mul_impl != "fabric"
     f = dict.fromkeys(LUT_BASE + FF_BASE, 0.0)
+    fabric_bits = 0.0
+    if spec.strategy == "distributed_arithmetic":
+        return _da_layer(spec, device, clock_eff, co, est, f)
     if spec.strategy == "latency" and rf == 1:
         to_dsp = (digits > dsp_rule["csd_max_lut"]) & wide_input
         est.dsp = float(to_dsp.sum()) * per_dsp
@@ -259,6 +265,34 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
                 "fabric_add_bits": fabric_bits}
     if mul_ops is not None:
         est.info["mul_ops"] = mul_ops
+    est.features = f
+    return est
+
+
+def _da_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, est: LayerEstimate, f: dict) -> LayerEstimate:
+    """A distributed-arithmetic kernel: da4ml's adder graph (``edgeml.estimate.da``), no multiplier, no DSP.
+
+    LUT = da4ml's cost (adder bits), FF = the bits live across the pipeline cuts HLS makes every clock (as many adder
+    levels per cycle as the timing model fits in the usable clock), latency = adder depth / levels per cycle."""
+    from edgeml.estimate import da
+
+    t = co["timing"]
+    t_level = logic_delay(device, t) * t["t_add"] * (0.5 + 0.5 * spec.accum_type.width / 16)
+    per_cycle = max(1.0, clock_eff / t_level)
+    if spec.da_source is not None:  # a converted graph: hls4ml's generated adder graph
+        cost = da.source_cost(spec.da_source[0], spec.da_source[1], per_cycle)
+        weights = None
+    else:
+        weights = spec.weights if spec.weights is not None else np.zeros((spec.n_in, spec.n_out), dtype=np.int64)
+        cost = da.layer_cost(weights * 2.0 ** -(spec.weight_type or spec.accum_type).frac, spec.in_type, per_cycle)
+    f["lut_da"], f["ff_da"] = cost["lut"], cost["ff"]
+    est.dsp = 0.0
+    est.cycles = math.floor(cost["depth"] / per_cycle)
+    est.ii = 1
+    est.info = {"priced_by": "da4ml", "da_cost": cost["lut"], "adder_depth": cost["depth"], "adders": cost["adders"],
+                "adder_levels_per_cycle": round(per_cycle, 2),
+                "nonzero_weights": None if weights is None else int((weights != 0).sum()),
+                "block_cycles": est.cycles, "fabric_add_bits": 0.0}
     est.features = f
     return est
 
