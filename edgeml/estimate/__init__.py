@@ -109,14 +109,14 @@ def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: 
     if uncertainty is None:
         uncertainty = DEFAULT_UNCERTAINTY[tool_info["kind"]]
     device = devices.lookup(part)
-    layers = estimate_layers(specs, device, clock_ns, uncertainty, co, tool_info["kind"], mul_impl)
+    layers = estimate_layers(specs, device, clock_ns, uncertainty, co, tool_info["name"], mul_impl)
     total = combine(specs, layers, clock_ns, co, tool_info["kind"])
     kind = design_kind(specs, io_type)
     ranges = co.get("ranges", {}).get(kind, {})
     reasons = domain.outside(domain.traits(specs, tool_info["kind"], device["family"], io_type),
                              co.get("domain", {}).get(kind, {}))
     widen = domain.widening(reasons)
-    envelope = rf_envelope(specs, device, clock_ns, uncertainty, co, tool_info["kind"], mul_impl)
+    envelope = rf_envelope(specs, device, clock_ns, uncertainty, co, tool_info["name"], mul_impl)
     out_total = _with_ranges(total, ranges, widen, envelope)
     warnings: list[str] = []
     if reasons:

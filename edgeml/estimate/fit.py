@@ -94,6 +94,62 @@ def load_cases(ground_truth: Path, quick: bool = False) -> list[Case]:
     return cases
 
 
+BULK_GROUP = "wa-hls4ml:single_layer"
+
+
+def load_bulk(bulk_dir: Path, limit: int | None = None) -> list[Case]:
+    """The wa-hls4ml single-QDense-layer table (``ground-truth-bulk/wa-hls4ml``): one case per successful csynth row.
+
+    Each model is one ``QDense(d_out)`` on ``d_in`` inputs with ``quantized_bits(p, 0, alpha=1)`` kernel and bias,
+    converted by hls4ml 0.8.1 with ``granularity='name'`` and the ap_fixed<16,6> default: weights ap_fixed<p,1>
+    (QKeras ``integer`` + sign), input, accumulator and result ap_fixed<16,6>; io_parallel, xcu250, 5 ns, Vivado HLS
+    2020.1. The kernel is read from the h5 with h5py (no TensorFlow) and quantised as QKeras does:
+    clip(round(w * 2^(p-1)), -2^(p-1), 2^(p-1) - 1) / 2^(p-1). Parsed numbers, untrained random weights (README)."""
+    import csv
+
+    import h5py
+
+    from edgeml.estimate.layers import Fixed, quantize
+
+    kernels: dict = {}
+    cases = []
+    for name in ("results_latency.csv", "results_resource.csv"):
+        path = Path(bulk_dir) / "results" / name
+        if not path.is_file():
+            continue
+        with path.open() as fh:
+            rows = [r for r in csv.DictReader(fh) if r["hls_synth_success"] == "True"]
+        seen = set()
+        for r in rows:
+            key = (r["model_name"], r["rf"], r["strategy"])
+            if key in seen:  # dense_128_128_10b has two identical rows
+                continue
+            seen.add(key)
+            bits, d_in, d_out = int(r["prec"]), int(r["d_in"]), int(r["d_out"])
+            if r["model_file"] not in kernels:
+                with h5py.File(Path(bulk_dir) / r["model_file"], "r") as h5:
+                    group = h5["model_weights"][r["model_name"]][r["model_name"]]
+                    kernel = np.asarray(group["kernel:0"], dtype=np.float64)
+                m = 2.0 ** (bits - 1)
+                kernels[r["model_file"]] = np.clip(np.round(kernel * m), -m, m - 1) / m
+            w_type = Fixed(bits, 1)
+            spec = LayerSpec(name="dense", kind="dense", strategy=r["strategy"].lower(), reuse_factor=int(r["rf"]),
+                             n_in=d_in, n_out=d_out, in_type=Fixed(16, 6), result_type=Fixed(16, 6),
+                             accum_type=Fixed(16, 6), weight_type=w_type,
+                             weights=quantize(kernels[r["model_file"]], w_type))
+            report = {"dsp": float(r["DSP_hls"]), "lut": float(r["LUT_hls"]), "ff": float(r["FF_hls"]),
+                      "bram_18k": float(r["BRAM_18K_hls"]), "latency_max": float(r["WorstLatency_hls"]),
+                      "ii": float(r["IntervalMax_hls"]), "tool": "vivado-2020.1"}
+            case = Case(f"{r['model_name']}_rf{r['rf']}_{r['strategy'].lower()}", "dense", [spec],
+                        "xcu250-figd2104-2L-e", 5.0, "io_parallel", report, DEFAULT_UNCERTAINTY["vivado"],
+                        "vivado-2020.1", BULK_GROUP)
+            case.category = "single_layer"
+            cases.append(case)
+            if limit and len(cases) >= limit:
+                return cases
+    return cases
+
+
 def _case_meta(folder: Path, prj: Path, report: dict) -> dict:
     """Part and clock of what was synthesised (the csynth report: several ymls are stale copies), IOType from
     parameters.h, clock uncertainty from the yml, the multiplier binding from the manifest's notes."""
@@ -176,7 +232,7 @@ def _k_case(folder: Path) -> Case:
 
 def predict(case: Case, co: dict) -> tuple[dict, dict]:
     device = devices.lookup(case.part)
-    layers = estimate_layers(case.specs, device, case.clock_ns, case.uncertainty, co, _tool_kind(case), case.mul_impl)
+    layers = estimate_layers(case.specs, device, case.clock_ns, case.uncertainty, co, case.tool, case.mul_impl)
     return combine(case.specs, layers, case.clock_ns, co, _tool_kind(case)), feature_totals(layers)
 
 
@@ -197,7 +253,7 @@ def _latency_loss(cases, co) -> float:
     loss = 0.0
     for c in cases:
         device = devices.lookup(c.part)
-        layers = estimate_layers(c.specs, device, c.clock_ns, c.uncertainty, co, _tool_kind(c), c.mul_impl)
+        layers = estimate_layers(c.specs, device, c.clock_ns, c.uncertainty, co, c.tool, c.mul_impl)
         p = combine(c.specs, layers, c.clock_ns, co, _tool_kind(c))
         for est in layers:  # per-layer cycles where csynth reports them per module: direct evidence
             module = (c.modules or {}).get(est.name)
@@ -278,7 +334,7 @@ def case_traits(case: Case) -> dict:
 def shown(case: Case, co: dict) -> tuple[dict, float, list[str], dict | None]:
     """What the estimator shows for a case: the totals, the range widening and its reasons, the RF envelope."""
     reasons = domain.outside(case_traits(case), co.get("domain", {}).get(case.family, {}))
-    envelope = rf_envelope(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co, _tool_kind(case),
+    envelope = rf_envelope(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co, case.tool,
                            case.mul_impl)
     return predict(case, co)[0], domain.widening(reasons), reasons, envelope
 
@@ -351,7 +407,7 @@ def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], f
     adds (io_parallel: the registers between layers, feature ``par.ff_io``).
     """
     layers = estimate_layers(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co,
-                             _tool_kind(case), case.mul_impl)
+                             case.tool, case.mul_impl)
     if not case.modules:  # no per-layer csynth: the total is the only evidence
         totals = feature_totals(layers)
         return [([totals[n] for n in names], float(case.report[metric]))]
@@ -453,7 +509,7 @@ def error_summary(rows: list[dict], by: str = "category", metrics=METRICS) -> di
     """Median and 90th percentile absolute relative error (latency also in cycles) per metric and category."""
     out = {}
     for family in CATEGORIES:
-        sub = [r for r in rows if r.get(by, r["family"]) == family]
+        sub = [r for r in rows if (r.get(by) or r.get("family")) == family]
         if not sub:
             continue
         fam = {"cases": [r["id"] for r in sub]}
@@ -519,7 +575,7 @@ def ranges_from(rows: list[dict]) -> dict:
 def fabric_lut_per_dsp(case: Case, co: dict) -> float:
     """LUT one DSP-bound product of ``case`` would cost in fabric (the estimate's shift-add / LUT-multiplier price)."""
     layers = estimate_layers(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co,
-                             _tool_kind(case), case.mul_impl)
+                             case.tool, case.mul_impl)
     dsp = sum(e.dsp for e in layers)
     bits = sum(e.info.get("fabric_add_bits", 0.0) for e in layers)
     return bits * co["lut"].get("mac.lut_add", 1.5) / dsp if dsp else 0.0

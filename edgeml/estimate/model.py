@@ -184,7 +184,10 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     fabric_bits = 0.0
     if spec.strategy == "distributed_arithmetic":
         return _da_layer(spec, device, clock_eff, co, est, f)
-    if spec.strategy == "latency" and rf == 1:
+    if rf == 1:
+        # Latency, and Resource at RF 1 too: its loop runs once, every weight index is a constant, so HLS folds the
+        # weights into constant multiplications exactly as the Latency kernel does (wa-hls4ml single layers: Resource
+        # RF 1 has the Latency DSP count, no weight ROM)
         to_dsp = (digits > dsp_rule["csd_max_lut"]) & wide_input
         est.dsp = float(to_dsp.sum()) * per_dsp
         # what the DSP-bound constants would cost as shift-adds (Vivado moves them to LUTs on a full part)
@@ -206,6 +209,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # partial sums are live (same clock dependence as the boundary registers)
         f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
         units = nnz
+        if spec.strategy == "resource":
+            mul_ops = None
     else:
         if spec.strategy == "latency":  # hls4ml's multiplier_limit, from the zeros it saw in the weights
             declared = n_zeros if spec.declared_zeros is None else spec.declared_zeros
@@ -238,10 +243,17 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # often well below RF; the pipeline depth is one cycle less (csynth I, J modules).
             ops = int((digits >= dsp_rule["rf_mul_digits"]).sum())
             est.ii = max(1, min(rf, math.ceil(ops / units)))
+            # the ALLOCATION limit caps the multipliers; when fewer constants need one, fewer are built (AK_*_dsp at
+            # RF 2: csynth DSP as at RF 1, not multiplier_limit)
+            est.dsp = 0.0 if narrow else float(min(units, ops) * per_dsp)
             t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
             mul_ops = ops
+            # the unrolled adder trees are the RF 1 ones (one adder per nonzero product) and HLS cuts them with
+            # registers the same way: the RF 1 pipeline-register term with the tree's own depth (AK_* RF 2: csynth
+            # FF ~70% of RF 1, not the few hundred the partial sums alone give)
+            f["ff_pipe"] = tree * nnz * acc_bits * boundary_share(clock_ns, co)
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
@@ -387,7 +399,8 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     return est
 
 
-def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str) -> None:
+def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str, tool_version: str | None = None
+                   ) -> None:
     """io_stream: the layer loops over pixels; FIFOs and window registers add logic."""
     if spec.io_type != "io_stream":
         if spec.kind in ("conv1d", "conv2d") and spec.n_positions > 1:
@@ -418,7 +431,7 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
             # value per cycle, then runs the RF-iteration kernel (csynth O6/O8: RF + n_in per pixel). hls4ml <= 0.6
             # inlines the kernel as a region (`INLINE region`): no copy, the kernel's pipeline fills and drains per
             # pixel like a Latency-strategy kernel at RF > 1 (csynth U: RF + 11 for n_in 9 to 72)
-            if spec.inline_kernel:
+            if spec.inline_kernel or not window_copy(tool_kind, tool_version):
                 est.cycles = spec.in_positions * (est.cycles + t["pixel_overhead"])
             else:
                 est.cycles = spec.in_positions * (spec.reuse_factor + spec.n_in)
@@ -445,8 +458,19 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
             est.bram_18k += math.ceil(chan * spec.result_type.width / 18) * math.ceil(depth / 1024)
 
 
+def window_copy(tool_kind: str, tool_version: str | None) -> bool:
+    """Does a Resource-strategy io_stream conv copy its window into the kernel one value per cycle before the RF
+    iterations (per pixel RF + n_in cycles)? Only Vivado HLS 2020.1 does in the ground truth (O6, O8: RF + n_in per
+    pixel in every layer); Vivado HLS 2019.2 (PK_rank: 119 = kernel 113 + 6 for RF 108, n_in 27; 155 = 149 + 6 for RF
+    144, n_in 36; U alike) overlaps the copy with the kernel's pipeline, and so do hidden Vitis designs (a Resource
+    Conv1D encoder: 885 cycles where the copy form says 2,856)."""
+    return tool_kind == "vivado" and tool_version == "2020.1"
+
+
 def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
                     tool_kind: str = "vivado", mul_impl: str | None = None) -> list[LayerEstimate]:
+    """Per-layer estimates; ``tool_kind``: 'vivado' / 'vitis', or a tool name with its version ('vivado-2020.1')."""
+    tool_kind, _, tool_version = tool_kind.partition("-")
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
     live = 1.0
@@ -461,7 +485,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             est = _elementwise_layer(spec, device, clock_eff, co)
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
             est = LayerEstimate(spec.name, spec.kind, features=dict.fromkeys(LUT_BASE + FF_BASE, 0.0))
-        shared_mac = spec.kind in MAC_KINDS and (spec.reuse_factor > 1 or spec.strategy == "resource")
+        shared_mac = spec.kind in MAC_KINDS and spec.reuse_factor > 1
         if spec.io_type != "io_stream" and not shared_mac:
             # io_parallel: HLS registers a share of the layer boundaries (more at short clocks, the same
             # share that costs overhead cycles); RF>1 layers already hold their outputs in accumulators
@@ -469,7 +493,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             if not out:  # the first layer's input array is registered too
                 bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind == "dense" else 0
             est.features["ff_io"] += bits * boundary_share(clock_ns, co)
-        _stream_adjust(spec, est, co, tool_kind)
+        _stream_adjust(spec, est, co, tool_kind, tool_version or None)
         if spec.io_type == "io_stream":
             # every layer writes a FIFO one pixel wide (its handshake and, shallow, its shift-register storage
             # count at the top level; deep ones are BRAM); the first layer reads the input FIFO too
@@ -553,6 +577,7 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
             tool_kind: str = "vivado") -> dict:
     """Per-layer LUT/FF from features (scaled by the tool's factor); totals, top-level latency and II."""
     t = co["timing"]
+    tool_kind = tool_kind.partition("-")[0]
     scale = tool_scale(co, tool_kind, spec_kind(specs))
     for est in layers:
         est.info["lut"] = scale.get("lut", 1.0) * sum(co["lut"].get(k, 0.0) * est.features.get(k, 0.0)
