@@ -66,8 +66,6 @@ class Case:
 
 def load_cases(ground_truth: Path, quick: bool = False) -> list[Case]:
     """Every ground-truth case we can estimate (firmware present, or K rebuilt unless ``quick``)."""
-    from edgeml.estimate import project_meta
-
     cases = []
     for folder in sorted(p for p in Path(ground_truth).iterdir() if p.is_dir()):
         prj = folder / "hls4ml_prj"
@@ -254,7 +252,7 @@ def _latency_loss(cases, co) -> float:
     for c in cases:
         device = devices.lookup(c.part)
         layers = estimate_layers(c.specs, device, c.clock_ns, c.uncertainty, co, c.tool, c.mul_impl)
-        p = combine(c.specs, layers, c.clock_ns, co, _tool_kind(c))
+        p = combine(c.specs, layers, c.clock_ns, co, _tool_kind(c), cycles_only=True)
         for est in layers:  # per-layer cycles where csynth reports them per module: direct evidence
             module = (c.modules or {}).get(est.name)
             if module is None:

@@ -51,6 +51,7 @@ SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pi
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
+@lru_cache(maxsize=None)
 def feature_name(base: str, io_type: str) -> str:
     return f"mac.{base}" if base in SHARED_KERNEL else f"{IO_PREFIX.get(io_type, 'par')}.{base}"
 
@@ -163,10 +164,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     rf = max(1, spec.reuse_factor)
     per_dsp = _dsp_per_product(in_bits, w_bits, device)
     if spec.weights is not None:
-        q = spec.weights[spec.weights != 0]
+        q, digits, product_bits = _weight_stats(spec)
         nnz = int(q.size)
-        digits = csd_digits(q)
-        product_bits = _product_bits(spec, q)
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
         product_bits = np.full(nnz, acc_bits)
@@ -309,6 +308,31 @@ def _da_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, est: La
     return est
 
 
+_MEMO: dict = {}  # id -> (the object itself, its derived values): fits re-estimate the same specs thousands of times
+MEMO_SIZE = 4096
+
+
+def _memo(obj, key: tuple, compute):
+    """``compute()`` once per live object (identity-checked, so a recycled id never returns stale values)."""
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    if len(_MEMO) >= MEMO_SIZE:
+        _MEMO.clear()
+    value = compute()
+    _MEMO[key] = (obj, value)
+    return value
+
+
+def _weight_stats(spec: LayerSpec) -> tuple:
+    """The nonzero quantised weights of a layer, their CSD digits and product widths (they depend on nothing fitted)."""
+    def compute():
+        q = spec.weights[spec.weights != 0]
+        return q, csd_digits(q), _product_bits(spec, q)
+
+    return _memo(spec, ("stats", id(spec)), compute)
+
+
 def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, acc_bits: int) -> int:
     """Multiplexer bits of hls4ml's dense_resource kernel, from how each of its three loops indexes its arrays.
 
@@ -335,11 +359,22 @@ def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, 
 
 def _product_bits(spec: LayerSpec, q: np.ndarray) -> np.ndarray:
     """Width of each nonzero product once truncated to accum_t: a small weight gives a narrow product, and HLS sizes
-    its adders to the operands (sign bit + input integer bits + the weight's magnitude bits + accum_t's fraction),
-    never wider than accum_t. Trained float weights are mostly small, so their adders are narrower (csynth A vs H)."""
+    its adders to the operands (sign bit + input integer bits + the weight's magnitude bits + the fraction bits the
+    product really has), never wider than accum_t. The fraction is accum_t's when the product has more (truncation),
+    else the input's fraction plus the weight's down to its lowest set bit: a constant's trailing zeros are free
+    shifts (HGQ weights of a few bits inside a wide type: csynth HGQ_L53 prices its adders at their real width).
+    Trained float weights are mostly small, so their adders are narrower (csynth A vs H)."""
     acc, w, x = spec.accum_type, spec.weight_type or spec.accum_type, spec.in_type
-    weight_msb = np.floor(np.log2(np.abs(q).astype(np.float64))) + 1 - w.frac
-    return np.clip(x.integer + weight_msb + acc.frac + 1, 1, acc.width)
+    mag = np.abs(q).astype(np.int64)
+    weight_msb = np.floor(np.log2(mag.astype(np.float64))) + 1 - w.frac
+    weight_frac = w.frac - _trailing_zeros(mag)
+    frac = np.minimum(acc.frac, x.frac + weight_frac)
+    return np.clip(x.integer + weight_msb + frac + 1, 1, acc.width)
+
+
+def _trailing_zeros(mag: np.ndarray) -> np.ndarray:
+    """Trailing zero bits of positive integers (a power-of-two factor is a free shift)."""
+    return np.log2((mag & -mag).astype(np.float64)).astype(np.int64)
 
 
 def _table_brams(n_reads: int, table_bits: int) -> float:
@@ -485,6 +520,8 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             est = _elementwise_layer(spec, device, clock_eff, co)
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
             est = LayerEstimate(spec.name, spec.kind, features=dict.fromkeys(LUT_BASE + FF_BASE, 0.0))
+        if mul_impl == "fabric" and spec.kind not in MAC_KINDS:
+            est.dsp = 0.0  # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0)
         shared_mac = spec.kind in MAC_KINDS and spec.reuse_factor > 1
         if spec.io_type != "io_stream" and not shared_mac:
             # io_parallel: HLS registers a share of the layer boundaries (more at short clocks, the same
@@ -527,7 +564,10 @@ def effective_specs(specs: list[LayerSpec]) -> list[LayerSpec]:
     Pruned models lose many products this way (csynth I/J: the multiplications left per multiplier_limit match the
     reported II exactly).
     """
-    out = list(specs)
+    return _memo(specs, ("effective", id(specs), len(specs)), lambda: _effective_specs(list(specs)))
+
+
+def _effective_specs(out: list[LayerSpec]) -> list[LayerSpec]:
     links = []  # (index of a dense layer, index of the dense layer it feeds through element-wise layers only)
     prev = None
     for i, spec in enumerate(out):
@@ -553,7 +593,7 @@ def _live_outputs(spec: LayerSpec) -> float:
     """Share of a dense layer's outputs with at least one nonzero weight (the others are constants); 1 otherwise."""
     if spec.kind != "dense" or spec.weights is None or spec.n_out == 0:
         return 1.0
-    return float((spec.weights != 0).any(axis=0).sum()) / spec.n_out
+    return _memo(spec, ("live", id(spec)), lambda: float((spec.weights != 0).any(axis=0).sum()) / spec.n_out)
 
 
 def boundary_share(clock_ns: float, co: dict) -> float:
@@ -574,12 +614,13 @@ def tool_scale(co: dict, tool_kind: str, kind: str) -> dict:
 
 
 def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float, co: dict,
-            tool_kind: str = "vivado") -> dict:
-    """Per-layer LUT/FF from features (scaled by the tool's factor); totals, top-level latency and II."""
+            tool_kind: str = "vivado", cycles_only: bool = False) -> dict:
+    """Per-layer LUT/FF from features (scaled by the tool's factor); totals, top-level latency and II.
+    ``cycles_only``: skip LUT/FF (the timing fit evaluates thousands of designs for their cycles alone)."""
     t = co["timing"]
     tool_kind = tool_kind.partition("-")[0]
     scale = tool_scale(co, tool_kind, spec_kind(specs))
-    for est in layers:
+    for est in ([] if cycles_only else layers):
         est.info["lut"] = scale.get("lut", 1.0) * sum(co["lut"].get(k, 0.0) * est.features.get(k, 0.0)
                                                       for k in LUT_FEATURES)
         est.info["ff"] = scale.get("ff", 1.0) * sum(co["ff"].get(k, 0.0) * est.features.get(k, 0.0) for k in FF_FEATURES)
@@ -599,8 +640,8 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
     latency = max(1, round(latency))
     return {
         "dsp": sum(e.dsp for e in layers),
-        "lut": sum(e.info["lut"] for e in layers),
-        "ff": sum(e.info["ff"] for e in layers),
+        "lut": 0.0 if cycles_only else sum(e.info["lut"] for e in layers),
+        "ff": 0.0 if cycles_only else sum(e.info["ff"] for e in layers),
         "bram_18k": sum(e.bram_18k for e in layers),
         "uram": 0,
         "latency_min": latency,
