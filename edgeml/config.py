@@ -325,6 +325,15 @@ SCHEMA = Section(
                               choices=("emulate", "csim", "both")),
             },
         ),
+        "estimate": Section(
+            "What `edgeml estimate` answers rank and budget on (docs/estimate.md).",
+            {
+                "basis": Key(str, "post_synthesis", "Which estimate decides 'fits the part', the report's cost column "
+                             "and Pareto front and the search budget/objective: `post_synthesis` (Vivado utilization) "
+                             "or `csynth` (the HLS tool's pre-synthesis numbers).",
+                             choices=("post_synthesis", "csynth")),
+            },
+        ),
         "compression": COMPRESSION_SECTION,
         "search": SEARCH_SECTION,
     },

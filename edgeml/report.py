@@ -55,8 +55,14 @@ class ModelRecord:
     def total(self) -> dict:
         return (self.estimate or {}).get("total") or {}
 
+    @property
+    def ranked(self) -> dict:
+        """The numbers the model is ranked on: the estimate's ``cost`` (post-synthesis by default, its ``basis``);
+        the csynth ``total`` for estimates written before it had two answers."""
+        return (self.estimate or {}).get("cost") or self.total
+
     def cost(self) -> float | None:
-        lut, dsp = self.total.get("lut"), self.total.get("dsp")
+        lut, dsp = self.ranked.get("lut"), self.ranked.get("dsp")
         return None if lut is None or dsp is None else float(lut) + DSP_LUT_EQUIVALENT * float(dsp)
 
     def firmware_accuracy(self) -> float | None:
@@ -169,7 +175,10 @@ def _run_info(run_dir: Path, stages: dict) -> dict:
 
 def model_summary(rec: ModelRecord) -> dict:
     """The numbers of one model, as they go into summary.json (None when not available)."""
-    m, c, t = rec.metrics or {}, rec.csim, rec.total
+    m, c, r = rec.metrics or {}, rec.csim, rec.ranked
+    ranges = dict(rec.total)  # latency/II ranges are csynth's; resource ranges follow the basis
+    if r.get("basis") == "post_synthesis":
+        ranges.update((rec.estimate or {}).get("post_synthesis") or {})
     return {
         "accuracy": m.get("accuracy"),
         "accuracy_csim": c.get("accuracy_csim"),
@@ -182,10 +191,11 @@ def model_summary(rec: ModelRecord) -> dict:
         "bops": m.get("bops"),
         "parameters": m.get("parameters"),
         "nonzero_weights": m.get("nonzero_weights"),
-        "estimate": {**{k: t.get(k) for k in ("dsp", "lut", "ff", "bram_18k", "uram", "latency_min", "latency_max",
+        "estimate": {**{k: r.get(k) for k in ("dsp", "lut", "ff", "bram_18k", "uram", "latency_min", "latency_max",
                                               "latency_ns", "ii", "fits")},
-                     "percentages": part_percentages(t),
-                     "ranges": {k[: -len("_range")]: v for k, v in t.items() if k.endswith("_range")} or None},
+                     "basis": r.get("basis", "csynth"),
+                     "percentages": part_percentages(r),
+                     "ranges": {k[: -len("_range")]: v for k, v in ranges.items() if k.endswith("_range")} or None},
         "cost_lut_equivalent": rec.cost(),
         "pareto": None,
         "missing": rec.missing,
@@ -463,6 +473,13 @@ def table_rows(records: list[ModelRecord], front: list[str]) -> list[list[str]]:
     return rows
 
 
+def _basis_text(records: list[ModelRecord]) -> str:
+    """Which estimate the DSP/LUT/FF columns, the cost and 'fits' show: post-synthesis Vivado or csynth."""
+    bases = sorted({r.ranked.get("basis", "csynth") for r in records if r.estimate})
+    names = {"post_synthesis": "Vivado post-synthesis estimate", "csynth": "HLS csynth estimate"}
+    return " / ".join(names.get(b, b) for b in bases) or "no estimate"
+
+
 def _fmt(value, pattern: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return NOT_AVAILABLE
@@ -495,7 +512,7 @@ def render_report(run_dir: str | Path) -> dict[str, Path]:
     front = pareto_front({k: v for k, v in points.items() if None not in v})
     summary = {"run": {"name": info["name"], "run_dir": str(run_dir), "classes": classes, "n_jets": info["n_jets"],
                        "part": _part_name(records, info), "stage_seconds": info["stage_seconds"],
-                       "cost_definition": f"LUT + {DSP_LUT_EQUIVALENT} x DSP",
+                       "cost_definition": f"LUT + {DSP_LUT_EQUIVALENT} x DSP ({_basis_text(records)})",
                        "estimate_predicts": next((r.estimate.get("predicts") for r in records
                                                   if r.estimate and r.estimate.get("predicts")), None)},
                "models": {}}

@@ -1,4 +1,4 @@
-"""``edgeml estimate TARGET``: csynth resource/latency estimate of a model or an hls4ml project, in seconds.
+"""``edgeml estimate TARGET``: csynth and Vivado post-synthesis resource/latency estimate of a model or an hls4ml project, in seconds.
 
 ``edgeml estimate --calibrate PROJECT_DIR...`` learns correction factors from the user's synthesised projects.
 A project folder never imports TensorFlow or the converter; a Keras model is converted here (the estimator
@@ -26,10 +26,14 @@ from edgeml.cli.common import echo_json
               help="Learn per-metric correction factors from the csynth reports of the given hls4ml project folders.")
 @click.option("--reset", is_flag=True, help="With --calibrate: remove the stored calibration first.")
 @click.option("--no-calibration", is_flag=True, help="Ignore the stored local calibration.")
+@click.option("--basis", type=click.Choice(["post_synthesis", "csynth"]), default=None,
+              help="Which answer decides 'fits the part': post_synthesis (Vivado, default) or csynth; default: the "
+                   "config's estimate.basis.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (layout: docs/estimate.md).")
 def estimate_command(targets: tuple[Path, ...], config_path: Path | None, tool: str | None, calibrate: bool,
-                     reset: bool, no_calibration: bool, as_json: bool) -> None:
-    """Estimate DSP/LUT/FF/BRAM, latency and II that HLS C-synthesis would report.
+                     reset: bool, no_calibration: bool, basis: str | None, as_json: bool) -> None:
+    """Estimate DSP/LUT/FF/BRAM, latency and II that HLS C-synthesis would report, and the Vivado
+    post-synthesis utilization.
 
     TARGET is a Keras/QKeras model (.h5/.keras; converted with the config's hls section) or an
     hls4ml project folder (hls4ml_config.yml + firmware/). A project holding csynth/Vivado
@@ -50,9 +54,15 @@ def estimate_command(targets: tuple[Path, ...], config_path: Path | None, tool: 
         raise InputError("--config applies to Keras models; an hls4ml project folder already fixes its settings")
     from edgeml.estimate import estimate
 
+    if basis is None:
+        basis = "post_synthesis"
+        if config_path is not None:
+            from edgeml import config as cfgmod
+
+            basis = cfgmod.load(config_path)["estimate"]["basis"]
     with tempfile.TemporaryDirectory(prefix="edgeml_estimate_") as scratch:
         builder = None if target.is_dir() else _keras_builder(config_path, Path(scratch))
-        result = estimate(target, tool=tool, calibration=not no_calibration, builder=builder)
+        result = estimate(target, tool=tool, calibration=not no_calibration, builder=builder, basis=basis)
     if as_json:
         echo_json(result)
         return
@@ -104,6 +114,7 @@ def _fmt(v) -> str:
 
 def _print_human(r: dict) -> None:
     t, part = r["total"], r["part"]
+    click.echo("HLS C-synthesis (csynth) estimate, per layer and total:")
     head = f"{'layer':<20}{'kind':<11}{'RF':>5}{'DSP':>8}{'LUT':>10}{'FF':>9}{'BRAM18K':>9}{'cycles':>8}{'II':>7}"
     click.echo(head)
     for layer in r["layers"]:
@@ -126,11 +137,22 @@ def _print_human(r: dict) -> None:
     lo, hi = t["ii_range"]
     click.echo(f"{'II':<10}{t['ii']:>10} cycles   likely {lo}-{hi}")
     click.echo(f"({cov}: calibrated on leave-one-family-out residuals of the ground truth)")
+    p = r.get("post_synthesis")
+    if p:
+        click.echo(f"Vivado post-synthesis ({p['tool']}):")
+        for k, label in (("dsp", "DSP"), ("lut", "LUT"), ("ff", "FF"), ("bram_18k", "BRAM_18K")):
+            lo, hi = p[f"{k}_range"]
+            pct = p.get(f"{k}_pct")
+            pct_text = f"  {pct:.1f}% of part" if pct is not None else ""
+            click.echo(f"  {label:<8}{_fmt(p[k]):>10}   likely {_fmt(lo)}-{_fmt(hi)}{pct_text}")
+        if p.get("dsp_moved_to_lut"):
+            click.echo(f"  ({p['dsp_moved_to_lut']} DSP products beyond the part's capacity counted as LUT logic)")
     if r.get("calibration"):
         c = r["calibration"]
         click.echo(f"calibrated from {c['designs']} designs ({c['file']}; --no-calibration ignores it)")
     if t.get("fits") is not None:
-        click.echo(f"fits the part: {'yes' if t['fits'] else 'NO'}")
+        click.echo(f"fits the part ({r.get('basis', 'csynth').replace('_', '-')} estimate): "
+                   f"{'yes' if t['fits'] else 'NO'}")
     if r.get("comparison"):
         click.echo(f"\ncsynth report ({r['report']['csynth'].get('file', '')}):")
         click.echo(f"  {'metric':<12}{'report':>10}{'estimate':>10}  error")
@@ -138,11 +160,16 @@ def _print_human(r: dict) -> None:
             rel = f"{100 * c['rel_error']:+.0f}%" if c["rel_error"] is not None else f"{c['abs_error']:+g}"
             flag = {True: "  within the likely range", False: "  outside the likely range"}.get(c.get("in_range"), "")
             click.echo(f"  {k:<12}{_fmt(c['report']):>10}{_fmt(c['estimate']):>10}  {rel:>6}{flag}")
-        if r["report"].get("vivado"):
-            v = r["report"]["vivado"]
-            click.echo("  Vivado synth: " + ", ".join(f"{k} {_fmt(v[k])}" for k in ("lut", "ff", "dsp", "bram_18k") if k in v))
+        if r.get("post_synthesis_comparison"):
+            click.echo(f"Vivado synthesis report ({r['report']['vivado'].get('file', '')}):")
+            for k, c in r["post_synthesis_comparison"].items():
+                rel = f"{100 * c['rel_error']:+.0f}%" if c["rel_error"] is not None else f"{c['abs_error']:+g}"
+                flag = {True: "  within the likely range", False: "  outside the likely range"}.get(c.get("in_range"), "")
+                click.echo(f"  {k:<12}{_fmt(c['report']):>10}{_fmt(c['estimate']):>10}  {rel:>6}{flag}")
     for w in r["warnings"]:
         click.echo(f"warning: {w}")
+    for n in r.get("notes", []):
+        click.echo(f"note: {n}")
     click.echo(f"note: {r['predicts']}")
 
 

@@ -1,7 +1,7 @@
 """Capacities of common AMD/Xilinx parts, as the HLS tools report them (DSP, LUT, FF, BRAM_18K, URAM).
 
-Numbers are the "Available" rows of csynth reports where we have them (xcu250, xcu50, xcvu13p,
-xc7z020) and the AMD product tables otherwise. ``family`` decides the DSP slice (DSP48E1 25x18 on
+Numbers are the "Available" rows of csynth reports where we have them (xcu250, xcu50, xcu55c, xcvu13p,
+xczu5ev, xc7z020, xc7z007s) and the AMD product tables otherwise. ``family`` decides the DSP slice (DSP48E1 25x18 on
 7-series, DSP48E2 27x18 on UltraScale/UltraScale+) and a relative logic speed used for timing.
 """
 
@@ -25,6 +25,9 @@ DEVICES = {
     "xcvu13p": {"family": "ultrascale+", "dsp": 12288, "lut": 1728000, "ff": 3456000, "bram_18k": 5376, "uram": 1280},
     "xczu9eg": {"family": "ultrascale+", "dsp": 2520, "lut": 274080, "ff": 548160, "bram_18k": 1824, "uram": 0},
     "xczu7ev": {"family": "ultrascale+", "dsp": 1728, "lut": 230400, "ff": 460800, "bram_18k": 624, "uram": 96},
+    "xczu5ev": {"family": "ultrascale+", "dsp": 1248, "lut": 117120, "ff": 234240, "bram_18k": 288, "uram": 64},
+    "xcu55c": {"family": "ultrascale+", "dsp": 9024, "lut": 1303680, "ff": 2607360, "bram_18k": 4032, "uram": 960},
+    "xc7z007s": {"family": "7series", "dsp": 66, "lut": 14400, "ff": 28800, "bram_18k": 100, "uram": 0},
     "xc7z020": {"family": "7series", "dsp": 220, "lut": 53200, "ff": 106400, "bram_18k": 280, "uram": 0},
     "xc7z100": {"family": "7series", "dsp": 2020, "lut": 277400, "ff": 554800, "bram_18k": 1510, "uram": 0},
     "xc7a100t": {"family": "7series", "dsp": 240, "lut": 63400, "ff": 126800, "bram_18k": 270, "uram": 0},

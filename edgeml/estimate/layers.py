@@ -64,7 +64,7 @@ class LayerSpec:
     name: str
     kind: str  # dense | conv1d | conv2d | activation | softmax | pooling | other
     io_type: str = "io_parallel"
-    strategy: str = "latency"
+    strategy: str = "latency"  # latency | resource | distributed_arithmetic
     reuse_factor: int = 1
     n_in: int = 0  # inputs of one multiply-accumulate block (conv: kernel * channels)
     n_out: int = 0  # outputs of that block (conv: filters)
@@ -84,6 +84,8 @@ class LayerSpec:
     # hls4ml <= 0.6 (its parameters.h declares `product<x_T, y_T, res_T>`, three type arguments): the io_stream conv
     # wraps its dense kernel call in `#pragma HLS INLINE region`; from 0.7 on `INLINE recursive` / `INLINE OFF`
     inline_kernel: bool = False
+    # distributed arithmetic after hls4ml's DA pass: (generated C++ of the adder graph, da_kernel_cost)
+    da_source: tuple | None = None
 
     @property
     def n_weights(self) -> int:
@@ -114,6 +116,8 @@ def _precision(obj) -> Fixed:
 
 def _strategy(layer) -> str:
     s = str(layer.get_attr("strategy") or "latency").lower()
+    if s.startswith("distributed"):
+        return "distributed_arithmetic"
     return "resource" if s.startswith("resource") or s.startswith("resource_unrolled") else "latency"
 
 
@@ -122,6 +126,7 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
     io_type = str(hls_model.config.get_config_value("IOType") or "io_parallel")
     specs: list[LayerSpec] = []
     prev_type = None
+    pending_bits = None
     for layer in hls_model.get_layers():
         out = layer.get_output_variable()
         result_type = _precision(out.type)
@@ -131,13 +136,22 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
             continue
         if cls in ("Reshape", "Flatten", "Transpose") and not layer.get_attr("function_cpp"):
             continue  # hls4ml writes no code for these: only the array's shape changes
+        if cls == "FixedPointQuantizer" and layer.get_attr("mask_kbi") is not None:
+            pending_bits = kbi_bits(*layer.get_attr("mask_kbi"))  # HGQ: per-element widths of the next layer's input
         spec = LayerSpec(name=layer.name, kind="other", io_type=io_type, strategy=_strategy(layer),
                          reuse_factor=int(layer.get_attr("reuse_factor") or 1), in_type=prev_type or Fixed(),
                          result_type=result_type)
         accum = layer.get_attr("accum_t")
         if accum is not None:
             spec.accum_type = _precision(accum)
-        if "weight" in layer.weights:
+        if spec.strategy == "distributed_arithmetic" and layer.get_attr("da_codegen") is not None:
+            # hls4ml's DA pass replaced the weights by the generated adder graph: priced from that source
+            spec.kind = "conv2d" if cls in _CONV2D else "conv1d" if cls in _CONV1D else "dense"
+            spec.n_in, spec.n_out = int(layer.get_attr("n_in") or 0), int(layer.get_attr("n_out") or 0)
+            spec.da_source = (str(layer.get_attr("da_codegen")), layer.get_attr("da_kernel_cost"))
+            if spec.kind != "dense":
+                spec.n_positions = int(np.prod(out.shape[:-1])) if len(out.shape) > 1 else 1
+        elif "weight" in layer.weights:
             w = layer.weights["weight"]
             spec.weight_type = _precision(w.type)
             data = np.asarray(w.data)
@@ -156,6 +170,8 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
                 if len(out.shape) > 1:  # Dense on a sequence runs once per position
                     spec.n_positions = int(np.prod(out.shape[:-1]))
             spec.weights = quantize(data.reshape(spec.n_in, spec.n_out), spec.weight_type)
+            if spec.kind == "dense" and pending_bits is not None and pending_bits[0].size == spec.n_in:
+                apply_input_bits(spec, pending_bits)
         elif "scale" in layer.weights:  # BatchNormalization: x * scale + bias, a constant multiplier per value
             w = layer.weights["scale"]
             spec.weight_type = _precision(w.type)
@@ -194,7 +210,65 @@ def from_model_graph(hls_model) -> list[LayerSpec]:
         spec.n_out = spec.n_out or spec.n_in
         specs.append(spec)
         prev_type = result_type
+        if cls != "FixedPointQuantizer":
+            pending_bits = None
     return specs
+
+
+def kbi_bits(k, b, i) -> tuple[np.ndarray, np.ndarray]:
+    """HGQ's per-element (keep_negative, bits, integer bits) -> (integer bits incl. sign, fraction bits); a width of 0
+    marks an input HGQ pruned away (always zero)."""
+    k, b, i = (np.asarray(a, dtype=np.int64).ravel() for a in (k, b, i))
+    zero = b <= 0
+    return np.where(zero, 0, i), np.where(zero, -64, b - i)
+
+
+def apply_input_bits(spec: LayerSpec, bits: tuple[np.ndarray, np.ndarray]) -> None:
+    """The products of inputs HGQ quantised to zero width (always zero) are dead code: their weights count as zeros.
+    The live inputs keep the layer's declared input type: the quantizer masks values but the C++ datapath stays as
+    wide as the type, and csynth prices it so (HGQ_L53: 17.9k LUT estimated this way, 16.5k reported; with the
+    per-element widths 7.8k)."""
+    dead = bits[1] <= -64
+    if dead.any() and spec.weights is not None:
+        spec.weights = np.where(dead[:, None], 0, spec.weights)
+
+
+def hgq_input_bits(project_dir: Path) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per dense layer of an HGQ project (in order): the per-element widths of its input, from the FixedPointQuantizer
+    just before it in ``keras_model.keras`` (a zip: config.json and model.weights.h5, read with h5py, no TensorFlow);
+    None where no per-element quantizer feeds it; [] for a project without such a model."""
+    import json
+    import zipfile
+
+    path = Path(project_dir) / "keras_model.keras"
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return []
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+            if "FixedPointQuantizer" not in json.dumps(config):
+                return []
+            import io
+
+            import h5py
+
+            with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
+                root = h5.get("_layer_checkpoint_dependencies") or h5
+                out, pending, n_quant = [], None, 0
+                for layer in config.get("config", {}).get("layers", []):
+                    cls = layer.get("class_name")
+                    if cls == "FixedPointQuantizer":
+                        name = "fixed_point_quantizer" + (f"_{n_quant}" if n_quant else "")
+                        n_quant += 1
+                        group = root.get(f"{name}/vars")
+                        if group is not None and len(group) >= 3 and group["0"].shape:
+                            pending = kbi_bits(group["0"][()], group["1"][()], group["2"][()])
+                    elif cls == "Dense":
+                        out.append(pending)
+                        pending = None
+                return out
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []  # an unreadable model: the layer types alone
 
 
 # ----------------------------------------------------------------------------- firmware/
@@ -205,6 +279,15 @@ _CONST = re.compile(r"static\s+const\s+(?:unsigned|int|bool|unsigned\s+int)\s+(\
 _TYPEDEF = re.compile(r"typedef\s+(.+?)\s+(\w+)\s*;")
 _THREE_ARG_PRODUCT = re.compile(r"using\s+product\s*=\s*nnet::product::\w+\s*<\s*\w+\s*,\s*\w+\s*,\s*\w+\s*>")
 _ENUM = re.compile(r"static\s+const\s+nnet::\w+\s+(\w+)\s*=\s*([^;]+);")
+
+
+_NOT_OUTPUT = re.compile(r"(_accum_t|_weight_t|_bias_t|_scale_t|_table_t|_index|_default_t|accum_t|_exp_table_t|"
+                         r"_inv_table_t|_mult_t)$")
+
+
+def _output_typedefs(defines: str) -> list[str]:
+    """Names of layer output types in defines.h, in the order hls4ml wrote them (the layers' order)."""
+    return [name for _, name in _TYPEDEF.findall(defines) if name.endswith("_t") and not _NOT_OUTPUT.search(name)]
 
 
 def _typedefs(text: str) -> dict[str, str]:
@@ -274,6 +357,13 @@ def _read_array(weights_dir: Path, stem: str) -> np.ndarray | None:
     return values if values.size else None
 
 
+def _firmware_strategy(enum: str) -> str:
+    """``nnet::resource`` / ``nnet::distributed_arithmetic`` / ``nnet::latency`` -> the spec's strategy."""
+    if "distributed_arithmetic" in enum:
+        return "distributed_arithmetic"
+    return "resource" if "resource" in enum else "latency"
+
+
 def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[LayerSpec]:
     """Specs from an hls4ml project's firmware/ (what was actually synthesised)."""
     firmware = Path(project_dir) / "firmware"
@@ -287,7 +377,8 @@ def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[Layer
     structs = list(_STRUCT.finditer(params))
     mults = {m.group("name"): m for m in structs if m.group("name").endswith("_mult")}
     specs: list[LayerSpec] = []
-    prev_type = _resolve("input_t", typedefs) or Fixed()
+    outputs = _output_typedefs(defines)
+    prev_type = _resolve("input_t", typedefs) or (_resolve(outputs[0], typedefs) if outputs else None) or Fixed()
     for m in structs:
         name, base = m.group("name"), m.group("base")
         if name.endswith("_mult") or "config" not in base:
@@ -298,9 +389,16 @@ def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[Layer
         result = _resolve(f"layer{idx}_t", typedefs) or (_resolve("result_t", typedefs) if m is structs[-1] else None)
         mult = mults.get(f"{name}_mult")
         comment = m.group("comment") or (mult.group("comment") if mult else None)
+        named = f"{(comment or '').strip()}_t"
+        if result is None and named in outputs:
+            # hls4ml 1.x names types after the layer (h_dense_t); layers without a struct (HGQ's FixedPointQuantizer)
+            # sit between, so the input is the output type written just before this layer's own (defines.h order)
+            result = _resolve(named, typedefs)
+            at = outputs.index(named)
+            prev_type = (_resolve(outputs[at - 1], typedefs) if at > 0 else None) or prev_type
         spec = LayerSpec(name=(comment or name).strip(), kind="other",
                          io_type="io_stream" if "io_stream" in enums.get("io_type", io_type) else io_type,
-                         strategy="resource" if "resource" in enums.get("strategy", "latency") else "latency",
+                         strategy=_firmware_strategy(enums.get("strategy", "latency")),
                          reuse_factor=consts.get("reuse_factor", 1), in_type=prev_type,
                          result_type=result or prev_type)
         spec.accum_type = _resolve(local.get("accum_t", "accum_t"), types) or spec.accum_type
@@ -360,4 +458,10 @@ def from_firmware(project_dir: Path, io_type: str = "io_parallel") -> list[Layer
         prev_type = spec.result_type
     if not specs:
         raise InputError(f"{params_path}: no hls4ml layer structs found; is this an hls4ml parameters.h?")
+    per_dense = hgq_input_bits(project_dir)
+    dense = [s for s in specs if s.kind == "dense" and s.weights is not None and s.n_in > 1]
+    if per_dense and len(per_dense) == len(dense):
+        for spec, bits in zip(dense, per_dense):
+            if bits is not None and bits[0].size == spec.n_in:
+                apply_input_bits(spec, bits)
     return specs

@@ -42,14 +42,16 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
 LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
-            "lut_win", "lut_line", "lut_fifo")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo")
+            "lut_win", "lut_line", "lut_fifo", "lut_da")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_ctrl")
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_ctrl",
+                 "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
+@lru_cache(maxsize=None)
 def feature_name(base: str, io_type: str) -> str:
     return f"mac.{base}" if base in SHARED_KERNEL else f"{IO_PREFIX.get(io_type, 'par')}.{base}"
 
@@ -70,10 +72,12 @@ DEFAULT_COEFFICIENTS = {
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 8.0, "lut_ctrl": 300.0, "lut_sat": 6.0,
                          "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5,
-                         "lut_line": 0.25, "lut_fifo": 1.0}.items()},
+                         "lut_line": 0.25, "lut_fifo": 1.0,
+                         # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
+                         "lut_da": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
-                        "ff_line": 1.0, "ff_fifo": 1.0}.items()},
+                        "ff_line": 1.0, "ff_fifo": 1.0, "ff_da": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5},
@@ -150,7 +154,8 @@ def _levels(terms: float) -> int:
     return max(0, math.ceil(math.log2(max(1.0, terms))))
 
 
-def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float, co: dict) -> LayerEstimate:
+def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float, co: dict,
+               mul_impl: str | None = None) -> LayerEstimate:
     t, dsp_rule = co["timing"], co["dsp"]
     est = LayerEstimate(spec.name, spec.kind)
     in_bits, acc_bits = spec.in_type.width, spec.accum_type.width
@@ -159,10 +164,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     rf = max(1, spec.reuse_factor)
     per_dsp = _dsp_per_product(in_bits, w_bits, device)
     if spec.weights is not None:
-        q = spec.weights[spec.weights != 0]
+        q, digits, product_bits = _weight_stats(spec)
         nnz = int(q.size)
-        digits = csd_digits(q)
-        product_bits = _product_bits(spec, q)
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
         product_bits = np.full(nnz, acc_bits)
@@ -173,11 +176,21 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     mul_ops = None
     terms = nnz / max(1, spec.n_out) + 1  # products per output, plus the bias
     levels = _levels(terms)
-    wide_input = in_bits >= dsp_rule["min_input_bits"]
+    # `config_op mul -impl fabric|dsp` (build script) binds every multiplication to LUTs / to DSPs whatever the widths;
+    # constants with few signed digits stay shift-adds either way (AK_*_dsp: csynth DSP = products with >= 3 digits)
+    wide_input = (in_bits >= dsp_rule["min_input_bits"] or mul_impl == "dsp") and mul_impl != "fabric"
     f = dict.fromkeys(LUT_BASE + FF_BASE, 0.0)
-    if spec.strategy == "latency" and rf == 1:
+    fabric_bits = 0.0
+    if spec.strategy == "distributed_arithmetic":
+        return _da_layer(spec, device, clock_eff, co, est, f)
+    if rf == 1:
+        # Latency, and Resource at RF 1 too: its loop runs once, every weight index is a constant, so HLS folds the
+        # weights into constant multiplications exactly as the Latency kernel does (wa-hls4ml single layers: Resource
+        # RF 1 has the Latency DSP count, no weight ROM)
         to_dsp = (digits > dsp_rule["csd_max_lut"]) & wide_input
         est.dsp = float(to_dsp.sum()) * per_dsp
+        # what the DSP-bound constants would cost as shift-adds (Vivado moves them to LUTs on a full part)
+        fabric_bits = float(((digits - 1) * product_bits)[to_dsp].sum())
         shift_add = ~to_dsp & (digits > 1)
         # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
@@ -195,6 +208,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # partial sums are live (same clock dependence as the boundary registers)
         f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
         units = nnz
+        if spec.strategy == "resource":
+            mul_ops = None
     else:
         if spec.strategy == "latency":  # hls4ml's multiplier_limit, from the zeros it saw in the weights
             declared = n_zeros if spec.declared_zeros is None else spec.declared_zeros
@@ -204,6 +219,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         units = max(1, units)
         narrow = not wide_input or min(in_bits, w_bits) <= 4
         est.dsp = 0.0 if narrow else float(units * per_dsp)
+        fabric_bits = 0.0 if narrow else float(units * in_bits * w_bits) / 2  # a LUT multiplier per shared unit
         products = nnz if spec.strategy == "latency" else n_total
         # Latency strategy: ALLOCATION limits only `mul`; the unrolled accumulation keeps one adder per nonzero
         # product as at RF 1. Resource strategy: the RF loop body holds block_factor multiply-adds.
@@ -226,10 +242,17 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # often well below RF; the pipeline depth is one cycle less (csynth I, J modules).
             ops = int((digits >= dsp_rule["rf_mul_digits"]).sum())
             est.ii = max(1, min(rf, math.ceil(ops / units)))
+            # the ALLOCATION limit caps the multipliers; when fewer constants need one, fewer are built (AK_*_dsp at
+            # RF 2: csynth DSP as at RF 1, not multiplier_limit)
+            est.dsp = 0.0 if narrow else float(min(units, ops) * per_dsp)
             t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
             mul_ops = ops
+            # the unrolled adder trees are the RF 1 ones (one adder per nonzero product) and HLS cuts them with
+            # registers the same way: the RF 1 pipeline-register term with the tree's own depth (AK_* RF 2: csynth
+            # FF ~70% of RF 1, not the few hundred the partial sums alone give)
+            f["ff_pipe"] = tree * nnz * acc_bits * boundary_share(clock_ns, co)
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
@@ -249,11 +272,65 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             f["ff_rsel"] = 3 * spec.n_in * in_bits + 2 * spec.n_out * spec.result_type.width + 3 * units * acc_bits
             f["ff_ctrl"] = 1.0  # the RF loop's controller, once per layer
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
-                "dsp_per_product": per_dsp, "block_cycles": est.cycles}
+                "dsp_per_product": per_dsp, "block_cycles": est.cycles,
+                "fabric_add_bits": fabric_bits}
     if mul_ops is not None:
         est.info["mul_ops"] = mul_ops
     est.features = f
     return est
+
+
+def _da_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, est: LayerEstimate, f: dict) -> LayerEstimate:
+    """A distributed-arithmetic kernel: da4ml's adder graph (``edgeml.estimate.da``), no multiplier, no DSP.
+
+    LUT = da4ml's cost (adder bits), FF = the bits live across the pipeline cuts HLS makes every clock (as many adder
+    levels per cycle as the timing model fits in the usable clock), latency = adder depth / levels per cycle."""
+    from edgeml.estimate import da
+
+    t = co["timing"]
+    t_level = logic_delay(device, t) * t["t_add"] * (0.5 + 0.5 * spec.accum_type.width / 16)
+    per_cycle = max(1.0, clock_eff / t_level)
+    if spec.da_source is not None:  # a converted graph: hls4ml's generated adder graph
+        cost = da.source_cost(spec.da_source[0], spec.da_source[1], per_cycle)
+        weights = None
+    else:
+        weights = spec.weights if spec.weights is not None else np.zeros((spec.n_in, spec.n_out), dtype=np.int64)
+        cost = da.layer_cost(weights * 2.0 ** -(spec.weight_type or spec.accum_type).frac, spec.in_type, per_cycle)
+    f["lut_da"], f["ff_da"] = cost["lut"], cost["ff"]
+    est.dsp = 0.0
+    est.cycles = math.floor(cost["depth"] / per_cycle)
+    est.ii = 1
+    est.info = {"priced_by": "da4ml", "da_cost": cost["lut"], "adder_depth": cost["depth"], "adders": cost["adders"],
+                "adder_levels_per_cycle": round(per_cycle, 2),
+                "nonzero_weights": None if weights is None else int((weights != 0).sum()),
+                "block_cycles": est.cycles, "fabric_add_bits": 0.0}
+    est.features = f
+    return est
+
+
+_MEMO: dict = {}  # id -> (the object itself, its derived values): fits re-estimate the same specs thousands of times
+MEMO_SIZE = 4096
+
+
+def _memo(obj, key: tuple, compute):
+    """``compute()`` once per live object (identity-checked, so a recycled id never returns stale values)."""
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    if len(_MEMO) >= MEMO_SIZE:
+        _MEMO.clear()
+    value = compute()
+    _MEMO[key] = (obj, value)
+    return value
+
+
+def _weight_stats(spec: LayerSpec) -> tuple:
+    """The nonzero quantised weights of a layer, their CSD digits and product widths (they depend on nothing fitted)."""
+    def compute():
+        q = spec.weights[spec.weights != 0]
+        return q, csd_digits(q), _product_bits(spec, q)
+
+    return _memo(spec, ("stats", id(spec)), compute)
 
 
 def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, acc_bits: int) -> int:
@@ -282,11 +359,22 @@ def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, 
 
 def _product_bits(spec: LayerSpec, q: np.ndarray) -> np.ndarray:
     """Width of each nonzero product once truncated to accum_t: a small weight gives a narrow product, and HLS sizes
-    its adders to the operands (sign bit + input integer bits + the weight's magnitude bits + accum_t's fraction),
-    never wider than accum_t. Trained float weights are mostly small, so their adders are narrower (csynth A vs H)."""
+    its adders to the operands (sign bit + input integer bits + the weight's magnitude bits + the fraction bits the
+    product really has), never wider than accum_t. The fraction is accum_t's when the product has more (truncation),
+    else the input's fraction plus the weight's down to its lowest set bit: a constant's trailing zeros are free
+    shifts (HGQ weights of a few bits inside a wide type: csynth HGQ_L53 prices its adders at their real width).
+    Trained float weights are mostly small, so their adders are narrower (csynth A vs H)."""
     acc, w, x = spec.accum_type, spec.weight_type or spec.accum_type, spec.in_type
-    weight_msb = np.floor(np.log2(np.abs(q).astype(np.float64))) + 1 - w.frac
-    return np.clip(x.integer + weight_msb + acc.frac + 1, 1, acc.width)
+    mag = np.abs(q).astype(np.int64)
+    weight_msb = np.floor(np.log2(mag.astype(np.float64))) + 1 - w.frac
+    weight_frac = w.frac - _trailing_zeros(mag)
+    frac = np.minimum(acc.frac, x.frac + weight_frac)
+    return np.clip(x.integer + weight_msb + frac + 1, 1, acc.width)
+
+
+def _trailing_zeros(mag: np.ndarray) -> np.ndarray:
+    """Trailing zero bits of positive integers (a power-of-two factor is a free shift)."""
+    return np.log2((mag & -mag).astype(np.float64)).astype(np.int64)
 
 
 def _table_brams(n_reads: int, table_bits: int) -> float:
@@ -346,7 +434,8 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     return est
 
 
-def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str) -> None:
+def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str, tool_version: str | None = None
+                   ) -> None:
     """io_stream: the layer loops over pixels; FIFOs and window registers add logic."""
     if spec.io_type != "io_stream":
         if spec.kind in ("conv1d", "conv2d") and spec.n_positions > 1:
@@ -377,7 +466,7 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
             # value per cycle, then runs the RF-iteration kernel (csynth O6/O8: RF + n_in per pixel). hls4ml <= 0.6
             # inlines the kernel as a region (`INLINE region`): no copy, the kernel's pipeline fills and drains per
             # pixel like a Latency-strategy kernel at RF > 1 (csynth U: RF + 11 for n_in 9 to 72)
-            if spec.inline_kernel:
+            if spec.inline_kernel or not window_copy(tool_kind, tool_version):
                 est.cycles = spec.in_positions * (est.cycles + t["pixel_overhead"])
             else:
                 est.cycles = spec.in_positions * (spec.reuse_factor + spec.n_in)
@@ -404,8 +493,19 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
             est.bram_18k += math.ceil(chan * spec.result_type.width / 18) * math.ceil(depth / 1024)
 
 
+def window_copy(tool_kind: str, tool_version: str | None) -> bool:
+    """Does a Resource-strategy io_stream conv copy its window into the kernel one value per cycle before the RF
+    iterations (per pixel RF + n_in cycles)? Only Vivado HLS 2020.1 does in the ground truth (O6, O8: RF + n_in per
+    pixel in every layer); Vivado HLS 2019.2 (PK_rank: 119 = kernel 113 + 6 for RF 108, n_in 27; 155 = 149 + 6 for RF
+    144, n_in 36; U alike) overlaps the copy with the kernel's pipeline, and so do hidden Vitis designs (a Resource
+    Conv1D encoder: 885 cycles where the copy form says 2,856)."""
+    return tool_kind == "vivado" and tool_version == "2020.1"
+
+
 def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
-                    tool_kind: str = "vivado") -> list[LayerEstimate]:
+                    tool_kind: str = "vivado", mul_impl: str | None = None) -> list[LayerEstimate]:
+    """Per-layer estimates; ``tool_kind``: 'vivado' / 'vitis', or a tool name with its version ('vivado-2020.1')."""
+    tool_kind, _, tool_version = tool_kind.partition("-")
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
     live = 1.0
@@ -413,14 +513,16 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
     specs = effective_specs(specs)
     for spec in specs:
         if spec.kind in MAC_KINDS:
-            est = _mac_layer(spec, device, clock_ns, clock_eff, co)
+            est = _mac_layer(spec, device, clock_ns, clock_eff, co, mul_impl)
         elif spec.kind == "activation" and spec.activation not in TABLE_ACTIVATIONS:
             est = _elementwise_layer(spec, device, clock_eff, co, live)
         elif spec.kind in ("activation", "softmax", "pooling"):
             est = _elementwise_layer(spec, device, clock_eff, co)
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
             est = LayerEstimate(spec.name, spec.kind, features=dict.fromkeys(LUT_BASE + FF_BASE, 0.0))
-        shared_mac = spec.kind in MAC_KINDS and (spec.reuse_factor > 1 or spec.strategy == "resource")
+        if mul_impl == "fabric" and spec.kind not in MAC_KINDS:
+            est.dsp = 0.0  # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0)
+        shared_mac = spec.kind in MAC_KINDS and spec.reuse_factor > 1
         if spec.io_type != "io_stream" and not shared_mac:
             # io_parallel: HLS registers a share of the layer boundaries (more at short clocks, the same
             # share that costs overhead cycles); RF>1 layers already hold their outputs in accumulators
@@ -428,7 +530,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             if not out:  # the first layer's input array is registered too
                 bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind == "dense" else 0
             est.features["ff_io"] += bits * boundary_share(clock_ns, co)
-        _stream_adjust(spec, est, co, tool_kind)
+        _stream_adjust(spec, est, co, tool_kind, tool_version or None)
         if spec.io_type == "io_stream":
             # every layer writes a FIFO one pixel wide (its handshake and, shallow, its shift-register storage
             # count at the top level; deep ones are BRAM); the first layer reads the input FIFO too
@@ -462,7 +564,10 @@ def effective_specs(specs: list[LayerSpec]) -> list[LayerSpec]:
     Pruned models lose many products this way (csynth I/J: the multiplications left per multiplier_limit match the
     reported II exactly).
     """
-    out = list(specs)
+    return _memo(specs, ("effective", id(specs), len(specs)), lambda: _effective_specs(list(specs)))
+
+
+def _effective_specs(out: list[LayerSpec]) -> list[LayerSpec]:
     links = []  # (index of a dense layer, index of the dense layer it feeds through element-wise layers only)
     prev = None
     for i, spec in enumerate(out):
@@ -488,7 +593,7 @@ def _live_outputs(spec: LayerSpec) -> float:
     """Share of a dense layer's outputs with at least one nonzero weight (the others are constants); 1 otherwise."""
     if spec.kind != "dense" or spec.weights is None or spec.n_out == 0:
         return 1.0
-    return float((spec.weights != 0).any(axis=0).sum()) / spec.n_out
+    return _memo(spec, ("live", id(spec)), lambda: float((spec.weights != 0).any(axis=0).sum()) / spec.n_out)
 
 
 def boundary_share(clock_ns: float, co: dict) -> float:
@@ -509,11 +614,13 @@ def tool_scale(co: dict, tool_kind: str, kind: str) -> dict:
 
 
 def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float, co: dict,
-            tool_kind: str = "vivado") -> dict:
-    """Per-layer LUT/FF from features (scaled by the tool's factor); totals, top-level latency and II."""
+            tool_kind: str = "vivado", cycles_only: bool = False) -> dict:
+    """Per-layer LUT/FF from features (scaled by the tool's factor); totals, top-level latency and II.
+    ``cycles_only``: skip LUT/FF (the timing fit evaluates thousands of designs for their cycles alone)."""
     t = co["timing"]
+    tool_kind = tool_kind.partition("-")[0]
     scale = tool_scale(co, tool_kind, spec_kind(specs))
-    for est in layers:
+    for est in ([] if cycles_only else layers):
         est.info["lut"] = scale.get("lut", 1.0) * sum(co["lut"].get(k, 0.0) * est.features.get(k, 0.0)
                                                       for k in LUT_FEATURES)
         est.info["ff"] = scale.get("ff", 1.0) * sum(co["ff"].get(k, 0.0) * est.features.get(k, 0.0) for k in FF_FEATURES)
@@ -533,8 +640,8 @@ def combine(specs: list[LayerSpec], layers: list[LayerEstimate], clock_ns: float
     latency = max(1, round(latency))
     return {
         "dsp": sum(e.dsp for e in layers),
-        "lut": sum(e.info["lut"] for e in layers),
-        "ff": sum(e.info["ff"] for e in layers),
+        "lut": 0.0 if cycles_only else sum(e.info["lut"] for e in layers),
+        "ff": 0.0 if cycles_only else sum(e.info["ff"] for e in layers),
         "bram_18k": sum(e.bram_18k for e in layers),
         "uram": 0,
         "latency_min": latency,
@@ -554,13 +661,13 @@ RF_MUL_DIGITS_READINGS = (3, 4)
 
 
 def rf_envelope(specs: list[LayerSpec], device: dict, clock_ns: float, uncertainty: float, co: dict,
-                tool_kind: str = "vivado") -> dict | None:
+                tool_kind: str = "vivado", mul_impl: str | None = None) -> dict | None:
     """Latency/II under each reading of ``rf_mul_digits`` for designs with a Latency-strategy layer at RF > 1."""
     if not any(s.kind in MAC_KINDS and s.strategy == "latency" and s.reuse_factor > 1 for s in specs):
         return None
     values = []
     for digits in RF_MUL_DIGITS_READINGS:
         alt = dict(co, dsp=dict(co["dsp"], rf_mul_digits=digits))
-        layers = estimate_layers(specs, device, clock_ns, uncertainty, alt, tool_kind)
+        layers = estimate_layers(specs, device, clock_ns, uncertainty, alt, tool_kind, mul_impl)
         values.append(combine(specs, layers, clock_ns, alt, tool_kind))
     return {k: (min(v[k] for v in values), max(v[k] for v in values)) for k in ("latency_min", "latency_max", "ii")}

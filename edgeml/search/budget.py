@@ -35,8 +35,18 @@ def limits(budget: dict) -> dict[str, float]:
     return out
 
 
+def ranked(estimate: dict) -> dict:
+    """The numbers a budget checks: a whole ``estimate()`` result gives its ``cost`` (post-synthesis resources by
+    default, its ``basis``; latency/II from csynth); a bare totals dict is taken as it is."""
+    if "total" in estimate:
+        return estimate.get("cost") or estimate["total"]
+    return estimate
+
+
 def excess(total: dict, budget_limits: dict[str, float]) -> dict[str, float]:
-    """Constraint name -> relative excess (value - limit) / limit: <= 0 within budget."""
+    """Constraint name -> relative excess (value - limit) / limit: <= 0 within budget. ``total``: an ``estimate()``
+    result (its basis decides) or a totals dict."""
+    total = ranked(total)
     keys = {name: total_key for name, _, total_key, _ in CONSTRAINTS}
     out = {}
     for name, limit in budget_limits.items():
