@@ -311,7 +311,8 @@ def save_front(front: HGQFront, splits, out_dir: str | Path, name: str) -> dict:
     save_model(chosen.proxy, paths.model)
     splits.scaler.save(paths.scaler)
     metrics = {"name": name, **proxy_metrics(chosen.proxy, splits), **proxy_cost(chosen.proxy),
-               "ebops": chosen.ebops, "val_accuracy": chosen.val_accuracy, "epoch": chosen.epoch,
+               # the report's BOPs column: HGQ's EBOPs (per-weight bits x input bits, no adder term)
+               "bops": chosen.ebops, "ebops": chosen.ebops, "val_accuracy": chosen.val_accuracy, "epoch": chosen.epoch,
                "beta": chosen.beta, "epochs_trained": len(front.history.get("loss", [])), "recipe": name,
                "kind": "hgq", "hidden": front.hidden, "front": f"{name}_front.json",
                "distilled": front.settings["distill"]["enabled"]}
