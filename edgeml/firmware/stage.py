@@ -25,7 +25,7 @@ from edgeml import config as cfgmod
 from edgeml import integrity, locks
 from edgeml.errors import InputError
 from edgeml.data.load import CLASSES
-from edgeml.firmware import advice, fidelity
+from edgeml.firmware import advice, fidelity, hgq_proxy
 from edgeml.firmware import inputs as inputs_mod
 from edgeml.firmware.inputs import ModelInputs
 from edgeml.firmware.tasks import TASKS, check_labels, choose_tasks
@@ -138,10 +138,11 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
     timing: dict[str, float] = {}
     t = time.perf_counter()
     loaded = load_model(model_path, weights=weights)
-    model = prepare_for_hls(loaded)
+    model, hgq_notes = hgq_proxy.as_proxy(prepare_for_hls(loaded), model_path, cfg)  # a full HGQ model: its proxy
     aliases = dict(zip(model.input_names, loaded.input_names))  # data may use a name edgeml renamed
     job = _job(model, analysis)
     inputs = comparison_data(model_path, model, data, n, cfg, input_range=input_range, aliases=aliases)
+    inputs.warnings[:0] = hgq_notes
     job["labels"] = check_labels(job["tasks"][0], inputs.y, job["output_shapes"][0], inputs.source)
     job["classes"] = list(CLASSES) if inputs.jets else []
     timing["load"] = time.perf_counter() - t
@@ -224,7 +225,7 @@ def evaluate(hls_model, X: list[np.ndarray], engine: str, timing: dict, library:
         engines["csim"] = _rate(n, compile_s + run_s)
     used = "emulate" if "emulate" in runs else "csim"
     outputs, traces = runs[used]
-    result = {"engine": used, "outputs": outputs, "traces": traces, "engines": engines, "note": note,
+    result = {"engine": used, "outputs": outputs, "traces": traces, "engines": engines, "note": note, "runs": runs,
               "library": library, "run_seconds": engines[used]["seconds"] if used == "emulate" else run_s}
     if len(runs) == 2:
         result["emulate_vs_csim"] = fidelity.engine_agreement(*runs["emulate"], *runs["csim"])
@@ -289,6 +290,10 @@ def _evaluate_model(model, hls: dict, project_dir: Path, X: list[np.ndarray], jo
     result["csim"]["jets_per_second"] = len(X[0]) / run["run_seconds"] if run["run_seconds"] > 0 else None
     result.update({"library": run["library"], "warnings": warnings, "engines": run["engines"],
                    "engine_note": run["note"], "emulate_vs_csim": run.get("emulate_vs_csim")})
+    # HGQ proxy models: the third engine, HGQ's own float32 predictions, against every firmware engine that ran
+    proxy = {f"proxy_vs_{name}": hgq_proxy.proxy_agreement(model, hls_model, X[0], outputs[0], traces)
+             for name, (outputs, traces) in run["runs"].items()} if hgq_proxy.is_proxy_model(model) else {}
+    result["proxy_agreement"] = proxy or None
     return result, hls_model
 
 
@@ -350,6 +355,8 @@ def _report(result: dict, effective_hls: dict, out: Path) -> dict:
               "warnings": result["warnings"], "arrays": result["arrays"]}
     if result["emulate_vs_csim"] is not None:
         report["emulate_vs_csim"] = result["emulate_vs_csim"]
+    if result.get("proxy_agreement"):
+        report.update(result["proxy_agreement"])
     return report
 
 

@@ -33,7 +33,7 @@ refuses such a model instead of approximating it.
 """
 
 from edgeml.firmware.emulator import (activations, convolution, dense, merges, normalization, pooling,  # noqa: F401
-                                     reshape, softmax)  # (they register their layers)
+                                     quantizers, reshape, softmax)  # (they register their layers)
 from edgeml.firmware.emulator.core import EmulationResult, Emulator, emulate, unsupported_layers
 
 __all__ = ["EmulationResult", "Emulator", "emulate", "unsupported_layers"]

@@ -167,6 +167,10 @@ def _rounded_products(step: DenseKernel):
 @register("Dense")
 def _dense_step(layer) -> _DenseStep:
     info = _common(layer)
+    if str(layer.get_attr("strategy", "latency")).lower() == "distributed_arithmetic":
+        from edgeml.firmware.emulator.distributed import da_dense_step  # da4ml's adder graph replaces the kernel
+
+        return da_dense_step(layer)
     n_in, n_out = int(layer.get_attr("n_in")), int(layer.get_attr("n_out"))
     if int(np.prod(layer.get_input_variable().shape)) != n_in:
         raise _Unsupported("Dense on a multi-dimensional input")
