@@ -141,7 +141,7 @@ def test_tiny_search_end_to_end(tmp_path):
 def test_trial_workers_take_distinct_cores(tmp_path):
     """Each worker pins all its threads to a core no other holds; with every core taken, the next runs unpinned."""
     cores = sorted(os.sched_getaffinity(0))
-    code = ("import os, sys; from edgeml.search.trial import pin_to_free_core; pin_to_free_core(); "
+    code = ("import os, sys; from edgeml.search.workers import pin_to_free_core; pin_to_free_core(); "
             "print(sorted({c for t in os.listdir('/proc/self/task') for c in os.sched_getaffinity(int(t))}), "
             "flush=True); sys.stdin.read()")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEML_CORE_LOCKS": str(tmp_path)}
@@ -160,7 +160,7 @@ def test_trial_workers_take_distinct_cores(tmp_path):
 
 def test_pinned_worker_stops_tensorflow_thread_spinning(tmp_path):
     """A pinned trial worker starts TensorFlow without pool-thread spinning (private API: recheck on a TF upgrade)."""
-    code = ("from edgeml.search.trial import pin_threads; pin_threads(); import tensorflow as tf; "
+    code = ("from edgeml.search.workers import pin_threads; pin_threads(); import tensorflow as tf; "
             "tf.constant(1.0) + 1.0; from tensorflow.python.eager import context; "
             "print(context.context().config.experimental.disable_thread_spinning)")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEML_CORE_LOCKS": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
