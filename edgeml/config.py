@@ -58,6 +58,9 @@ _INT = re.compile(r"^\s*(ap_int|ap_uint)\s*<\s*(\d+)\s*>\s*$")
 PRECISION_KINDS = ("weight", "bias", "result", "accum")
 # Softmax lookup-table types, settable per layer (edgeml applies them: hls4ml 1.3 ignores them in the config).
 TABLE_KINDS = ("exp_table", "inv_table", "inv_inp", "inp_norm")
+# hls4ml's strategy names; distributed_arithmetic (da4ml) only at ReuseFactor 1 with io_parallel.
+STRATEGIES = ("Latency", "Resource", "distributed_arithmetic")
+DA = "distributed_arithmetic"
 
 
 def parse_precision(text: str) -> tuple[bool, int, int]:
@@ -105,7 +108,8 @@ _LAYER_HLS = Section(
         "Precision": Key((str, dict), None, "Layer precision: a type string or {weight, bias, result, accum}.",
                          nullable=True, check=check_precision),
         "ReuseFactor": Key(int, None, "Layer reuse factor.", min=1, max=4096, nullable=True),
-        "Strategy": Key(str, None, "Layer strategy.", choices=("Latency", "Resource"), nullable=True),
+        "Strategy": Key(str, None, "Layer strategy (distributed_arithmetic: ReuseFactor 1, io_parallel only).",
+                        choices=STRATEGIES, nullable=True),
         "TableSize": Key(int, None, "Lookup-table entries of an activation/softmax layer (hls4ml default 1024).",
                          min=64, max=65536, nullable=True),
         "Implementation": Key(str, None, "Softmax implementation (hls4ml default stable); `argmax` outputs the "
@@ -127,7 +131,9 @@ HLS_SECTION = Section(
                          "Model-wide default precision (ignored where QKeras quantizers set it).",
                          check=check_precision),
         "ReuseFactor": Key(int, 1, "Model-wide reuse factor: multiplications shared per multiplier.", min=1, max=4096),
-        "Strategy": Key(str, "Latency", "Model-wide strategy.", choices=("Latency", "Resource")),
+        "Strategy": Key(str, "Latency", "Model-wide strategy. `distributed_arithmetic` (hls4ml 1.3 with da4ml) turns "
+                        "every Dense/Conv constant matrix-vector product into a DSP-free adder graph; it needs "
+                        "ReuseFactor 1 and io_parallel.", choices=STRATEGIES),
         "LayerName": Mapping("Per-layer overrides keyed by layer name.", _LAYER_HLS),
     },
 )
@@ -181,6 +187,36 @@ COMPRESSION_SECTION = Section(
                                    max=16, nullable=True),
             "activation_integer": Key(int, None, "ReLU integer bits; null: integer.", min=0, max=8, nullable=True),
             "per_layer": Mapping("Per-layer overrides keyed by Dense layer name.", _QUANT_LAYER),
+        }),
+        "kind": Key(str, "keras", "'keras': the tfmot pruning / QKeras quantization / distillation passes below; "
+                    "'hgq': HGQ, every weight and activation learns its own bit width under a resource penalty "
+                    "(the hgq section; prune and quantize must stay off).", choices=("keras", "hgq")),
+        "hgq": Section("HGQ (hgq 0.2.6) training when kind is 'hgq': HQuantize input, HDense (or HDenseBatchNorm) "
+                       "layers, bit widths trained beside the weights with loss + beta*EBOPs + l1*bits. One "
+                       "training keeps every snapshot on its (validation accuracy, EBOPs) front. See "
+                       "docs/compression.md.", {
+            "batch_size": Key(int, 2048, "Mini-batch size.", min=1, max=1 << 20),
+            "batch_norm": Key(bool, False, "HDenseBatchNorm (batch norm fused into the quantized kernel) instead "
+                              "of HDense for the hidden layers."),
+            "input_bits": Key(float, 2.0, "Initial fractional bits of the HQuantize input quantizer (HGQ init_bw).",
+                              min=-8.0, max=16.0),
+            "weight_bits": Key(float, 2.0, "Initial bits of every kernel weight (HGQ init_bw, adapted to each "
+                               "weight's magnitude).", min=-8.0, max=16.0),
+            "activation_bits": Key(float, 2.0, "Initial fractional bits of every layer's output quantizer.",
+                                   min=-8.0, max=16.0),
+            "bits_l1": Key(float, 2e-6, "L1 penalty on every bit-width variable (HGQ MonoL1).", min=0.0, max=1.0),
+            "overflow": Key(str, "WRAP", "Overflow mode of the exported proxy model: WRAP (HGQ's aggressive "
+                            "default: ranges are calibrated on the training jets) or SAT.", choices=("WRAP", "SAT")),
+            "beta": Section("The EBOPs penalty beta, ramped over the training: each epoch is one point of the "
+                            "accuracy/EBOPs trade-off.", {
+                "start": Key(float, 5e-7, "beta of the first epoch.", min=0.0, max=1.0),
+                "end": Key(float, 1e-4, "beta at the end of the ramp (at least start).", min=0.0, max=1.0),
+                "interpolation": Key(str, "log", "Ramp shape: log (geometric) or linear.", choices=("log", "linear")),
+                "epochs": Key(int, None, "Epochs of the ramp (beta stays at end afterwards); null: all epochs.",
+                              min=1, max=100000, nullable=True),
+            }),
+            "choose_within": Key(float, 0.005, "The recipe's model is the snapshot with the fewest EBOPs whose "
+                                 "validation accuracy is within this of the best snapshot's.", min=0.0, max=1.0),
         }),
         "distill": Section("Knowledge distillation: loss = alpha*CE(y, s) + (1-alpha)*T^2*KL(teacher || student).", {
             "enabled": Key(bool, False, "Train with the teacher's softened logits."),
@@ -345,6 +381,53 @@ def defaults(section: Section = SCHEMA) -> dict:
 
 def validate(raw: Any, section: Section = SCHEMA, where: str = "") -> dict:
     """Return ``raw`` merged over the defaults; raise ConfigError naming the first bad key."""
+    out = _validate_section(raw, section, where)
+    if section is SCHEMA:
+        check_compression(out["compression"], "compression")
+        check_hls(out["hls"], "hls")
+    return out
+
+
+def check_compression(c: dict, where: str) -> None:
+    """Rules between compression keys: an HGQ recipe learns its own bits and zeros; a beta ramp goes up."""
+    beta = c["hgq"]["beta"]
+    if beta["end"] < beta["start"]:
+        raise ConfigError(f"config error: {where}.hgq.beta.end = {beta['end']!r} is below {where}.hgq.beta.start = "
+                          f"{beta['start']!r}; the penalty ramps up: raise end or lower start")
+    if beta["interpolation"] == "log" and beta["start"] == 0 < beta["end"]:
+        raise ConfigError(f"config error: {where}.hgq.beta.start = 0 cannot start a log ramp; set a positive start "
+                          "or interpolation: linear")
+    if c["kind"] != "hgq":
+        return
+    if c["quantize"]["enabled"]:
+        raise ConfigError(f"config error: {where}.quantize.enabled is true with {where}.kind = 'hgq'; HGQ learns "
+                          "every bit width itself: remove the quantize section")
+    prune = c["prune"]
+    if prune["sparsity"] > 0 or any(v > 0 for v in prune["per_layer"].values()):
+        raise ConfigError(f"config error: {where}.prune is set with {where}.kind = 'hgq'; HGQ prunes weights that "
+                          "learn 0 bits: remove the prune section")
+
+
+def check_hls(hls: dict, where: str) -> None:
+    """hls4ml's rule for distributed arithmetic: ReuseFactor 1 and io_parallel, model-wide or per layer."""
+    layers = hls.get("LayerName", {})
+    for name, entry in [(None, hls), *layers.items()]:
+        strategy = entry.get("Strategy") or (hls["Strategy"] if name is not None else None)
+        if strategy != DA:
+            continue
+        at = f"{where}.LayerName.{name}" if name is not None and entry.get("Strategy") else where
+        reuse = entry.get("ReuseFactor") or hls["ReuseFactor"]
+        if reuse != 1:
+            key = f"{where}.LayerName.{name}.ReuseFactor" if name is not None and entry.get("ReuseFactor") \
+                else f"{where}.ReuseFactor"
+            raise ConfigError(f"config error: {key} = {reuse} with {at}.Strategy = '{DA}'; distributed arithmetic "
+                              "needs ReuseFactor 1 (or use Latency/Resource)")
+        if hls["IOType"] != "io_parallel":
+            raise ConfigError(f"config error: {where}.IOType = '{hls['IOType']}' with {at}.Strategy = '{DA}'; "
+                              "distributed arithmetic needs io_parallel here")
+
+
+def _validate_section(raw: Any, section: Section, where: str) -> dict:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -364,7 +447,7 @@ def _validate_value(value: Any, spec: Key | Section | Mapping, path: str) -> Any
     if isinstance(spec, Section):
         if value is None and spec.optional:
             return None
-        return validate(value, spec, path)
+        return _validate_section(value, spec, path)
     if isinstance(spec, Mapping):
         if value is None:
             return {}

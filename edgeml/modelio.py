@@ -9,12 +9,31 @@ from edgeml.errors import InputError
 
 
 def custom_objects() -> dict:
-    """QKeras layers/quantizers and tfmot pruning wrappers, for ``load_model``."""
+    """QKeras layers/quantizers, tfmot pruning wrappers and HGQ's layers (full HGQ models and the proxy
+    models hls4ml converts), for ``load_model``."""
     from qkeras.utils import _add_supported_quantized_objects
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
     objects: dict = {"PruneLowMagnitude": pruning_wrapper.PruneLowMagnitude}
     _add_supported_quantized_objects(objects)
+    objects.update(hgq_objects())
+    return objects
+
+
+def hgq_objects() -> dict:
+    """HGQ 0.2.6's serialisable classes by name (also under their registered 'HGQ>' names)."""
+    import HGQ
+    import HGQ.layers
+    import HGQ.proxy
+    from HGQ.utils import MonoL1
+
+    objects = {"MonoL1": MonoL1, "FixedPointQuantizer": HGQ.proxy.FixedPointQuantizer,
+               "UnaryLUT": HGQ.proxy.UnaryLUT}
+    for name in dir(HGQ.layers):
+        cls = getattr(HGQ.layers, name)
+        if isinstance(cls, type) and cls.__module__.startswith("HGQ.layers") and name[:1] in "HP":
+            objects[name] = cls
+    objects.update({f"HGQ>{name}": cls for name, cls in list(objects.items())})
     return objects
 
 
@@ -133,7 +152,24 @@ def refuse_unsupported(config: dict, source: Path | str) -> None:
             lambdas.append(name)
         elif class_name not in known and not hasattr(tf.keras.layers, class_name):
             unknown.append(f"{name} ({class_name})")
+    hgq = [entry for entry in unknown if _mentions_hgq(config, entry.split(" (")[0])]
+    if hgq:
+        raise InputError(f"{source}: HGQ custom layer(s) {', '.join(hgq)} cannot be loaded with hgq 0.2.6 (HGQ v1, "
+                         "whose layers edgeml knows); save the model with hgq 0.2.6 or export its proxy model "
+                         "(HGQ.to_proxy_model) and convert that")
     _raise_refused(lambdas, unknown, source)
+
+
+def _mentions_hgq(config, layer_name: str) -> bool:
+    """Whether the config entry of ``layer_name`` was registered by HGQ ('HGQ>' names or an HGQ module)."""
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if isinstance(inner, dict) and inner.get("name") == layer_name and "class_name" in config:
+            return "HGQ" in f"{config.get('class_name')} {config.get('registered_name')} {config.get('module')}"
+        return any(_mentions_hgq(v, layer_name) for v in config.values())
+    if isinstance(config, list):
+        return any(_mentions_hgq(v, layer_name) for v in config)
+    return False
 
 
 def refuse_unsupported_layers(model, source: Path | str) -> None:

@@ -98,7 +98,8 @@ def _compress_stage(ctx: RunContext) -> dict:
         announce(f"compress: recipe {recipe.name}")
         paths = run_recipe(recipe, ctx.cfg, splits, baseline, ctx.run_dir / "models", ctx.progress)
         m = read_json(paths.metrics)
-        print(f"  {recipe.name}: accuracy {m['accuracy']:.4f}, {m['bops']} BOPs, sparsity {m['sparsity']:.2f}")
+        cost = f"{m['ebops']:,.0f} EBOPs (HGQ, epoch {m['epoch']})" if m.get("kind") == "hgq" else f"{m['bops']} BOPs"
+        print(f"  {recipe.name}: accuracy {m['accuracy']:.4f}, {cost}, sparsity {m['sparsity']:.2f}")
         models[recipe.name] = _relative(ctx, paths)
     return {"models": models}
 

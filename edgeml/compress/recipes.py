@@ -1,6 +1,7 @@
 """Recipes: a ``compression`` config section run end to end on a float baseline.
 
-A recipe chains the passes in a fixed order: build the student (float or QKeras,
+``kind: hgq`` recipes are HGQ trainings (``edgeml.compress.hgq``). Otherwise a recipe chains the
+passes in a fixed order: build the student (float or QKeras,
 optionally with other widths), start from the baseline's weights or from scratch,
 wrap for pruning, train (with the distillation loss when enabled), strip, measure.
 """
@@ -64,7 +65,7 @@ def load_recipes(cfg: dict, base_dir: str | Path | None = None, default_name: st
 def is_active(settings: dict) -> bool:
     """Whether a compression section changes the model at all (a config without one runs no recipe)."""
     prune = settings["prune"]
-    return bool(settings["quantize"]["enabled"] or settings["distill"]["enabled"] or settings["student"]["hidden"]
+    return bool(settings["kind"] == "hgq" or settings["quantize"]["enabled"] or settings["distill"]["enabled"] or settings["student"]["hidden"]
                 or prune["sparsity"] > 0 or any(v > 0 for v in prune["per_layer"].values()))
 
 
@@ -151,8 +152,10 @@ def train_recipe(recipe: Recipe, cfg: dict, splits, baseline, progress: bool | N
     from edgeml.compress.prune import apply_pruning, layer_targets, pruning_callbacks, sparsity_report, strip
     from edgeml.compress.quantize import copy_weights, trace_layer_libraries_without_autograph
 
-    trace_layer_libraries_without_autograph()
     s = recipe.settings
+    if s["kind"] == "hgq":
+        raise InputError(f"recipe {recipe.name} is an HGQ recipe: train it with edgeml.compress.hgq.train_hgq")
+    trace_layer_libraries_without_autograph()
     n_features, n_classes = splits.X_train.shape[1], len(splits.classes)
     model = build_student(cfg, s, n_features, n_classes, cfg["seed"])
     if s["start"] == "baseline":
@@ -190,6 +193,10 @@ def run_recipe(recipe: Recipe, cfg: dict, splits, baseline, out_dir: str | Path,
     ``TrainedModel`` paths."""
     from edgeml.train import save_trained
 
+    if recipe.settings["kind"] == "hgq":
+        from edgeml.compress.hgq import run_hgq_recipe
+
+        return run_hgq_recipe(recipe, cfg, splits, baseline, out_dir, progress)
     model, history, extra = train_recipe(recipe, cfg, splits, baseline, progress, autotune_input)
     return save_trained(model, splits, history, out_dir, recipe.name, extra=extra)
 

@@ -23,7 +23,7 @@ import numpy as np
 from edgeml import config as cfgmod
 from edgeml import integrity, locks
 from edgeml.errors import InputError
-from edgeml.firmware import advice, fidelity
+from edgeml.firmware import advice, fidelity, hgq_proxy
 from edgeml.firmware.hls import build, write_project
 from edgeml.firmware.passes import prepare_for_hls
 from edgeml.firmware.render import render_markdown
@@ -111,7 +111,9 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
     timing: dict[str, float] = {}
     t = time.perf_counter()
     model = prepare_for_hls(load_model(model_path, weights=weights))
+    model, hgq_notes = hgq_proxy.as_proxy(model, model_path, cfg)  # HGQ: a full model becomes its proxy
     X, y, source, warnings = comparison_data(model_path, model, data, n, cfg)
+    warnings = hgq_notes + warnings
     timing["load"] = time.perf_counter() - t
     reuse = cache is not None and cache["build_key"] == build_key
     if reuse:  # same firmware, other data or engine: rebuild the graph in memory, reuse a compiled library
@@ -179,7 +181,7 @@ def evaluate(hls_model, X: np.ndarray, engine: str, timing: dict, library: Path 
         engines["csim"] = _rate(len(X), compile_s + run_s)
     used = "emulate" if "emulate" in runs else "csim"
     outputs, traces = runs[used]
-    result = {"engine": used, "outputs": outputs, "traces": traces, "engines": engines, "note": note,
+    result = {"engine": used, "outputs": outputs, "traces": traces, "engines": engines, "note": note, "runs": runs,
               "library": library, "run_seconds": engines[used]["seconds"] if used == "emulate" else run_s}
     if len(runs) == 2:
         result["emulate_vs_csim"] = fidelity.engine_agreement(*runs["emulate"], *runs["csim"])
@@ -217,6 +219,10 @@ def _evaluate_model(model, hls: dict, project_dir: Path, X, y, engine: str, timi
     result["csim"]["jets_per_second"] = len(X) / run["run_seconds"] if run["run_seconds"] > 0 else None
     result.update({"library": run["library"], "warnings": warnings, "engines": run["engines"],
                    "engine_note": run["note"], "emulate_vs_csim": run.get("emulate_vs_csim")})
+    # HGQ proxy models: the third engine, HGQ's own float32 predictions, against every firmware engine that ran
+    proxy = {f"proxy_vs_{name}": hgq_proxy.proxy_agreement(model, hls_model, X, *values)
+             for name, values in run["runs"].items()} if hgq_proxy.is_proxy_model(model) else {}
+    result["proxy_agreement"] = proxy or None
     return result, hls_model
 
 
@@ -278,6 +284,8 @@ def _report(result: dict, effective_hls: dict, out: Path) -> dict:
               "warnings": result["warnings"], "arrays": result["arrays"]}
     if result["emulate_vs_csim"] is not None:
         report["emulate_vs_csim"] = result["emulate_vs_csim"]
+    if result.get("proxy_agreement"):
+        report.update(result["proxy_agreement"])
     return report
 
 

@@ -30,6 +30,7 @@ refuses such a model instead of approximating it.
 """
 
 from edgeml.firmware.emulator import activations, dense, normalization, softmax  # noqa: F401  (register their layers)
+from edgeml.firmware.emulator import quantizers  # noqa: F401,E402  (HGQ proxy layers)
 from edgeml.firmware.emulator.core import EmulationResult, Emulator, emulate, unsupported_layers
 
 __all__ = ["EmulationResult", "Emulator", "emulate", "unsupported_layers"]

@@ -147,6 +147,10 @@ def _dense_step(layer) -> _DenseStep:
     if info["in_t"] is None:
         raise _Unsupported("input type")
     strategy = str(layer.get_attr("strategy", "latency")).lower()
+    if strategy == "distributed_arithmetic":  # da4ml's adder graph replaces the kernel (and its weights)
+        from edgeml.firmware.emulator.distributed import da_dense_step
+
+        return da_dense_step(layer)
     if strategy not in ("latency", "resource"):
         raise _Unsupported(f"strategy {strategy}")
     w, w_t = _weight_ints(layer, "weight")

@@ -1,0 +1,243 @@
+"""Benchmark: HGQ alone vs edgeml's QKeras search vs edgeml with HGQ, on the default sample (xcu250, 5 ns).
+
+    python benchmarks/hgq.py --out benchmarks/results/hgq.json [--quick] [--budget-min 10]
+
+(1) ``hgq_alone``: HGQ's own jet-tagger recipe (16-64-32-32-5 HDense from scratch, bit-width L1 2e-6,
+    beta ramped log from 5e-7 to 1e-4 over 800 epochs, batch 2048, Adam 3e-3), every epoch on its
+    (validation accuracy, EBOPs) front kept and calibrated (``edgeml.compress.hgq.train_hgq`` runs exactly
+    that recipe; no distillation, no edgeml choices). Not budgeted.
+(2) ``qkeras_search``: ``edgeml.search`` (QKeras trials) for ``--budget-min`` of wall clock.
+(3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe distilled from the float
+    baseline (epochs scaled to half the budget), then ``edgeml.search`` for the rest of it
+    (``--edgeml-search-config``: a config whose search section asks for HGQ trials, once the search offers
+    them; default: the default search).
+The search has no wall-clock stop: its trial count is the budget times the measured rate of a short
+calibration search (``trials_per_min``), and the JSON gives the wall time each method really took.
+
+Every front design is measured the same way: firmware test accuracy from the bit-exact emulator on all
+test jets (``edgeml convert``), edgeml's estimate (LUT, DSP, FF, latency; cost = LUT + 55*DSP), EBOPs
+(HGQ designs) or BOPs (QKeras designs), and da4ml's adder-graph cost (sum of hls4ml's ``da_kernel_cost``
+over the Dense layers, ``Strategy: distributed_arithmetic``) for designs at ReuseFactor 1 (null otherwise).
+Checks: at accuracy 0.72, 0.73, 0.735, 0.74 and float - 0.005, (3)'s cheapest design costs at most (1)'s
+and (2)'s cheapest; at float - 0.01, (3)'s cheapest da4ml cost is at most 0.15x tutorial_qkeras's.
+--quick: 30 HGQ epochs, a 1-minute budget, da4ml cost of at most 3 designs per method (checks the script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from edgeml import config as cfgmod  # noqa: E402
+
+DSP_LUT = 55
+THRESHOLDS = (0.72, 0.73, 0.735, 0.74)
+HGQ_RECIPE = {"kind": "hgq", "start": "scratch", "epochs": 800, "learning_rate": 3e-3,
+              "student": {"hidden": [64, 32, 32]},
+              "hgq": {"batch_size": 2048, "bits_l1": 2e-6,
+                      "beta": {"start": 5e-7, "end": 1e-4, "interpolation": "log"}}}
+
+
+def firmware_row(model_path: Path, hls: dict, test_jets: Path, project: Path) -> dict:
+    """Emulated firmware accuracy on every test jet and edgeml's estimate of the design."""
+    from edgeml.convert import convert
+
+    with np.load(test_jets) as z:
+        n = len(z["y"])
+    report = convert(model_path, config={"hls": hls}, output_dir=project, data=test_jets, n=n, force=True,
+                     engine="emulate")
+    t = (report.get("estimate") or {}).get("total") or {}
+    lut, dsp = t.get("lut"), t.get("dsp")
+    return {"accuracy_test": float(report["csim"]["accuracy_csim"]), "n_test": n,
+            "engine": report["csim"]["engine"], "lut": lut, "dsp": dsp, "ff": t.get("ff"),
+            "latency_ns": t.get("latency_ns"), "cost": None if lut is None else float(lut + DSP_LUT * dsp)}
+
+
+def da_cost(model_path: Path, hls: dict, project: Path) -> float:
+    """da4ml's cost of the design with every Dense as distributed arithmetic (hls4ml's da_kernel_cost)."""
+    from edgeml.firmware.hls import build
+    from edgeml.modelio import load_model
+
+    da = cfgmod.validate({"hls": {**hls, "Strategy": "distributed_arithmetic", "ReuseFactor": 1,
+                                  "LayerName": {}}})["hls"]
+    hls_model, _ = build(load_model(model_path), da, project)
+    return float(sum(layer.get_attr("da_kernel_cost") or 0.0 for layer in hls_model.get_layers()
+                     if layer.get_attr("strategy") == "distributed_arithmetic"))
+
+
+def measure(designs: list[dict], hls: dict, test_jets: Path, tmp: Path, da_max: int | None) -> list[dict]:
+    """Firmware rows for every design; da4ml cost for the RF-1 ones (the cheapest ``da_max`` if set)."""
+    rows = []
+    for i, d in enumerate(designs):
+        row = {**d, **firmware_row(Path(d["model"]), hls, test_jets, tmp / f"{d['method']}_{i}")}
+        row["da_cost"] = None
+        rows.append(row)
+    rf1 = sorted((r for r in rows if r["reuse_factor"] == 1), key=lambda r: r["cost"] or 0)
+    for r in rf1[:da_max] if da_max else rf1:
+        r["da_cost"] = da_cost(Path(r["model"]), hls, tmp / f"da_{Path(r['model']).stem}")
+    return rows
+
+
+# ----------------------------------------------------------------------------- the three methods
+
+
+def hgq_designs(front, splits, out_dir: Path, method: str) -> list[dict]:
+    from edgeml.compress.hgq import save_front
+
+    save_front(front, splits, out_dir, method)
+    listed = json.loads((out_dir / f"{method}_front.json").read_text())["snapshots"]
+    return [{"method": method, "model": str(out_dir / s["model"]), "ebops": s["ebops"], "bops": None,
+             "val_accuracy": s["val_accuracy"], "epoch": s["epoch"], "beta": s["beta"], "reuse_factor": 1,
+             "architecture": f"HGQ 16-64-32-32-5, epoch {s['epoch']}, beta {s['beta']:.2e}"} for s in listed]
+
+
+def search_designs(summary: dict, run_dir: Path, method: str) -> list[dict]:
+    out = []
+    for f in summary["front"]:
+        rf = re.search(r"RF (\d+)", f.get("architecture") or "")
+        out.append({"method": method, "model": str(run_dir / f["model"]), "ebops": None, "bops": f.get("bops"),
+                    "val_accuracy": f.get("accuracy_val"), "reuse_factor": int(rf.group(1)) if rf else None,
+                    "architecture": f.get("architecture")})
+    return out
+
+
+def run_search(cfg: dict, run_dir: Path, trials: int, epochs: int | None, splits, teacher) -> tuple[dict, float]:
+    from edgeml.search import search
+
+    started = time.monotonic()
+    summary = search(cfg, run_dir=run_dir, trials=max(trials, 1), workers=2, epochs=epochs, force=True,
+                     splits=splits, teacher=teacher)
+    return summary, time.monotonic() - started
+
+
+def trials_rate(cfg: dict, tmp: Path, epochs: int | None, splits, teacher) -> float:
+    """Trials per minute of this machine now (a 4-trial search), which turns a budget into a trial count."""
+    _, wall = run_search(cfg, tmp / "rate", 4, epochs, splits, teacher)
+    return 4 / (wall / 60)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def cheapest(rows: list[dict], accuracy: float, key: str = "cost") -> dict | None:
+    good = [r for r in rows if r["accuracy_test"] >= accuracy and r.get(key) is not None]
+    return min(good, key=lambda r: r[key]) if good else None
+
+
+def checks(fronts: dict, float_accuracy: float, tutorial: dict) -> dict:
+    points = {f"{a}": a for a in THRESHOLDS}
+    points["float-0.005"] = round(float_accuracy - 0.005, 4)
+    out = {}
+    for label, a in points.items():
+        best = {m: cheapest(rows, a) for m, rows in fronts.items()}
+        ours, others = best["edgeml"], [best["hgq_alone"], best["qkeras_search"]]
+        met = ours is not None and all(o is None or ours["cost"] <= o["cost"] for o in others)
+        out[label] = {"accuracy": a, "met": met,
+                      "cheapest_cost": {m: (b["cost"] if b else None) for m, b in best.items()}}
+    a = round(float_accuracy - 0.01, 4)
+    ours = cheapest(fronts["edgeml"], a, "da_cost")
+    ref = tutorial.get("da_cost")
+    out["da_cost_vs_tutorial"] = {"accuracy": a, "edgeml_da_cost": ours["da_cost"] if ours else None,
+                                  "tutorial_qkeras_da_cost": ref,
+                                  "ratio": ours["da_cost"] / ref if ours and ref else None,
+                                  "met": bool(ours and ref and ours["da_cost"] <= 0.15 * ref)}
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--budget-min", type=float, default=None, help="wall-clock budget of (2) and of (3), minutes "
+                    "(at most 30; default 10, --quick 1)")
+    ap.add_argument("--edgeml-search-config", default=None, help="config whose search section (3) uses")
+    args = ap.parse_args()
+    budget = min(args.budget_min or (1.0 if args.quick else 10.0), 30.0)
+    hgq_epochs = 30 if args.quick else 800
+    search_epochs = 3 if args.quick else None
+    da_max = 3 if args.quick else None
+
+    from edgeml.compress.hgq import train_hgq
+    from edgeml.data import splits_from_config
+    from edgeml.modelio import load_model
+    from edgeml.search.front import test_jets_file
+
+    cfg = cfgmod.load(ROOT / "configs" / "default.yaml")
+    cfg["compression"]["recipes"] = []
+    hls = cfg["hls"]
+    splits = splits_from_config(cfg)
+    teacher = load_model(ROOT / "models" / "baseline.h5")
+    float_accuracy = json.loads((ROOT / "models" / "baseline_metrics.json").read_text())["accuracy"]
+    result = {"quick": args.quick, "budget_min": budget, "float_accuracy": float_accuracy, "wall_s": {},
+              "hgq_epochs": hgq_epochs}
+    with tempfile.TemporaryDirectory(prefix="edgeml-bench-hgq-") as tmp:
+        tmp = Path(tmp)
+        test_jets = test_jets_file(cfg, tmp / "test_jets.npz")
+        tutorial = ROOT / "models" / "tutorial_qkeras.h5"
+        ref = firmware_row(tutorial, hls, test_jets, tmp / "tutorial")
+        ref["da_cost"] = da_cost(tutorial, hls, tmp / "tutorial_da")
+        result["reference"] = {"tutorial_qkeras": ref}
+
+        designs = {}
+        # (1) HGQ alone
+        started = time.monotonic()
+        recipe = cfgmod.validate({"compression": {**HGQ_RECIPE, "epochs": hgq_epochs}})["compression"]
+        front = train_hgq(recipe, splits, cfg=cfg, progress=False)
+        designs["hgq_alone"] = hgq_designs(front, splits, tmp / "hgq_alone", "hgq_alone")
+        result["wall_s"]["hgq_alone"] = round(time.monotonic() - started, 1)
+
+        # (2) edgeml's QKeras search, budgeted
+        search_cfg = cfgmod.validate({**cfg, "search": {}})
+        rate = trials_rate(search_cfg, tmp, search_epochs, splits, teacher)
+        result["trials_per_min"] = round(rate, 2)
+        summary, wall = run_search(search_cfg, tmp / "qkeras_search", int(rate * budget), search_epochs, splits,
+                                   teacher)
+        designs["qkeras_search"] = search_designs(summary, tmp / "qkeras_search", "qkeras_search")
+        result["wall_s"]["qkeras_search"] = round(wall, 1)
+
+        # (3) edgeml with HGQ: its recipe (distilled) in half the budget, then the search
+        started = time.monotonic()
+        ours = cfgmod.load(ROOT / "configs" / "hgq.yaml")["compression"]
+        ours["distill"]["enabled"] = True
+        seconds_per_epoch = result["wall_s"]["hgq_alone"] / hgq_epochs
+        epochs = max(10, min(hgq_epochs, int(budget * 60 / 2 / seconds_per_epoch)))
+        front = train_hgq(ours, splits, teacher=teacher, epochs=epochs, cfg=cfg, progress=False)
+        designs["edgeml"] = hgq_designs(front, splits, tmp / "edgeml", "edgeml")
+        left = budget * 60 - (time.monotonic() - started)
+        own_search = cfgmod.load(args.edgeml_search_config) if args.edgeml_search_config else search_cfg
+        if left > 60 / rate:
+            summary, _ = run_search(own_search, tmp / "edgeml_search", int(rate * left / 60), search_epochs, splits,
+                                    teacher)
+            designs["edgeml"] += search_designs(summary, tmp / "edgeml_search", "edgeml")
+        result["wall_s"]["edgeml"] = round(time.monotonic() - started, 1)
+        result["edgeml_hgq_epochs"] = epochs
+
+        fronts = {m: measure(d, hls, test_jets, tmp, da_max) for m, d in designs.items()}
+        keep = ("method", "accuracy_test", "val_accuracy", "cost", "lut", "dsp", "ff", "latency_ns", "ebops", "bops",
+                "da_cost", "reuse_factor", "architecture", "engine", "n_test")
+        result["fronts"] = {m: [{k: r.get(k) for k in keep} for r in rows] for m, rows in fronts.items()}
+        result["checks"] = checks(fronts, float_accuracy, ref)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"wall_s": result["wall_s"], "checks": result["checks"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

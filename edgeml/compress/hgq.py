@@ -1,0 +1,332 @@
+"""HGQ recipes (``compression.kind: hgq``): every weight and activation learns its own bit width.
+
+HGQ (hgq 0.2.6, "HGQ v1") trains a tagger of ``HQuantize`` (the input), ``HDense`` /
+``HDenseBatchNorm`` layers whose kernel and output quantizers have one trainable fractional
+bit width per element. The loss is the task loss + beta * EBOPs (HGQ's effective bit operations,
+a resource proxy) + bits_l1 * sum(bit widths); a weight that learns 0 bits is zero, pruned.
+
+One training is a whole front: beta ramps from ``hgq.beta.start`` to ``hgq.beta.end`` and every
+epoch is a different accuracy/EBOPs trade-off. ``train_hgq`` keeps every epoch that no other
+epoch beats on both (validation accuracy up, EBOPs down), then calibrates each kept snapshot on the
+training jets (``trace_minmax``: the integer bits and the exact EBOPs come from the ranges the
+training jets reach) and exports HGQ's proxy model (``to_proxy_model``: Dense + ReLU +
+``FixedPointQuantizer`` layers that hls4ml 1.3 converts bit-exactly). Validation accuracy and
+EBOPs are re-measured on the calibrated proxy and the front recomputed on them.
+
+The recipe's model (``HGQFront.chosen``) is the snapshot with the fewest EBOPs whose validation
+accuracy is within ``hgq.choose_within`` of the best snapshot's; the test split is never used
+to choose.
+
+Python API (what ``edgeml.search`` calls for HGQ trials)::
+
+    from edgeml.compress.hgq import train_hgq
+    front = train_hgq(settings, splits, teacher=None, epochs=None)   # settings: a compression section
+    front.chosen.val_accuracy, front.chosen.ebops, front.chosen.proxy   # a Keras model for hls4ml
+    [(s.epoch, s.beta, s.val_accuracy, s.ebops) for s in front.snapshots]
+
+The proxy models output logits (no softmax layer): the firmware's decision is their argmax.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.errors import InputError
+
+DEFAULT_HIDDEN = [64, 32, 32]
+
+
+@dataclass
+class Snapshot:
+    """One epoch of an HGQ training, calibrated on the training jets.
+
+    ``val_accuracy`` and ``ebops`` are those of the calibrated proxy (``proxy``), the Keras model
+    hls4ml converts; ``train_val_accuracy`` / ``train_ebops`` what the epoch logged while training."""
+
+    epoch: int  # 1-based
+    beta: float
+    val_accuracy: float
+    ebops: float
+    train_val_accuracy: float
+    train_ebops: float
+    weights: list = field(repr=False, default_factory=list)  # the HGQ model's weights after this epoch
+    proxy: object = field(repr=False, default=None)  # calibrated proxy Keras model
+
+    def summary(self) -> dict:
+        return {"epoch": self.epoch, "beta": self.beta, "val_accuracy": self.val_accuracy, "ebops": self.ebops,
+                "train_val_accuracy": self.train_val_accuracy, "train_ebops": self.train_ebops}
+
+
+@dataclass
+class HGQFront:
+    """``snapshots``: the calibrated (validation accuracy, EBOPs) front, fewest EBOPs first;
+    ``chosen``: the recipe's model (see the module docstring); ``history``: per-epoch logs."""
+
+    snapshots: list[Snapshot]
+    chosen: Snapshot
+    history: dict
+    hgq_model: object = field(repr=False, default=None)  # the HGQ model (holds the chosen snapshot's weights)
+    settings: dict = field(repr=False, default_factory=dict)
+    hidden: list = field(default_factory=list)
+
+
+def hgq_settings(settings: dict) -> dict:
+    """The ``hgq`` subsection of a validated compression section (refused when kind is not 'hgq')."""
+    if settings.get("kind") != "hgq":
+        raise InputError(f"compression.kind is {settings.get('kind')!r}, not 'hgq': this is not an HGQ recipe")
+    return settings["hgq"]
+
+
+def beta_schedule(beta: dict, epochs: int) -> list[float]:
+    """beta of every epoch: ``start`` to ``end`` over ``beta.epochs`` (log or linear), then ``end``."""
+    ramp = min(beta["epochs"] or epochs, epochs)
+    start, end = beta["start"], beta["end"]
+    out = []
+    for e in range(epochs):
+        t = min(e / (ramp - 1), 1.0) if ramp > 1 else 1.0
+        if beta["interpolation"] == "log" and start > 0:
+            out.append(float(start * (end / start) ** t))
+        else:
+            out.append(float(start + (end - start) * t))
+    return out
+
+
+def build_hgq_model(h: dict, hidden: list[int], n_features: int, n_classes: int, seed: int, beta: float = 0.0):
+    """HQuantize -> HDense(relu) x len(hidden) -> HDense logits, named inp_q, fc1, ..., output."""
+    import tensorflow as tf
+    from HGQ import HDense, HDenseBatchNorm, HQuantize
+    from HGQ.utils import MonoL1, get_default_kq_conf, get_default_paq_conf
+
+    tf.keras.utils.set_random_seed(seed)
+
+    def conf(default, bits):
+        return {**default, "init_bw": float(bits), "regularizer": MonoL1(h["bits_l1"])}
+
+    kq, paq = conf(get_default_kq_conf(), h["weight_bits"]), conf(get_default_paq_conf(), h["activation_bits"])
+    hidden_layer = HDenseBatchNorm if h["batch_norm"] else HDense
+    layers = [tf.keras.layers.InputLayer(input_shape=(n_features,), name="fc1_input"),
+              HQuantize(paq_conf=conf(get_default_paq_conf(), h["input_bits"]), beta=beta, name="inp_q")]
+    for i, width in enumerate(hidden, start=1):
+        layers.append(hidden_layer(width, activation="relu", kq_conf=dict(kq), paq_conf=dict(paq), beta=beta,
+                                   name=f"fc{i}"))
+    layers.append(HDense(n_classes, kq_conf=dict(kq), paq_conf=dict(paq), beta=beta, name="output"))
+    return tf.keras.Sequential(layers, name="hgq_tagger")
+
+
+def copy_baseline_weights(baseline, model, h: dict) -> None:
+    """Start from the float baseline: its Dense kernels and biases, kernel bits re-adapted to them."""
+    import tensorflow as tf
+    from HGQ.layers import HLayerBase
+
+    dense = {layer.name: layer for layer in baseline.layers if type(layer).__name__ == "Dense"}
+    for layer in model.layers:
+        if not isinstance(layer, HLayerBase) or not getattr(layer, "_has_kernel", False):
+            continue
+        source = dense.get(layer.name)
+        if source is None or tuple(source.kernel.shape) != tuple(layer.kernel.shape):
+            raise InputError(f"the HGQ recipe starts from the baseline, but layer {layer.name} has no float twin of "
+                             f"shape {tuple(layer.kernel.shape)}; set compression.start: scratch or the baseline's "
+                             "widths in compression.student.hidden")
+        layer.kernel.assign(source.kernel)
+        layer.bias.assign(source.bias)
+        layer.kq.fbw.assign(tf.fill(layer.kq.fbw.shape, float(h["weight_bits"])))
+        layer.kq.adapt_bw_bits(layer.kernel)
+
+
+def _hgq_layers(model):
+    from HGQ.layers import HLayerBase
+
+    return [layer for layer in model.layers if isinstance(layer, HLayerBase)]
+
+
+def _front(points: list, accuracy, cost) -> list:
+    """The points no other point beats on both (higher accuracy, lower cost), fewest cost first."""
+    ordered = sorted(points, key=lambda p: (cost(p), -accuracy(p)))
+    front, best = [], -math.inf
+    for p in ordered:
+        if accuracy(p) > best:
+            front.append(p)
+            best = accuracy(p)
+    return front
+
+
+class _Training:
+    """Keras callbacks of one HGQ training: beta of each epoch, and the running front of raw snapshots."""
+
+    def __init__(self, model, betas: list[float]):
+        import tensorflow as tf
+
+        outer = self
+
+        class Beta(tf.keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                for layer in _hgq_layers(model):
+                    layer.beta.assign(betas[epoch])
+
+        class Keep(tf.keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                outer.offer(epoch, betas[epoch], float(logs["val_accuracy"]), float(logs["bops"]), model)
+
+        self.callbacks = [Beta(), Keep()]
+        self.kept: list[dict] = []
+
+    def offer(self, epoch: int, beta: float, acc: float, bops: float, model) -> None:
+        if any(k["acc"] >= acc and k["bops"] <= bops for k in self.kept):
+            return
+        self.kept = [k for k in self.kept if not (acc >= k["acc"] and bops <= k["bops"])]
+        self.kept.append({"epoch": epoch + 1, "beta": beta, "acc": acc, "bops": bops, "weights": model.get_weights()})
+
+
+def train_hgq(recipe, splits, teacher=None, epochs: int | None = None, cfg: dict | None = None, seed: int | None = None,
+              progress: bool | None = None, autotune_input: bool = True, baseline=None) -> HGQFront:
+    """Train one HGQ recipe and return its calibrated front; nothing is written, the test split is not touched.
+
+    ``recipe``: a ``Recipe`` or a validated compression section with ``kind: hgq``. ``teacher``: a float
+    Keras model ending in a 'softmax' layer, used when ``distill.enabled``. ``epochs`` overrides the
+    recipe's. ``cfg``: the run config (model.hidden when student.hidden is null, seed); ``baseline``: the
+    float model for ``start: baseline`` (defaults to ``teacher``). ``autotune_input``: see
+    ``edgeml.compress.recipes.fit_compressed``.
+    """
+    import tensorflow as tf
+    from HGQ import FreeBOPs, ResetMinMax
+
+    from edgeml.compress.distill import distillation_loss, label_accuracy, pack_targets, teacher_logits
+    from edgeml.progress import keras_callback
+    from edgeml.train import untuned_batches
+
+    s = getattr(recipe, "settings", recipe)
+    h = hgq_settings(s)
+    epochs = int(epochs or s["epochs"])
+    seed = seed if seed is not None else (cfg or {}).get("seed", 42)
+    hidden = list(s["student"]["hidden"] or (cfg or {}).get("model", {}).get("hidden") or DEFAULT_HIDDEN)
+    n_features, n_classes = splits.X_train.shape[1], len(splits.classes)
+    betas = beta_schedule(h["beta"], epochs)
+    model = build_hgq_model(h, hidden, n_features, n_classes, seed, betas[0])
+    if s["start"] == "baseline":
+        source = baseline if baseline is not None else teacher
+        if source is None:
+            raise InputError("the HGQ recipe starts from the baseline; pass the float model (--from) or set "
+                             "compression.start: scratch")
+        copy_baseline_weights(source, model, h)
+    y_train, y_val = splits.y_train, splits.y_val
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if s["distill"]["enabled"]:
+        if teacher is None:
+            raise InputError("the HGQ recipe distils from the float baseline; pass it (--from) or set "
+                             "compression.distill.enabled: false")
+        y_train = pack_targets(splits.y_train, teacher_logits(teacher, splits.X_train))
+        y_val = pack_targets(splits.y_val, teacher_logits(teacher, splits.X_val))
+        loss = distillation_loss(s["distill"]["alpha"], s["distill"]["temperature"])
+    lr = s["learning_rate"] or (cfg or {}).get("train", {}).get("learning_rate", 3e-3)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=lr), loss=loss, metrics=[label_accuracy])
+    training = _Training(model, betas)
+    # FreeBOPs writes the epoch's EBOPs into the logs before the snapshot keeper reads them; ResetMinMax
+    # starts each epoch's activation ranges afresh so that EBOPs follow the bits of that epoch.
+    callbacks = [training.callbacks[0], ResetMinMax(), FreeBOPs(), training.callbacks[1],
+                 keras_callback(epochs, enabled=progress)]
+    batch = h["batch_size"]
+    if autotune_input:
+        inputs = {"x": splits.X_train, "y": y_train, "batch_size": batch, "shuffle": True,
+                  "validation_data": (splits.X_val, y_val)}
+    else:
+        inputs = {"x": untuned_batches(splits.X_train, y_train, batch, epochs, shuffle=True),
+                  "steps_per_epoch": math.ceil(len(y_train) / batch),
+                  "validation_data": untuned_batches(splits.X_val, y_val, batch)}
+    history = model.fit(**inputs, epochs=epochs, verbose=0, callbacks=callbacks)
+    logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    logs["beta"] = betas
+    snapshots = [calibrate(model, raw, splits, h) for raw in sorted(training.kept, key=lambda k: k["epoch"])]
+    front = _front(snapshots, lambda p: p.val_accuracy, lambda p: p.ebops)
+    chosen = choose(front, h["choose_within"])
+    model.set_weights(chosen.weights)
+    return HGQFront(front, chosen, logs, model, s, hidden)
+
+
+def calibrate(model, raw: dict, splits, h: dict) -> Snapshot:
+    """A raw snapshot's weights, ranges traced on the training jets, exported as the proxy model hls4ml converts."""
+    from HGQ import to_proxy_model, trace_minmax
+
+    model.set_weights(raw["weights"])
+    ebops = float(trace_minmax(model, splits.X_train, bsz=16384, verbose=False))
+    proxy = to_proxy_model(model, aggressive=h["overflow"] == "WRAP")
+    logits = proxy.predict(splits.X_val, batch_size=16384, verbose=0)
+    accuracy = float(np.mean(logits.argmax(axis=1) == splits.y_val))
+    return Snapshot(raw["epoch"], raw["beta"], accuracy, ebops, raw["acc"], raw["bops"], raw["weights"], proxy)
+
+
+def choose(front: list[Snapshot], within: float) -> Snapshot:
+    """The snapshot with the fewest EBOPs within ``within`` of the best validation accuracy."""
+    best = max(s.val_accuracy for s in front)
+    return min((s for s in front if s.val_accuracy >= best - within), key=lambda s: (s.ebops, -s.val_accuracy))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def proxy_metrics(proxy, splits) -> dict:
+    """Test metrics of a proxy model (probabilities: the softmax of its logits)."""
+    from edgeml.metrics import classification_metrics
+
+    logits = proxy.predict(splits.X_test, batch_size=16384, verbose=0)
+    return classification_metrics(splits.y_test, softmax(logits), splits.classes)
+
+
+def proxy_cost(proxy) -> dict:
+    """Parameters and nonzero kernel weights of a proxy model's Dense layers (zeros: weights that learned 0 bits)."""
+    kernels = [layer.kernel.numpy() for layer in proxy.layers if type(layer).__name__ == "Dense"]
+    total = int(sum(k.size for k in kernels))
+    nonzero = int(sum(np.count_nonzero(k) for k in kernels))
+    return {"kernel_weights": total, "nonzero_weights": nonzero, "sparsity": float(1 - nonzero / max(total, 1))}
+
+
+def save_front(front: HGQFront, splits, out_dir: str | Path, name: str) -> dict:
+    """Save the chosen proxy as ``<name>.h5`` (with scaler, metrics, history, like any recipe) and every front
+    snapshot as ``<name>_front/<name>_e<epoch>.h5`` + scaler, listed in ``<name>_front.json``; return the
+    chosen model's ``TrainedModel`` paths."""
+    from edgeml.io import write_json
+    from edgeml.modelio import save_model
+    from edgeml.train import artifact_paths
+
+    out_dir = Path(out_dir)
+    paths = artifact_paths(out_dir, name)
+    front_dir = out_dir / f"{name}_front"
+    front_dir.mkdir(parents=True, exist_ok=True)
+    listed = []
+    for snap in front.snapshots:
+        stem = f"{name}_e{snap.epoch:04d}"
+        save_model(snap.proxy, front_dir / f"{stem}.h5")
+        splits.scaler.save(front_dir / f"{stem}_scaler.json")
+        listed.append({**snap.summary(), "model": f"{front_dir.name}/{stem}.h5", "chosen": snap is front.chosen})
+    write_json(out_dir / f"{name}_front.json", {"recipe": name, "rule": "fewest EBOPs within "
+                                                f"{front.settings['hgq']['choose_within']} of the best validation "
+                                                "accuracy", "snapshots": listed})
+    chosen = front.chosen
+    save_model(chosen.proxy, paths.model)
+    splits.scaler.save(paths.scaler)
+    metrics = {"name": name, **proxy_metrics(chosen.proxy, splits), **proxy_cost(chosen.proxy),
+               # the report's BOPs column: HGQ's EBOPs (per-weight bits x input bits, no adder term)
+               "bops": chosen.ebops, "ebops": chosen.ebops, "val_accuracy": chosen.val_accuracy, "epoch": chosen.epoch,
+               "beta": chosen.beta, "epochs_trained": len(front.history.get("loss", [])), "recipe": name,
+               "kind": "hgq", "hidden": front.hidden, "front": f"{name}_front.json",
+               "distilled": front.settings["distill"]["enabled"]}
+    write_json(paths.metrics, metrics)
+    write_json(paths.history, front.history)
+    return paths
+
+
+def run_hgq_recipe(recipe, cfg: dict, splits, baseline, out_dir: str | Path, progress: bool | None = None):
+    """``edgeml compress``/``run`` for an HGQ recipe: train, calibrate, save the chosen model and its front."""
+    teacher = baseline if recipe.settings["distill"]["enabled"] else None
+    front = train_hgq(recipe, splits, teacher=teacher, cfg=cfg, progress=progress, baseline=baseline)
+    return save_front(front, splits, out_dir, recipe.name)
+
+
+__all__ = ["HGQFront", "Snapshot", "beta_schedule", "build_hgq_model", "choose", "run_hgq_recipe", "save_front",
+           "train_hgq"]

@@ -1,0 +1,148 @@
+"""Dense with ``Strategy: distributed_arithmetic``: the adder graph da4ml generated, statement by statement.
+
+hls4ml 1.3 (``backends/vivado/passes/distributed_arithmetic.py``) replaces such a layer's
+kernel by ``dense_da_<index>(model_inp, model_out)``, C++ that da4ml's ``hls_logic_and_bridge_gen``
+wrote: straight-line assignments of shift-and-add expressions, each to an explicit ap_fixed type,
+and (when hls4ml fused the heterogeneous input quantizer into it) per-input casts at the top.
+The weights themselves are deleted from the layer. So the step replays that code: every statement
+is an exact ap_fixed operation (bit_shift<s> only moves the binary point, + and - widen) followed by
+the assignment's quantization and overflow, as ``Fixed.requantize`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeml.firmware.emulator.core import _common, _Step, _Unsupported
+from edgeml.fixed import Fixed
+
+_TYPE = r"ap_u?fixed<[^>]*>"
+_NAME = r"(?:v\d+|model_inp_q_\d+|model_inp\[\d+\])"
+_TERM = rf"(?:bit_shift<(-?\d+)>\(({_NAME})\)|({_NAME})|({_TYPE})\(([-+0-9.eE]+)\))"
+_ASSIGN = re.compile(rf"^\s*({_TYPE})\s+(v\d+|model_inp_q_\d+)\s*=\s*(.+?);")
+_OUTPUT = re.compile(rf"^\s*model_out\[(\d+)\]\s*=\s*(.+?);")
+_BINARY = re.compile(rf"^{_TERM}\s*([+-])\s*{_TERM}$")
+_UNARY = re.compile(rf"^{_TERM}$")
+_CAST = re.compile(rf"^({_TYPE})\((.+)\)$")
+_SIGNATURE = re.compile(r"void\s+(dense_da_\d+)\s*\(\s*inp_t\s+model_inp\[(\d+)\],\s*out_t\s+model_out\[(\d+)\]\)")
+
+
+def _type(text: str) -> Fixed:
+    try:
+        return Fixed.parse(text.replace(" ", ""))
+    except ValueError as e:
+        raise _Unsupported(f"distributed-arithmetic type {text}: {e}") from None
+
+
+@dataclass
+class _Term:
+    """A value: a variable (optionally bit-shifted) or a constant of some type."""
+
+    name: str | None
+    shift: int = 0
+    const: int = 0
+    const_frac: int = 0
+
+
+def _term(groups) -> _Term:
+    shift, shifted, plain, ctype, cvalue = groups
+    if shifted is not None:
+        return _Term(shifted, int(shift))
+    if plain is not None:
+        return _Term(plain)
+    t = _type(ctype)
+    return _Term(None, const=int(t.quantize_to_ints(np.array([float(cvalue)]))[0]), const_frac=t.frac)
+
+
+def _expression(text: str):
+    """(sign, terms, cast type or None) of one right-hand side."""
+    text = text.strip()
+    cast = None
+    m = _CAST.match(text)
+    if m and _UNARY.match(m.group(2).strip()):
+        cast, text = _type(m.group(1)), m.group(2).strip()
+    if re.fullmatch(r"-?\d+", text):
+        return "+", [_Term(None, const=int(text))], cast
+    m = _BINARY.match(text)
+    if m:
+        return m.group(6), [_term(m.groups()[:5]), _term(m.groups()[6:])], cast
+    m = _UNARY.match(text)
+    if m:
+        return "+", [_term(m.groups())], cast
+    raise _Unsupported(f"distributed-arithmetic statement '{text}'")
+
+
+def parse(code: str, function: str) -> tuple[list, int, int]:
+    """The statements of ``function`` in ``code``: [(target, type, sign, terms, cast)], n_in, n_out."""
+    start = None
+    for m in _SIGNATURE.finditer(code):
+        if m.group(1) == function:
+            start, n_in, n_out = m.end(), int(m.group(2)), int(m.group(3))
+    if start is None:
+        raise _Unsupported(f"no {function} in the generated distributed-arithmetic code")
+    statements = []
+    for line in code[start:].splitlines()[1:]:
+        if line.startswith("}"):
+            break
+        line = line.split("//")[0]
+        if not line.strip() or line.strip().startswith("#pragma"):
+            continue
+        m = _ASSIGN.match(line)
+        if m:
+            statements.append((m.group(2), _type(m.group(1)), *_expression(m.group(3))))
+            continue
+        m = _OUTPUT.match(line)
+        if m:
+            statements.append((int(m.group(1)), None, *_expression(m.group(2))))
+            continue
+        raise _Unsupported(f"distributed-arithmetic line '{line.strip()}'")
+    return statements, n_in, n_out
+
+
+@dataclass
+class _DAStep(_Step):
+    in_t: Fixed = None
+    statements: list = None
+    n_out: int = 0
+
+    def __call__(self, x):
+        env: dict[str, tuple[np.ndarray, int]] = {}
+        zeros = np.zeros(len(x), dtype=np.int64)
+        for i in range(x.shape[1]):
+            env[f"model_inp[{i}]"] = (x[:, i], self.in_t.frac)
+        out = np.zeros((len(x), self.n_out), dtype=np.int64)
+        for target, t, sign, terms, cast in self.statements:
+            values = []
+            for term in terms:
+                if term.name is None:
+                    values.append((zeros + term.const, term.const_frac))
+                else:
+                    v, frac = env[term.name]
+                    values.append((v, frac - term.shift))  # bit_shift<s>: same bits, binary point moved
+            v, frac = values[0]
+            if len(values) == 2:
+                w, wf = values[1]
+                f = max(frac, wf)
+                a, b = v << (f - frac), w << (f - wf)
+                v, frac = (a + b if sign == "+" else a - b), f
+            if cast is not None:
+                v, frac = cast.requantize(v, frac), cast.frac
+            if t is not None:
+                env[target] = (t.requantize(v, frac), t.frac)
+            else:
+                out[:, target] = self.out_t.requantize(v, frac)
+        return out
+
+
+def da_dense_step(layer) -> _DAStep:
+    info = _common(layer)
+    source = layer.get_attr("da_codegen")
+    if source is None:
+        raise _Unsupported("distributed arithmetic without generated code")
+    statements, n_in, n_out = parse(str(getattr(source, "code", source)), f"dense_da_{layer.index}")
+    if n_in != int(np.prod(layer.get_input_variable().shape)) or n_out != info["size"]:
+        raise _Unsupported("distributed-arithmetic Dense on a multi-dimensional input")
+    return _DAStep(**info, statements=statements, n_out=n_out)

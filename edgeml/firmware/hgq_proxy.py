@@ -1,0 +1,116 @@
+"""HGQ models in ``edgeml convert``: full HGQ models become proxy models; the proxy is a third engine.
+
+- A full HGQ model (HQuantize/HDense... layers) has no fixed-point ranges until they are traced:
+  ``as_proxy`` calibrates it on the training split of the config's data (scaled with the model's
+  scaler), HGQ's ``trace_minmax``, and exports ``to_proxy_model``, what hls4ml 1.3 converts.
+- A proxy model (``FixedPointQuantizer``/``UnaryLUT`` layers) computes in float32 exactly what the
+  firmware computes in ap_fixed. ``proxy_agreement`` compares its outputs and every layer's values
+  with the firmware's (emulator or C-sim traces): the fraction of jets identical in all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.errors import InputError
+
+PROXY_LAYERS = ("FixedPointQuantizer", "UnaryLUT")
+
+
+def is_hgq_model(model) -> bool:
+    from HGQ.layers import HLayerBase, PLayerBase
+
+    return any(isinstance(layer, (HLayerBase, PLayerBase)) for layer in model.layers)
+
+
+def is_proxy_model(model) -> bool:
+    return any(type(layer).__name__ in PROXY_LAYERS for layer in model.layers)
+
+
+def as_proxy(model, model_path: Path, cfg: dict) -> tuple[object, list[str]]:
+    """``model`` itself, or for a full HGQ model its proxy calibrated on the config's training jets (with a note)."""
+    if not is_hgq_model(model):
+        return model, []
+    from HGQ import to_proxy_model, trace_minmax
+
+    from edgeml.data import Scaler, load_jets, split_indices
+
+    stem = model_path.name if model_path.is_dir() else model_path.stem
+    scaler_path = model_path.with_name(f"{stem}_scaler.json")
+    if not scaler_path.is_file():
+        raise InputError(f"{model_path} is a full HGQ model: its fixed-point ranges are traced on the training jets, "
+                         f"scaled like its training; put its scaler {scaler_path.name} beside it or convert its "
+                         "proxy model (HGQ.to_proxy_model)")
+    jets = load_jets(cfg["data"]["source"])
+    train, _, _ = split_indices(jets.y, cfg["data"]["test_fraction"], cfg["data"]["val_fraction"], cfg["seed"])
+    X = Scaler.load(scaler_path).transform(jets.X[train]).astype(np.float32)
+    trace_minmax(model, X, bsz=16384, verbose=False)
+    proxy = to_proxy_model(model)
+    return proxy, [f"{model_path.name} is a full HGQ model: calibrated (trace_minmax) on the {len(X)} training jets "
+                   f"of {jets.source} and converted as its proxy model"]
+
+
+def layer_sources(model, hls_model) -> dict[str, tuple[str, bool]]:
+    """hls4ml layer -> (the proxy layer whose output it holds, whether in the hls4ml layer's own result type).
+
+    hls4ml removes a homogeneous FixedPointQuantizer and gives its type to the layer before it, which
+    then holds the quantizer's output. A layer feeding a heterogeneous one (kept as a mask function,
+    or fused into a distributed-arithmetic layer's code) gets a result type hls4ml derived to hold
+    what that quantizer reads: it holds its proxy value cast to that type."""
+    keras = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    in_hls = {layer.name for layer in hls_model.get_layers()}
+    sources = {}
+    for i, layer in enumerate(keras):
+        if layer.name not in in_hls:
+            continue
+        source, cast = layer.name, False
+        for nxt in keras[i + 1:]:
+            if type(nxt).__name__ != "FixedPointQuantizer":
+                break
+            if nxt.name in in_hls or _heterogeneous(nxt):
+                cast = True
+                break
+            source = nxt.name
+        sources[layer.name] = (source, cast)
+    return sources
+
+
+def _heterogeneous(layer) -> bool:
+    return any(np.unique(np.asarray(v)).size > 1 for v in (layer.keep_negative, layer.bits, layer.integers))
+
+
+def proxy_agreement(model, hls_model, X: np.ndarray, outputs: np.ndarray, traces: dict) -> dict | None:
+    """The proxy model against the firmware (``outputs``/``traces`` of the emulator or C-sim), or None for
+    other models: ``{n, identical_fraction, max_abs_diff, layers: {name: identical_fraction}}``, where
+    ``identical_fraction`` counts jets identical in the output and every compared layer."""
+    import tensorflow as tf
+
+    if not is_proxy_model(model):
+        return None
+    from edgeml.fixed import Fixed
+
+    sources = {k: v for k, v in layer_sources(model, hls_model).items() if k in traces}
+    names = sorted({source for source, _ in sources.values()})
+    hls_layers = {layer.name: layer for layer in hls_model.get_layers()}
+    probe = tf.keras.Model(model.inputs, [model.get_layer(n).output for n in names] + [model.outputs[0]])
+    values = probe.predict(X, batch_size=16384, verbose=0)
+    by_name = {n: np.asarray(v, dtype=np.float64).reshape(len(X), -1) for n, v in zip(names, values[:-1])}
+    proxy_out = np.asarray(values[-1], dtype=np.float64).reshape(len(X), -1)
+    same = np.all(proxy_out == outputs, axis=1)
+    worst = float(np.max(np.abs(proxy_out - outputs))) if outputs.size else 0.0
+    layers, cast_layers = {}, []
+    for hls_name, (source, cast) in sources.items():
+        fw = np.asarray(traces[hls_name], dtype=np.float64).reshape(len(X), -1)
+        expected = by_name[source]
+        if cast:
+            precision = hls_layers[hls_name].get_output_variable().type.precision
+            expected = Fixed.from_hls(precision).quantize_to_floats(expected)
+            cast_layers.append(hls_name)
+        equal = np.all(fw == expected, axis=1)
+        layers[hls_name] = float(np.mean(equal)) if len(equal) else 1.0
+        same &= equal
+        worst = max(worst, float(np.max(np.abs(fw - expected))) if fw.size else 0.0)
+    return {"n": int(len(X)), "identical_fraction": float(np.mean(same)) if len(same) else 1.0,
+            "max_abs_diff": worst, "layers": layers, "compared_in_result_type": cast_layers}
