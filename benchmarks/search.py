@@ -37,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeml import config as cfgmod  # noqa: E402
-from edgeml.search import results, search  # noqa: E402
+from edgeml.search import records, search  # noqa: E402
 
 FRONT_KEYS = ("accuracy_test", "accuracy_val", "lut", "dsp", "ff", "latency_ns", "ii", "bops", "params", "cost",
               "model", "architecture")
@@ -62,7 +62,7 @@ def trial_phase_profile(summary: dict, run_dir: Path) -> dict:
     """The trial phase from the workers' own clocks: when the first trial started (Ray and the worker
     start-up, TensorFlow's import), the trials' summed time, how long the workers idled at the end."""
     phase, t0 = summary["seconds"]["trials"], summary["seconds"]["trials_started_at"]
-    timed = [r for r in results.read_trials(run_dir) if r.get("started_at")]
+    timed = [r for r in records.read_trials(run_dir) or [] if r.get("started_at")]
     last_end = {}
     for r in timed:
         last_end[r["pid"]] = max(last_end.get(r["pid"], 0.0), r["ended_at"])

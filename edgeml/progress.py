@@ -1,9 +1,22 @@
-"""Progress display: a live bar with ETA on a terminal, silence in logs and CI."""
+"""Progress display: a live bar with ETA on a terminal (tqdm), silence in logs and CI."""
 
 from __future__ import annotations
 
 import sys
-import time
+
+from tqdm import tqdm
+
+BAR_FORMAT = "  {desc} [{bar:24}] {n_fmt}/{total_fmt} {elapsed} ETA {remaining} {info}"
+
+
+class _Bar(tqdm):
+    """tqdm with a free-text ``info`` field at the end of the line (tqdm's postfix would start with ", ")."""
+
+    info = ""
+
+    @property
+    def format_dict(self):
+        return {**super().format_dict, "info": self.info}
 
 
 def interactive() -> bool:
@@ -14,30 +27,19 @@ class Progress:
     """``with Progress(total, 'train') as p: p.update(1, 'loss 0.8')``; draws only on a TTY."""
 
     def __init__(self, total: int, label: str, enabled: bool | None = None):
-        self.total, self.label, self.done = max(total, 1), label, 0
-        self.enabled = interactive() if enabled is None else enabled
-        self.start = time.monotonic()
+        enabled = interactive() if enabled is None else enabled
+        self.bar = _Bar(total=max(total, 1), desc=label, file=sys.stderr, disable=not enabled, ascii="-#",
+                        bar_format=BAR_FORMAT, leave=True)
 
     def __enter__(self) -> "Progress":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        self.bar.close()
 
     def update(self, n: int = 1, info: str = "") -> None:
-        self.done = min(self.done + n, self.total)
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
-        width = 24
-        filled = int(width * self.done / self.total)
-        bar = "#" * filled + "-" * (width - filled)
-        sys.stderr.write(f"\r  {self.label} [{bar}] {self.done}/{self.total} "
-                         f"{elapsed:5.0f}s ETA {eta:4.0f}s {info}\033[K")
-        sys.stderr.flush()
+        self.bar.info = info
+        self.bar.update(min(n, self.bar.total - self.bar.n))
 
 
 def keras_callback(epochs: int, label: str = "epochs", enabled: bool | None = None):

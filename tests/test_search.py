@@ -141,7 +141,7 @@ def test_tiny_search_end_to_end(tmp_path):
 def test_trial_workers_take_distinct_cores(tmp_path):
     """Each worker pins all its threads to a core no other holds; with every core taken, the next runs unpinned."""
     cores = sorted(os.sched_getaffinity(0))
-    code = ("import os, sys; from edgeml.search.trial import pin_to_free_core; pin_to_free_core(); "
+    code = ("import os, sys; from edgeml.search.workers import pin_to_free_core; pin_to_free_core(); "
             "print(sorted({c for t in os.listdir('/proc/self/task') for c in os.sched_getaffinity(int(t))}), "
             "flush=True); sys.stdin.read()")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEML_CORE_LOCKS": str(tmp_path)}
@@ -160,7 +160,7 @@ def test_trial_workers_take_distinct_cores(tmp_path):
 
 def test_pinned_worker_stops_tensorflow_thread_spinning(tmp_path):
     """A pinned trial worker starts TensorFlow without pool-thread spinning (private API: recheck on a TF upgrade)."""
-    code = ("from edgeml.search.trial import pin_threads; pin_threads(); import tensorflow as tf; "
+    code = ("from edgeml.search.workers import pin_threads; pin_threads(); import tensorflow as tf; "
             "tf.constant(1.0) + 1.0; from tensorflow.python.eager import context; "
             "print(context.context().config.experimental.disable_thread_spinning)")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEML_CORE_LOCKS": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -191,3 +191,33 @@ def test_run_gets_a_search_stage_from_a_search_section(tmp_path):
     assert summary["counts"]["completed"] + summary["counts"]["infeasible"] == 2
     assert (tmp_path / "run" / "search" / "search_report.html").is_file()
     assert "training the float baseline once" not in r.stderr  # the run's baseline is the teacher
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    """edgeml.progress (tqdm): the bar with counts, ETA and the info text on a TTY; nothing in a log."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    code = ("from edgeml.progress import Progress\n"
+            "with Progress(3, 'train') as p:\n    for i in range(4): p.update(1, f'loss 0.{i}')\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a 120-column terminal on stdin/stdout/stderr
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.execve(sys.executable, [sys.executable, "-c", code], {**os.environ, "PYTHONPATH": str(ROOT)})
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    screen = out.decode()
+    assert "  train [########################] 3/3 " in screen and "ETA" in screen and "loss 0.3" in screen, screen
+    logged = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert logged.returncode == 0 and logged.stderr == ""

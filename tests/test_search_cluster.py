@@ -2,7 +2,6 @@
 
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -15,10 +14,9 @@ import pytest
 
 from test_search import ROOT, TINY, write_config
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-       "RAY_USAGE_STATS_ENABLED": "0",
-       # the cluster's own token: ~/.ray/auth_token is shared with every other Ray on the machine
-       "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+# The environment of the README's recipe: nothing about Ray's authentication set, whatever this shell has.
+ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH_")}, "PYTHONPATH": str(ROOT),
+       "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -54,24 +52,30 @@ def start(*args, env=ENV) -> subprocess.Popen:
                             text=True, env=env, start_new_session=True)
 
 
-def test_search_on_a_ray_cluster(tmp_path):
+def start_head(env=ENV) -> tuple[subprocess.Popen, int, str]:
+    """The README's `ray start --head --node-ip-address=127.0.0.1 --port P` (blocking, in its own session
+    directory, two CPUs, no dashboard, so the test owns and stops it); returns once the port answers."""
     port = free_port()
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths have a length limit
     head = subprocess.Popen([RAY, "start", "--head", "--node-ip-address=127.0.0.1", "--port", str(port),
                              "--temp-dir", temp, "--num-cpus", "2", "--include-dashboard=false", "--block"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return head, port, temp
+        except OSError:
+            assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+            time.sleep(1)
+
+
+def search_on_cluster(tmp_path, env=ENV) -> None:
+    head, port, temp = start_head(env)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "ray start --head did not come up"
-                time.sleep(1)
         search = start("search", str(write_config(tmp_path, TINY.replace("trials: 2", "trials: 3"))),
                        "--address", f"127.0.0.1:{port}", "--trials", "3", "--epochs", "1",
-                       "--run-dir", str(tmp_path / "run"), "--json")
+                       "--run-dir", str(tmp_path / "run"), "--json", env=env)
         addresses = []
         while search.poll() is None:  # every socket of the cluster and the search stays on loopback
             addresses += listening_addresses(group_pids(head.pid) | group_pids(search.pid))
@@ -85,6 +89,44 @@ def test_search_on_a_ray_cluster(tmp_path):
         done = [t for t in result["trials"] if t["status"] != "failed"]
         assert done and all(t["node_id"] in result["nodes"] for t in done)
         assert (Path(temp) / "session_latest").exists()  # the cluster we started holds the session
+    finally:
+        kill_group(head)
+
+
+def test_search_on_a_ray_cluster(tmp_path):
+    """The README's recipe as a user runs it: this machine's ~/.ray (a local Ray left a token there, so the head
+    turns token authentication on, and the search must attach with that token)."""
+    search_on_cluster(tmp_path)
+
+
+@pytest.mark.slow
+def test_search_on_a_ray_cluster_without_authentication(tmp_path):
+    """A machine where Ray never ran: no token, so `ray start --head` leaves authentication off."""
+    home = tmp_path / "home"
+    home.mkdir()
+    search_on_cluster(tmp_path, {**ENV, "HOME": str(home)})
+
+
+def test_cluster_token_missing_or_wrong_is_one_line(tmp_path):
+    """A head with token authentication (its HOME holds a token); a client without that token stops at once
+    with one line naming what to set."""
+    head_home, client_home = tmp_path / "head", tmp_path / "client"
+    (head_home / ".ray").mkdir(parents=True)
+    client_home.mkdir()
+    (head_home / ".ray" / "auth_token").write_text("a" * 32)
+    head, port, _ = start_head({**ENV, "HOME": str(head_home)})
+    config = str(write_config(tmp_path))
+    try:
+        for env, word in (({**ENV, "HOME": str(client_home)}, "this machine has no token"),
+                          ({**ENV, "HOME": str(client_home), "RAY_AUTH_TOKEN": "b" * 32},
+                           "refuses the token from RAY_AUTH_TOKEN")):
+            started = time.monotonic()
+            r = subprocess.run([sys.executable, "-m", "edgeml", "search", config, "--address", f"127.0.0.1:{port}",
+                                "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, env=env,
+                               timeout=120)
+            lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+            assert r.returncode == 2 and len(lines) == 1 and word in lines[0] and "RAY_AUTH_TOKEN" in lines[0], r.stderr
+            assert time.monotonic() - started < 30
     finally:
         kill_group(head)
 

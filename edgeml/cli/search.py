@@ -32,7 +32,7 @@ def search_command(config, trials, workers, address, run_dir, resume, epochs, fo
     from edgeml.errors import InputError
     from edgeml.paths import packaged_configs
     from edgeml.search import json_result, search
-    from edgeml.search.results import read_trials
+    from edgeml.search.records import read_trials
 
     for name, value in (("--trials", trials), ("--workers", workers), ("--epochs", epochs)):
         if value is not None and value < 1:
@@ -43,7 +43,7 @@ def search_command(config, trials, workers, address, run_dir, resume, epochs, fo
     summary = search(cfg, run_dir=run_dir, trials=trials, workers=workers, address=address, epochs=epochs,
                      resume=resume, force=force, wait=wait)
     if as_json:
-        echo_json(json_result(summary, read_trials(Path(summary["run_dir"]))))
+        echo_json(json_result(summary, read_trials(Path(summary["run_dir"])) or []))
         return
     click.echo(f"search: {summary['counts']['completed']} feasible, {summary['counts']['infeasible']} infeasible, "
                f"{summary['counts']['failed']} failed trials in {summary['seconds']['total']:.0f} s; "

@@ -2,10 +2,14 @@
 
 Optuna's multi-objective sampler proposes points of ``search.space``; Ray Tune runs each one as a
 trial (``trial.run_trial``: the existing compress -> hls4ml graph -> estimate stages); trials over
-``search.budget`` are infeasible. Every finished trial is logged at once (``results.TrialLog``); at
+``search.budget`` are infeasible. Every finished trial is logged at once (``log.TrialLog``); at
 the end the Pareto front is re-measured on the test split in firmware (C-simulation), its models are
 saved for ``edgeml convert``, and ``search_summary.json`` and ``search_report.html`` are written.
 See docs/search.md.
+
+Modules, each importing only those before it: ``space``, ``budget``, ``workers`` (a trial worker's process)
+-> ``records`` (the run directory's files, read back and rebuilt) -> ``trial`` (one trial) -> ``log`` (the
+Tune callback), ``cluster`` (the Ray to run on) -> ``engine`` (Optuna + Tune) -> ``front``, ``report`` -> here.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import time
 from pathlib import Path
 
 from edgeml.errors import EdgemlError, InputError
+from edgeml.integrity import read_json_checked, warn
 from edgeml.io import write_json
 from edgeml.progress import stage as announce
 from edgeml.search import budget as budgets
-from edgeml.search import engine, front as fronts, results
+from edgeml.search import cluster, engine, front as fronts
+from edgeml.search import records as recs
 from edgeml.search import space as spaces
-from edgeml.search.trial import COST_COLUMNS, TrialData
+from edgeml.search.records import COST_COLUMNS
+from edgeml.search.trial import TrialData
 
 SUMMARY, REPORT = "search_summary.json", "search_report.html"
 
@@ -72,15 +79,15 @@ def search(cfg: dict, run_dir: str | Path | None = None, trials: int | None = No
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    previous = (run_dir / results.TRIALS_JSON).exists() or engine.experiment_path(run_dir).exists()
+    previous = engine.can_resume(run_dir)
     if resume:
-        if not engine.can_resume(run_dir):
-            raise InputError(f"{run_dir} holds no interrupted search to resume; drop --resume to start one")
+        if not previous:
+            raise InputError(f"{run_dir} holds no search to resume; drop --resume to start one")
         return
     if previous and not force:
         raise InputError(f"{run_dir} already holds a search; pass --resume to continue it, --force to start over, "
                          "or --run-dir to choose another directory")
-    for name in ("tune", results.MODELS_DIR, fronts.FRONT_DIR, results.TRIALS_JSON, results.TRIALS_CSV, SUMMARY,
+    for name in (recs.TUNE_DIR, recs.MODELS_DIR, fronts.FRONT_DIR, recs.TRIALS_JSON, recs.TRIALS_CSV, SUMMARY,
                  REPORT):
         path = run_dir / name
         if path.is_dir():
@@ -97,19 +104,24 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
     teacher_h5 = _teacher_bytes(cfg, settings, splits, teacher, run_dir)
     data = TrialData({k: getattr(splits, k) for k in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")},
                      splits.scaler, list(splits.classes), teacher_h5, cfg, settings, settings["epochs"])
-    info = engine.connect(address, settings["workers"])
+    logged = recs.recover(run_dir, budgets.limits(settings["budget"])) if resume else []
+    info = cluster.connect(address, settings["workers"])
     announce(f"search: {settings['trials']} trials on Ray ({info['address'] or 'local, 127.0.0.1'}), "
              f"{info['workers']} at a time, {settings['epochs']} epochs each; logging to {run_dir}")
     t_trials, trials_started_at = time.monotonic(), time.time()
     try:
-        logger = results.TrialLog(run_dir, settings["trials"], settings["objective"])
+        from edgeml.search.log import TrialLog
+
+        log = TrialLog(run_dir, settings["trials"], logged)
         engine.run_trials(data, distributions, spaces.starting_points(settings["space"]), settings["trials"],
                           info["workers"], run_dir, resume, cfg["seed"], settings["sampler"],
-                          settings["max_failures"], logger)
+                          settings["max_failures"], log)
         seconds_trials = time.monotonic() - t_trials  # the trial phase: Ray's shutdown is not part of it
     finally:
-        engine.disconnect(info)
-    records = results.read_trials(run_dir)
+        cluster.disconnect(info)
+    records = sorted(log.records.values(), key=lambda r: r["trial"])
+    if resume:
+        _keep_earlier_results(run_dir, records)
     summary = _finish(cfg, settings, run_dir, records, splits, info)
     summary["seconds"] = {"total": round(time.monotonic() - started, 1), "trials": round(seconds_trials, 1),
                           "trials_started_at": trials_started_at}
@@ -119,11 +131,25 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
     return summary
 
 
+def _keep_earlier_results(run_dir: Path, records: list[dict]) -> None:
+    """A resume that ends with fewer finished trials than the summary it would replace stops instead."""
+    previous = read_json_checked(run_dir / SUMMARY, ("counts",), "writing a new one")
+    counts = (previous or {}).get("counts") or {}
+    before = sum(v for k, v in counts.items() if k != "failed" and isinstance(v, int))
+    now = sum(r["status"] != "failed" for r in records)
+    if now < before:
+        raise EdgemlError(f"the resumed search holds {now} finished trials, fewer than the {before} of the "
+                          f"{SUMMARY} it would replace; earlier results left as they were in {run_dir}")
+
+
 def _teacher_bytes(cfg, settings, splits, teacher, run_dir: Path) -> bytes | None:
     """The distillation teacher as .h5 bytes: the given baseline, else one trained here once (kept for --resume)."""
     if True not in settings["space"]["distill"]:
         return None
     path = run_dir / "teacher" / "baseline.h5"
+    if path.is_file() and teacher is None and not recs.model_readable(path):
+        warn(f"{path} is truncated or garbled; training the teacher again")
+        path.unlink()
     if teacher is not None:
         from edgeml.modelio import save_model
 
@@ -138,8 +164,8 @@ def _teacher_bytes(cfg, settings, splits, teacher, run_dir: Path) -> bytes | Non
 
 
 def _finish(cfg, settings, run_dir: Path, records: list[dict], splits, info: dict) -> dict:
-    cost_front = results.pareto(records, "cost")
-    latency_front = results.pareto(records, "latency_ns")
+    cost_front = recs.pareto(records, "cost")
+    latency_front = recs.pareto(records, "latency_ns")
     hls_of = {r["trial_id"]: spaces.hls_section(r["config"], cfg, settings) for r in cost_front + latency_front}
     measured: dict[str, dict] = {}
     if cost_front or latency_front:
@@ -156,7 +182,7 @@ def _finish(cfg, settings, run_dir: Path, records: list[dict], splits, info: dic
         return {"trial": r["trial"], "trial_id": r["trial_id"], "accuracy_val": r["accuracy"], "cost": r["cost"],
                 **{k: r[k] for k in COST_COLUMNS}, **measured.get(r["trial_id"], {}), "config": r["config"]}
 
-    counts = {s: sum(r["status"] == s for r in records) for s in results.FINAL}
+    counts = {s: sum(r["status"] == s for r in records) for s in recs.FINAL}
     return {"engine": info["engine"], "address": info["address"], "workers": info["workers"],
             "nodes": info["nodes"], "run_dir": str(run_dir), "objective": settings["objective"],
             "budget": settings["budget"], "budget_limits": budgets.limits(settings["budget"]),

@@ -1,101 +1,23 @@
 """The engine: Optuna's multi-objective sampler proposes, Ray Tune runs the trials.
 
-Without an address a local Ray starts on loopback only, with one CPU per trial; with one, the search
-attaches to that cluster. Trial inputs travel through Ray's object store (``tune.with_parameters``),
-results come back through Tune. Tune keeps the experiment state in ``<run_dir>/tune`` after every
-step, so ``Tuner.restore`` resumes an interrupted search without rerunning finished trials.
+Trial inputs travel through Ray's object store (``tune.with_parameters``), results come back through
+Tune to the ``TrialLog`` callback. Tune saves its experiment state in ``<run_dir>/tune/<experiment>``, so
+``Tuner.restore`` resumes an interrupted search without rerunning finished trials. A search that must go
+past its Tune experiment (``--resume --trials N`` beyond the trials it was started with, or a Tune state that
+cannot be read back) continues in a new experiment whose Optuna study is seeded with every logged trial.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import json
 import pickle
-import shutil
-import socket
-import tempfile
+import time
 from pathlib import Path
 
-from edgeml.errors import InputError
-
-LOOPBACK = "127.0.0.1"
-STATE_SAVE_PERIOD_S = "0.5"
-EXPERIMENT = "search"
-CONNECT_TIMEOUT_S = 5.0
-# Every trial process: one TensorFlow/OpenMP/BLAS thread, quiet TensorFlow.
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-              "PYTHONWARNINGS": "ignore"}
-# A local search whose trials fill every core pins each trial worker to a core of its own; this variable names
-# the directory of the per-core lock files. Left to the scheduler, the trials and the driver wander across the
-# cores and slow each other down.
-CORE_LOCKS_ENV = "EDGEML_CORE_LOCKS"
-# Ray runs workers at nice +15 below its driver by default; the trials are the search's work, so a local
-# search runs them at the driver's own priority (`nice edgeml search` still lowers everything). At +15 they
-# yield to anything else on the machine, which starves W parallel trials far more than one.
-LOCAL_SYSTEM_CONFIG = {"worker_niceness": 0}
-
-
-def ray_environment() -> None:
-    """Before Ray starts: loopback only, no usage stats, Tune state saved twice a second, no big per-trial logs."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # else Ray binds the machine's interface address
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    # Tune's experiment state holds every trial, so saving it costs more as the search grows; at most twice a
-    # second keeps the driver's share small, and --resume replays from trials.json what finished since.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_SAVE_PERIOD_S)
-    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # results carry the model; trials.json is our log
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise InputError(f"--address {address!r} is not HOST:PORT (the address `ray start --head` printed)")
-    return host, int(port)
-
-
-def connect(address: str | None, workers: int | None) -> dict:
-    """Start a local loopback Ray with ``workers`` CPUs, or attach to ``address``; return what we ran on."""
-    ray_environment()
-    import ray
-
-    options = {"runtime_env": {"env_vars": WORKER_ENV}, "log_to_driver": False, "logging_level": logging.ERROR,
-               "configure_logging": True}
-    if address:
-        host, port = parse_address(address)
-        try:
-            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-        except OSError as e:
-            raise InputError(f"no Ray cluster at {address} ({e.strerror or e}); start one with `ray start --head "
-                             "--port PORT` or leave out --address for a local search") from None
-        ray.init(address=f"{host}:{port}", **options)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        return {"engine": "ray", "address": f"{host}:{port}", "workers": workers or cpus,
-                "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")]}
-    workers = workers or os.cpu_count() or 1
-    temp_dir = tempfile.mkdtemp(prefix="edgeml-ray-")  # our own session files, apart from anyone else's Ray
-    if workers == len(os.sched_getaffinity(0)):
-        options["runtime_env"] = {"env_vars": {**WORKER_ENV, CORE_LOCKS_ENV: temp_dir}}
-    try:
-        ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
-                 _system_config=LOCAL_SYSTEM_CONFIG, **options)
-    except BaseException:
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        raise
-    return {"engine": "ray", "address": None, "workers": workers,
-            "nodes": [n["NodeID"] for n in ray.nodes() if n.get("Alive")], "temp_dir": temp_dir}
-
-
-def disconnect(info: dict) -> None:
-    """Leave Ray; a local search's session directory goes too (Ray leaves its logs and sockets behind,
-    tens of MB per search)."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    if info.get("temp_dir"):
-        shutil.rmtree(info["temp_dir"], ignore_errors=True)
+from edgeml.integrity import warn
+from edgeml.progress import stage as announce
+from edgeml.search import records as recs
+from edgeml.search.trial import run_trial
 
 
 def trial_constraints(frozen_trial) -> list[float]:
@@ -150,46 +72,111 @@ def _searcher_class():
     return ConstrainedOptunaSearch
 
 
+def seed_study(study, records: list[dict], distributions: dict) -> int:
+    """Tell a fresh Optuna study the logged trials (values and budget excess) so a continued search samples
+    from what is known; a trial whose parameters the current space no longer holds is left out."""
+    import optuna
+
+    told = 0
+    for r in records:
+        if r["status"] == "failed" or not isinstance(r.get("excess"), dict):
+            continue
+        c = recs.constraints(r["excess"])
+        try:
+            study.add_trial(optuna.trial.create_trial(
+                params={k: r["config"][k] for k in distributions}, distributions=distributions,
+                values=[r["accuracy"], r["cost"]], user_attrs={"constraints": c},
+                system_attrs={"constraints": tuple(c)}))  # what Optuna's samplers read the constraints from
+        except (KeyError, ValueError):
+            continue
+        told += 1
+    return told
+
+
 def _trainable(config: dict, data, replay: dict) -> None:
     """Run one trial; one the log already holds (finished after Tune last saved its state) is replayed."""
     from ray import tune
-
-    from edgeml.search.trial import run_trial
 
     logged = replay.get(tune.get_context().get_trial_id())
     tune.report(logged if logged is not None else run_trial(config, data))
 
 
-def experiment_path(run_dir: Path) -> Path:
-    return (Path(run_dir) / "tune" / EXPERIMENT).resolve()
+def restorable(experiment_dir: Path) -> str | None:
+    """None when Tune can restore the experiment, else what is wrong with its saved state."""
+    from ray import cloudpickle, tune
+
+    if not tune.Tuner.can_restore(str(experiment_dir)):
+        return "has no experiment state"
+    newest = {pattern: max(experiment_dir.glob(pattern), default=None)
+              for pattern in ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
+                              "tuner.pkl")}
+    for pattern, path in newest.items():
+        if path is None:
+            return f"has no {pattern}"
+        try:
+            data = path.read_bytes()
+            json.loads(data) if pattern.startswith("experiment_state") else cloudpickle.loads(data)
+        except Exception:  # noqa: BLE001 - any failure to read it back means Tune cannot restore from it
+            return f"has an unreadable {path.name}"
+    return None
 
 
 def can_resume(run_dir: Path) -> bool:
-    from ray import tune
-
-    path = experiment_path(run_dir)
-    return path.is_dir() and tune.Tuner.can_restore(str(path))
+    """A search was started here: a Tune experiment or a trial log is there to continue from."""
+    return bool(recs.experiments(run_dir)) or (Path(run_dir) / recs.TRIALS_JSON).exists() \
+        or (Path(run_dir) / recs.TRIALS_CSV).exists()
 
 
 def run_trials(data, distributions: dict, start: list[dict], n_trials: int, workers: int, run_dir: Path,
-               resume: bool, seed: int, sampler: str, max_failures: int, logger) -> None:
-    """Run (or resume) the Tune experiment; finished trials reach ``logger`` (a Tune callback) as they end."""
+               resume: bool, seed: int, sampler: str, max_failures: int, log) -> None:
+    """Run (or resume) the search until ``n_trials`` trials are logged; finished trials reach ``log`` (a Tune
+    callback holding the records so far) as they end."""
     from ray import tune
 
-    from edgeml.search import results
-
-    replay = results.replayable(run_dir) if resume else {}
+    replay = recs.replayable(list(log.records.values())) if resume else {}
     trainable = tune.with_resources(tune.with_parameters(_trainable, data=data, replay=replay), {"cpu": 1})
     if resume:
-        tuner = tune.Tuner.restore(str(experiment_path(run_dir)), trainable=trainable, resume_errored=False)
-    else:
-        searcher = _searcher_class()(space=distributions, metric=["accuracy", "cost"], mode=["max", "min"],
-                                     sampler=make_sampler(sampler, seed, n_trials), points_to_evaluate=start[:n_trials])
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, max_concurrent_trials=workers,
-                                        reuse_actors=True),
-            run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(experiment_path(run_dir).parent),
-                                      failure_config=tune.FailureConfig(max_failures=max_failures),
-                                      callbacks=[logger], verbose=0))
-    tuner.fit()
+        _finish_interrupted(run_dir, trainable, log)
+    done = len(log.records)
+    if done >= n_trials:
+        if resume:
+            announce(f"search: {done} trials logged already (--trials {n_trials}); none left to run")
+        return
+    offset = max((r["trial"] for r in log.records.values()), default=0)
+    searcher = _searcher_class()(space=distributions, metric=["accuracy", "cost"], mode=["max", "min"],
+                                 sampler=make_sampler(sampler, seed + offset, n_trials),
+                                 points_to_evaluate=start[:n_trials] if offset == 0 else None)
+    if offset:
+        told = seed_study(searcher._ot_study, list(log.records.values()), distributions)
+        announce(f"search: {n_trials - done} more trials (trials {offset + 1}-{offset + n_trials - done}) in a new "
+                 f"Tune experiment, its sampler told the {told} logged ones")
+    name = recs.experiment_name(offset)
+    path = Path(run_dir, recs.TUNE_DIR, name).resolve()
+    if path.exists():  # an experiment whose state could not be read back: keep it aside, out of the way
+        path.rename(path.with_name(f"{name}.unreadable-{int(time.time())}"))
+    log.offset = offset
+    tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials - done, max_concurrent_trials=workers,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(path.parent),
+                                  failure_config=tune.FailureConfig(max_failures=max_failures),
+                                  callbacks=[log], verbose=0)).fit()
+
+
+def _finish_interrupted(run_dir: Path, trainable, log) -> None:
+    """Restore the newest Tune experiment and run what it had left; one that cannot be read back is skipped
+    with a warning (the logged trials seed the experiment that continues)."""
+    from ray import tune
+
+    found = recs.experiments(run_dir)
+    if not found:
+        return
+    offset, path = found[-1]
+    problem = restorable(path)
+    if problem:
+        warn(f"Tune's state in {path} {problem}; continuing from the {len(log.records)} logged trials in a new "
+             "Tune experiment")
+        return
+    log.offset = offset
+    tune.Tuner.restore(str(path), trainable=trainable, resume_errored=False).fit()

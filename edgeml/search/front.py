@@ -11,7 +11,7 @@ import numpy as np
 
 from edgeml.io import read_json
 from edgeml.search import space as spaces
-from edgeml.search.trial import cost_of
+from edgeml.search.records import cost_of
 
 FRONT_DIR = "front"
 REFERENCES = ("tutorial_qkeras", "edgeml_compact")

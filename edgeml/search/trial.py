@@ -9,7 +9,6 @@ input sees. Everything a trial needs arrives in ``TrialData`` through Ray's obje
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import socket
 import tempfile
@@ -18,16 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from edgeml.fixed import Fixed
 from edgeml.search import budget as budgets
 from edgeml.search import space as spaces
-from edgeml.search.engine import CORE_LOCKS_ENV
-
-# Cost columns of every trial record (trials.csv / trials.json / the front).
-COST_COLUMNS = ("lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "params")
-DSP_LUT_EQUIVALENT = 55  # one DSP counted as 55 LUTs in the default cost
+from edgeml.search.records import constraints, cost_of
+from edgeml.search.workers import held_core, pin_threads
 
 
 @dataclass
@@ -41,81 +36,6 @@ class TrialData:
     cfg: dict
     search: dict  # the validated search section
     epochs: int
-
-
-_HELD_CORE_LOCK: list[FileLock] = []  # held for the worker's life: it keeps this worker's core
-
-
-def pin_to_free_core() -> None:
-    """Move this worker (every thread) to a core no other trial worker holds, when the search asks for it
-    (a local search whose trials fill every core); a worker that died frees its core with its lock."""
-    lock_dir = os.environ.get(CORE_LOCKS_ENV)
-    if not lock_dir or _HELD_CORE_LOCK:
-        return
-    for core in sorted(os.sched_getaffinity(0)):
-        lock = FileLock(os.path.join(lock_dir, f"core{core}.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            continue
-        _HELD_CORE_LOCK.append(lock)
-        for thread in os.listdir("/proc/self/task"):
-            with contextlib.suppress(OSError):  # a thread that has just ended
-                os.sched_setaffinity(int(thread), {core})
-        return
-
-
-def _held_core() -> int | None:
-    affinity = os.sched_getaffinity(0)
-    return next(iter(affinity)) if _HELD_CORE_LOCK and len(affinity) == 1 else None
-
-
-def pin_threads() -> None:
-    """One TensorFlow thread per trial: W trials on W cores must not fight over them."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    pin_to_free_core()
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised in this (reused) worker: the setting is in force
-        pass
-    if _held_core() is not None:
-        stop_thread_spinning()
-
-
-def stop_thread_spinning() -> None:
-    """TensorFlow's pool thread spins a while waiting for its next op. On a worker pinned to one core that
-    spin only takes the core from the Python thread that has the work: the same trials ran 2.5% faster
-    side by side without it (28.8 vs 29.5 s for five, four pairs), and no slower unpinned. TensorFlow 2.14
-    has no public switch for the eager context, so the ConfigProto option goes into the context before it
-    starts (a reused worker's context has started with it already)."""
-    from tensorflow.core.protobuf import config_pb2
-    from tensorflow.python.eager import context
-
-    ctx = context.context()
-    if ctx._initialized:
-        return
-    config = config_pb2.ConfigProto()
-    if ctx._config is not None:
-        config.CopyFrom(ctx._config)
-    config.experimental.disable_thread_spinning = True
-    ctx._config = config
-
-
-def cost_of(row: dict, objective: str) -> float:
-    """The objective's cost of a trial record (or reference): LUT + 55*DSP, latency in ns, or BOPs."""
-    if objective == "latency":
-        return float(row["latency_ns"])
-    if objective == "bops":
-        return float(row["bops"])
-    return float(row["lut"] + DSP_LUT_EQUIVALENT * row["dsp"])
-
-
-def constraints(excess: dict) -> list[float]:
-    """Optuna's constraint values: each limit's relative excess (<= 0 within budget), capped to stay finite."""
-    return [float(min(v, 1e9)) for v in excess.values()]
 
 
 def splits_of(data: TrialData, input_type):
@@ -167,7 +87,7 @@ def run_trial(params: dict, data: TrialData) -> dict:
             "constraints": constraints(over),
             "input_precision": precision, "sparsity_achieved": float(cost["sparsity"]),
             "seconds": round(time.monotonic() - started, 2), "started_at": started_at, "ended_at": time.time(),
-            "pid": os.getpid(), "core": _held_core(), "hostname": socket.gethostname(),
+            "pid": os.getpid(), "core": held_core(), "hostname": socket.gethostname(),
             "node_id": _node_id(), "model_h5_b64": base64.b64encode(model_bytes).decode("ascii")}
 
 
