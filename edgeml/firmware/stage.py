@@ -250,7 +250,8 @@ def _rate(n: int, seconds: float) -> dict:
 
 def _job(model, analysis: Analysis) -> dict:
     """The per-output tasks and shapes of ``model`` (labels and classes are added with the data)."""
-    return {"tasks": choose_tasks(model, analysis.task, analysis.score_output),
+    jet_classes = len(CLASSES) if inputs_mod.is_jet_model(model) else 0
+    return {"tasks": choose_tasks(model, analysis.task, analysis.score_output, jet_classes),
             "output_shapes": [tuple(int(d) for d in t.shape[1:]) for t in model.outputs],
             "score_output": analysis.score_output}
 

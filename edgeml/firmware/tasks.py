@@ -35,8 +35,10 @@ class OutputTask:
     reason: str
 
 
-def choose_tasks(model, requested: str = "auto", score_output: str | None = None) -> list[OutputTask]:
-    """The task of every Keras output, in ``model.outputs`` order."""
+def choose_tasks(model, requested: str = "auto", score_output: str | None = None,
+                 jet_classes: int = 0) -> list[OutputTask]:
+    """The task of every Keras output, in ``model.outputs`` order. ``jet_classes``: the model is edgeml's
+    jet tagger with that many classes, so an output of that size is classification even without a softmax."""
     if requested not in TASKS:
         raise InputError(f"--task {requested!r} is unknown; use one of {', '.join(TASKS)}")
     names = list(model.output_names)
@@ -59,6 +61,8 @@ def choose_tasks(model, requested: str = "auto", score_output: str | None = None
         activation = output_activation(model.get_layer(name))
         if activation == "softmax":
             tasks.append(OutputTask(name, "classification", "softmax output"))
+        elif jet_classes and shape == (jet_classes,):  # HGQ taggers end in logits: the firmware decides by argmax
+            tasks.append(OutputTask(name, "classification", f"jet tagger: {jet_classes} class scores"))
         elif activation == "sigmoid" and math.prod(shape) == 1:
             tasks.append(OutputTask(name, "classification", "one sigmoid output"))
         elif len(in_shapes) == 1 and shape == in_shapes[0]:
