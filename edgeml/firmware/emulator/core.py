@@ -99,7 +99,8 @@ class Emulator:
     def run(self, X, trace: bool = True) -> EmulationResult:
         from threadpoolctl import threadpool_limits
 
-        arrays = list(X) if isinstance(X, (list, tuple)) else [X]
+        several = isinstance(X, (list, tuple)) and (len(self.inputs) > 1 or (len(X) == 1 and np.ndim(X[0]) > 1))
+        arrays = list(X) if several else [X]  # one input: X itself (rows, even as nested lists), or [X]
         if len(arrays) != len(self.inputs):
             raise EdgemlError(f"the model has {len(self.inputs)} input(s) but {len(arrays)} array(s) were given; "
                               "pass one array per input, in the order of get_input_variables()")
