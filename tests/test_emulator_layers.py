@@ -318,8 +318,8 @@ def test_run_takes_one_array_per_input_and_returns_one_per_output(tmp_path):
 
 def test_refusals_name_the_layer_and_the_reason(tmp_path):
     """No g++: what the emulator does not reproduce is listed with its reason, and emulate refuses the model.
-    In io_stream, hls4ml's pooling asserts there is no padding, and repack_stream loses words unless one
-    word size divides the other; in io_parallel both are fine."""
+    In io_stream, hls4ml's pooling asserts there is no padding, repack_stream loses words unless one word
+    size divides the other, and merges assert equal words; in io_parallel all are fine."""
     import tensorflow as tf
 
     L = tf.keras.layers
@@ -334,6 +334,12 @@ def test_refusals_name_the_layer_and_the_reason(tmp_path):
     with pytest.raises(Exception, match="mp_same"):
         Emulator(stream)
     assert unsupported_layers(_hls4ml_model(model, {}, tmp_path / "parallel")) == []
+    # an io_stream Add of a flattened image (words of 3) and a Dense output (one word of 12): the template
+    # asserts equal words, and hls4ml inserts no Repack
+    a, b = L.Input((2, 2, 3), name="a"), L.Input((12,), name="b")
+    mixed = tf.keras.Model([a, b], L.Add(name="add")([L.Flatten(name="f")(a), L.Dense(12, name="d")(b)]))
+    assert unsupported_layers(_hls4ml_model(mixed, {}, tmp_path / "mixed", io_type="io_stream")) == \
+        ["add (io_stream merge of streams with words of [3, 12] values)"]
 
 
 def test_single_input_takes_rows_as_nested_lists_or_a_one_element_list(tmp_path):
