@@ -314,6 +314,8 @@ def test_run_takes_one_array_per_input_and_returns_one_per_output(tmp_path):
     np.testing.assert_array_equal(result.outputs[1], 1.5)
     with pytest.raises(Exception, match="2 input"):
         Emulator(hls_model).run(X[0])
+    with pytest.raises(Exception, match="3 values per row; the model takes 4"):
+        Emulator(hls_model).run([X[0], X[1][:, :3]])
 
 
 def test_refusals_name_the_layer_and_the_reason(tmp_path):
