@@ -272,3 +272,91 @@ def test_stream_padding_and_encoded_windows(tmp_path):
     assert hls_model.graph["c2"].get_attr("implementation") == "encoded"
     X = np.random.default_rng(9).normal(0, 2, (300, 17 * 3))
     _check(hls_model, X, {"c1", "c2", "c3"})
+
+
+def test_conv_forms_hls4ml_cannot_run_are_refused(tmp_path):
+    """What the C++ asserts against (the C-simulation would abort) or computes with another loop is refused with
+    its reason: io_parallel Resource conv with RF > kernel inputs, io_parallel Resource DepthwiseConv,
+    depth_multiplier 2, io_stream one-row kernels with a vertical stride (conv_2d_buffer_cl's 1D path)."""
+    import tensorflow as tf
+
+    from edgeml.firmware.emulator import unsupported_layers
+
+    L = tf.keras.layers
+    model = _keras((8, 8, 2), [L.Conv2D(3, 2, name="big_rf"), L.DepthwiseConv2D(2, name="dw"),
+                               L.DepthwiseConv2D(2, depth_multiplier=2, name="dm2")], seed=10)
+    resource = {"Strategy": "Resource"}
+    hls_model = _hls4ml_model(model, {"big_rf": {**resource, "ReuseFactor": 24}, "dw": resource}, tmp_path / "par")
+    assert hls_model.graph["big_rf"].get_attr("reuse_factor") == 24  # valid for hls4ml: a multiple of n_in = 8
+    reasons = dict(entry.split(" ", 1) for entry in unsupported_layers(hls_model))
+    assert set(reasons) == {"big_rf", "dw", "dm2"}, reasons
+    assert "reuse factor 24 > kernel inputs 8" in reasons["big_rf"] and "Resource DepthwiseConv" in reasons["dw"]
+    assert "depth_multiplier" in reasons["dm2"]
+
+    model = _keras((6, 7, 2), [L.Conv2D(3, (1, 3), strides=(2, 1), name="row")], seed=11)
+    hls_model = _hls4ml_model(model, {}, tmp_path / "stream", io_type="io_stream")
+    assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["row"]
+
+
+def _random_conv_chain(rng, two_d: bool, stream: bool):
+    """Three random convs (kernel, stride, padding, filters, a depthwise now and then), their hls4ml layer
+    config (random types in every rounding and overflow mode, Latency or Resource with a valid reuse factor)."""
+    import hls4ml
+    import tensorflow as tf
+
+    from test_emulator import _random_type
+
+    L = tf.keras.layers
+    backend = hls4ml.backends.get_backend("Vitis")
+    dims = [int(v) for v in rng.integers(6, 12, 2 if two_d else 1)]
+    channels = int(rng.integers(1, 4))
+    shape = (*dims, channels)
+    chain, layers = [], {}
+    for k in range(3):
+        kernel = [int(rng.integers(1, min(4, d) + 1)) for d in dims]
+        stride = [int(rng.integers(1, 3)) for _ in dims]
+        if stream and two_d and kernel[0] == 1:
+            stride[0] = 1  # conv_2d_buffer_cl's one-row path does not skip rows (refused)
+        padding = str(rng.choice(["valid", "same"]))
+        depthwise = k == 1 and rng.random() < 0.4
+        name = f"c{k}"
+        conv = (L.DepthwiseConv2D if two_d else L.DepthwiseConv1D) if depthwise else (L.Conv2D if two_d else L.Conv1D)
+        args = dict(kernel_size=kernel, strides=stride, padding=padding, name=name)
+        filters = channels if depthwise else int(rng.integers(2, 6))
+        chain.append(conv(**args) if depthwise else conv(filters, **args))
+        entry = {"Precision": {"weight": _random_type(rng), "bias": _random_type(rng),
+                               "accum": _random_type(rng, min_width=8) if rng.random() < 0.3
+                               else f"ap_fixed<{int(rng.integers(9, 22))},{int(rng.integers(3, 10))},"
+                                    f"AP_{rng.choice(['TRN', 'RND', 'RND_CONV'])},AP_{rng.choice(['SAT', 'WRAP'])}>",
+                               "result": _random_type(rng, min_width=6)}}
+        if depthwise:
+            entry["Precision"]["depthwise"] = entry["Precision"]["weight"]
+        n_in = int(np.prod(kernel)) * channels
+        if rng.random() < 0.5 and (stream or not depthwise):
+            valid = [rf for rf in backend.get_valid_reuse_factors(n_in, filters) if stream or rf <= n_in]
+            entry.update(Strategy="Resource", ReuseFactor=int(rng.choice(valid)))
+        layers[name] = entry
+        dims = [-(-d // s) if padding == "same" else (d - kk) // s + 1 for d, kk, s in zip(dims, kernel, stride)]
+        channels = filters
+        if min(dims) < 1:
+            break
+    return shape, chain[:k + 1] if min(dims) >= 1 else chain[:k], layers
+
+
+@pytest.mark.slow
+@needs_gpp
+@pytest.mark.parametrize("seed", range(8))
+def test_random_conv_sweep(seed, tmp_path):
+    """Random conv chains: 1D and 2D, io_parallel and io_stream, random geometry, types and strategies."""
+    rng = np.random.default_rng(500 + seed)
+    two_d, stream = bool(seed % 2), bool(seed // 2 % 2)
+    shape, chain, layers = _random_conv_chain(rng, two_d, stream)
+    model = _keras(shape, chain, seed=600 + seed)
+    hls_model = _hls4ml_model(model, {k: v for k, v in layers.items() if k in {c.name for c in chain}},
+                              tmp_path / "prj", io_type="io_stream" if stream else "io_parallel")
+    for layer in chain:
+        entry = layers[layer.name]
+        if "ReuseFactor" in entry:
+            assert hls_model.graph[layer.name].get_attr("reuse_factor") == entry["ReuseFactor"], layer.name
+    X = np.random.default_rng(seed).normal(0, 3, (300, int(np.prod(shape))))
+    _check(hls_model, X, {layer.name for layer in chain})
