@@ -223,6 +223,13 @@ def _is_stream(layer) -> bool:
     return str(layer.model.config.get_config_value("IOType", "io_parallel")).lower() == "io_stream"
 
 
+def _pack_size(variable) -> int:
+    """Values per word of an io_stream variable (``nnet::array<T, n>``'s n)."""
+    t = variable.type
+    n_elem, n_pack = int(getattr(t, "n_elem", 0)), int(getattr(t, "n_pack", 1))
+    return n_elem // n_pack if getattr(t, "unpack", False) else n_elem * n_pack
+
+
 def _common(layer, source: bool = True) -> dict:
     out = layer.get_output_variable()
     info = dict(name=layer.name, input=layer.inputs[0] if source else None, output=layer.outputs[0], variable=out.name,
