@@ -5,14 +5,40 @@ random weights, types with every rounding and overflow mode and accumulators nar
 strides, paddings, kernel shapes, Latency and Resource, io_parallel and io_stream.
 """
 
-import shutil
-
 import numpy as np
 import pytest
 
-from test_emulator import _assert_identical, _csim_and_emulate
+from emulator_helpers import _assert_identical, _random_type, needs_gpp
 
-needs_gpp = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+def test_windows_are_hls4ml_im2col_and_read_back_from_fill_buffer():
+    """The windows of random 2D and 1D geometries equal hls4ml's own im2col matrix, and parsing the fill_buffer
+    C++ it generates from that matrix (several partitions) gives them back."""
+    import hls4ml
+
+    from edgeml.firmware.emulator.convolution import _generated_windows, _Geometry
+
+    backend = hls4ml.backends.get_backend("Vitis")
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        h, w, c = (int(v) for v in rng.integers(1, 9, 3))
+        fh, fw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        pt, pb, pl, pr = (int(v) for v in rng.integers(0, 3, 4))
+        out_h, out_w = (h + pt + pb - fh) // sh + 1, (w + pl + pr - fw) // sw + 1
+        if out_h < 1 or out_w < 1:
+            continue
+        geometry = _Geometry(h, w, c, fh, fw, sh, sw, pt, pl, out_h, out_w)
+        im2col = backend._compute_conv2d_im2col((h, w, c), (fh, fw), (sh, sw), (pt, pb, pl, pr), (1, 1))
+        zero = h * w * c
+        expected = np.where(im2col == 0, zero, im2col - 1).astype(np.int64)
+        np.testing.assert_array_equal(geometry.windows(), expected)
+        partitions = max(d for d in range(1, out_h * out_w + 1) if out_h * out_w % d == 0 and d <= 4)
+        source = backend.generate_conv2d_line_buffer_fn(0, partitions, h, w, c, (fh, fw), (sh, sw), (pt, pb, pl, pr))
+        np.testing.assert_array_equal(_generated_windows(source, out_h * out_w, fh * fw * c, zero), expected)
+    source = backend.generate_conv1d_line_buffer_fn(0, 5, 9, 3, kernel=4, stride=2, pad=(1, 2))
+    geometry = _Geometry(1, 9, 3, 1, 4, 1, 2, 0, 1, 1, 5)
+    np.testing.assert_array_equal(_generated_windows(source, 5, 12, 27), geometry.windows())
 
 
 def _keras(input_shape, layers, seed: int, spread: float = 1.5):
@@ -51,7 +77,14 @@ def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", mo
 
 
 def _check(hls_model, X, expect: set):
-    y, traces, result = _csim_and_emulate(hls_model, X)
+    """The emulator against the traced C-simulation on ``X``: identical in every layer; ``expect`` are traced."""
+    from edgeml.firmware.emulator import emulate, unsupported_layers
+    from edgeml.simulate import compile_model, run
+
+    assert unsupported_layers(hls_model) == []
+    compile_model(hls_model)
+    y, traces = run(hls_model, X)
+    result = emulate(hls_model, X)
     _assert_identical(y, traces, result)
     assert expect <= set(traces), (expect - set(traces))
     return traces
@@ -298,13 +331,12 @@ def test_conv_forms_hls4ml_cannot_run_are_refused(tmp_path):
     assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["row"]
 
 
-def _random_conv_chain(rng, two_d: bool, stream: bool):
+def _random_conv_chain(rng, two_d: bool, stream: bool, encoded: bool = False):
     """Three random convs (kernel, stride, padding, filters, a depthwise now and then), their hls4ml layer
-    config (random types in every rounding and overflow mode, Latency or Resource with a valid reuse factor)."""
+    config (random types in every rounding and overflow mode, Latency or Resource with a valid reuse factor;
+    ``encoded``: the encoded io_stream implementation where hls4ml allows it, square kernels and strides)."""
     import hls4ml
     import tensorflow as tf
-
-    from test_emulator import _random_type
 
     L = tf.keras.layers
     backend = hls4ml.backends.get_backend("Vitis")
@@ -331,6 +363,8 @@ def _random_conv_chain(rng, two_d: bool, stream: bool):
                                "result": _random_type(rng, min_width=6)}}
         if depthwise:
             entry["Precision"]["depthwise"] = entry["Precision"]["weight"]
+        if encoded and len(set(kernel)) == 1 and len(set(stride)) == 1 and rng.random() < 0.7:
+            entry["ConvImplementation"] = "Encoded"
         n_in = int(np.prod(kernel)) * channels
         if rng.random() < 0.5 and (stream or not depthwise):
             valid = [rf for rf in backend.get_valid_reuse_factors(n_in, filters) if stream or rf <= n_in]
@@ -347,13 +381,15 @@ def _random_conv_chain(rng, two_d: bool, stream: bool):
 @needs_gpp
 @pytest.mark.parametrize("seed", range(8))
 def test_random_conv_sweep(seed, tmp_path):
-    """Random conv chains: 1D and 2D, io_parallel and io_stream, random geometry, types and strategies."""
+    """Random conv chains: 1D and 2D, io_parallel and io_stream, Vitis and Vivado backends (Vivado io_stream
+    with encoded windows), random geometry, types and strategies."""
     rng = np.random.default_rng(500 + seed)
-    two_d, stream = bool(seed % 2), bool(seed // 2 % 2)
-    shape, chain, layers = _random_conv_chain(rng, two_d, stream)
+    two_d, stream, vivado = bool(seed % 2), bool(seed // 2 % 2), bool(seed // 4 % 2)
+    shape, chain, layers = _random_conv_chain(rng, two_d, stream, encoded=stream and vivado)
     model = _keras(shape, chain, seed=600 + seed)
     hls_model = _hls4ml_model(model, {k: v for k, v in layers.items() if k in {c.name for c in chain}},
-                              tmp_path / "prj", io_type="io_stream" if stream else "io_parallel")
+                              tmp_path / "prj", io_type="io_stream" if stream else "io_parallel",
+                              backend="Vivado" if vivado else "Vitis")
     for layer in chain:
         entry = layers[layer.name]
         if "ReuseFactor" in entry:
