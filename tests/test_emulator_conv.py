@@ -166,7 +166,7 @@ def test_conv1d_parallel_and_pointwise_forms(tmp_path):
 def test_conv2d_stream_line_buffer(tmp_path):
     """io_stream Conv2D (line buffer, Dense kernels per window): 3x3, 3x2 with stride (2,1) over a width
     that leaves a column unused, 2x2 stride 2 Resource with RF > n_in (dense_resource_rf_gt_nin_rem0), a
-    1x1 Resource RF 2 with a saturating accumulator."""
+    1x1 stride 2 (PointwiseConv2D's own stream loop) Resource RF 2 with a saturating accumulator."""
     import tensorflow as tf
 
     L = tf.keras.layers
@@ -174,7 +174,7 @@ def test_conv2d_stream_line_buffer(tmp_path):
         L.Conv2D(4, 3, name="c1"),
         L.Conv2D(3, (3, 2), strides=(2, 1), name="c2"),
         L.Conv2D(4, 2, strides=2, name="c3"),
-        L.Conv2D(3, 1, name="c4")], seed=3)
+        L.Conv2D(3, 1, strides=2, name="c4")], seed=3)
     layers = {
         "c1": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<13,5,AP_RND,AP_WRAP>",
                              "result": "ap_fixed<10,4,AP_RND_ZERO,AP_SAT>"}},
@@ -347,10 +347,10 @@ def _random_conv_chain(rng, two_d: bool, stream: bool, encoded: bool = False):
     for k in range(3):
         kernel = [int(rng.integers(1, min(4, d) + 1)) for d in dims]
         stride = [int(rng.integers(1, 3)) for _ in dims]
-        if stream and two_d and kernel[0] == 1:
-            stride[0] = 1  # conv_2d_buffer_cl's one-row path does not skip rows (refused)
         padding = str(rng.choice(["valid", "same"]))
         depthwise = k == 1 and rng.random() < 0.4
+        if stream and two_d and kernel[0] == 1 and (kernel[1] > 1 or depthwise):
+            stride[0] = 1  # conv_2d_buffer_cl's one-row path does not skip rows (refused; a 1x1 conv's does)
         name = f"c{k}"
         conv = (L.DepthwiseConv2D if two_d else L.DepthwiseConv1D) if depthwise else (L.Conv2D if two_d else L.Conv1D)
         args = dict(kernel_size=kernel, strides=stride, padding=padding, name=name)
