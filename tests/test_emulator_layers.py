@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edgeml.firmware.emulator import Emulator, emulate, unsupported_layers
-from emulator_helpers import _hls4ml_model, _random_type, needs_gpp
+from edgeml.fixed import ROUNDING_MODES
+from emulator_helpers import _hls4ml_model, needs_gpp
 
 
 def _csim_trace(hls_model, X: list) -> tuple[list, dict]:
@@ -55,8 +56,18 @@ def _randomize(model, rng):
         layer.set_weights(weights)
 
 
+def _random_layer_type(rng, signed=True) -> str:
+    """A random type with integer and fraction bits >= 0, all modes. (Wider draws make the C-simulation abort:
+    ap_fixed's conversion from a type with integer bits < 0 to one whose lsb lies above the source's top bit
+    reads a bit beyond the source's width, an ap_private assertion.)"""
+    width = int(rng.integers(5, 16))
+    integer = int(rng.integers(0, min(width, 7) + 1))
+    rounding, saturation = rng.choice(ROUNDING_MODES), rng.choice(["SAT", "WRAP"])
+    return f"ap_{'' if signed else 'u'}fixed<{width},{integer},AP_{rounding},AP_{saturation}>"
+
+
 def _typed(rng, kinds=("result",), signed=True):
-    return {"Precision": {kind: _random_type(rng, signed=signed, min_width=5) for kind in kinds}}
+    return {"Precision": {kind: _random_layer_type(rng, signed=signed) for kind in kinds}}
 
 
 POOLS = ("accum", "result")
@@ -303,12 +314,14 @@ def test_run_takes_one_array_per_input_and_returns_one_per_output(tmp_path):
     np.testing.assert_array_equal(result.outputs[1], 1.5)
     with pytest.raises(Exception, match="2 input"):
         Emulator(hls_model).run(X[0])
+    with pytest.raises(Exception, match="3 values per row; the model takes 4"):
+        Emulator(hls_model).run([X[0], X[1][:, :3]])
 
 
 def test_refusals_name_the_layer_and_the_reason(tmp_path):
     """No g++: what the emulator does not reproduce is listed with its reason, and emulate refuses the model.
-    In io_stream, hls4ml's pooling asserts there is no padding, and repack_stream loses words unless one
-    word size divides the other; in io_parallel both are fine."""
+    In io_stream, hls4ml's pooling asserts there is no padding, repack_stream loses words unless one word
+    size divides the other, and merges assert equal words; in io_parallel all are fine."""
     import tensorflow as tf
 
     L = tf.keras.layers
@@ -323,3 +336,22 @@ def test_refusals_name_the_layer_and_the_reason(tmp_path):
     with pytest.raises(Exception, match="mp_same"):
         Emulator(stream)
     assert unsupported_layers(_hls4ml_model(model, {}, tmp_path / "parallel")) == []
+    # an io_stream Add of a flattened image (words of 3) and a Dense output (one word of 12): the template
+    # asserts equal words, and hls4ml inserts no Repack
+    a, b = L.Input((2, 2, 3), name="a"), L.Input((12,), name="b")
+    mixed = tf.keras.Model([a, b], L.Add(name="add")([L.Flatten(name="f")(a), L.Dense(12, name="d")(b)]))
+    assert unsupported_layers(_hls4ml_model(mixed, {}, tmp_path / "mixed", io_type="io_stream")) == \
+        ["add (io_stream merge of streams with words of [3, 12] values)"]
+
+
+def test_single_input_takes_rows_as_nested_lists_or_a_one_element_list(tmp_path):
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    a = L.Input((3,), name="a")
+    hls_model = _hls4ml_model(tf.keras.Model(a, L.Dense(2, name="d")(a)), {}, tmp_path / "prj")
+    rows = [[0.5, 1.0, -1.0], [0.25, 0.0, 2.0]]
+    expected = emulate(hls_model, np.array(rows)).outputs
+    assert expected.shape == (2, 2)
+    np.testing.assert_array_equal(emulate(hls_model, rows).outputs, expected)
+    np.testing.assert_array_equal(emulate(hls_model, [np.array(rows)]).outputs, expected)
