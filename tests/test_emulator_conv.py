@@ -5,14 +5,40 @@ random weights, types with every rounding and overflow mode and accumulators nar
 strides, paddings, kernel shapes, Latency and Resource, io_parallel and io_stream.
 """
 
-import shutil
-
 import numpy as np
 import pytest
 
-from test_emulator import _assert_identical, _csim_and_emulate
+from emulator_helpers import _assert_identical, _random_type, needs_gpp
 
-needs_gpp = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+def test_windows_are_hls4ml_im2col_and_read_back_from_fill_buffer():
+    """The windows of random 2D and 1D geometries equal hls4ml's own im2col matrix, and parsing the fill_buffer
+    C++ it generates from that matrix (several partitions) gives them back."""
+    import hls4ml
+
+    from edgeml.firmware.emulator.convolution import _generated_windows, _Geometry
+
+    backend = hls4ml.backends.get_backend("Vitis")
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        h, w, c = (int(v) for v in rng.integers(1, 9, 3))
+        fh, fw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        pt, pb, pl, pr = (int(v) for v in rng.integers(0, 3, 4))
+        out_h, out_w = (h + pt + pb - fh) // sh + 1, (w + pl + pr - fw) // sw + 1
+        if out_h < 1 or out_w < 1:
+            continue
+        geometry = _Geometry(h, w, c, fh, fw, sh, sw, pt, pl, out_h, out_w)
+        im2col = backend._compute_conv2d_im2col((h, w, c), (fh, fw), (sh, sw), (pt, pb, pl, pr), (1, 1))
+        zero = h * w * c
+        expected = np.where(im2col == 0, zero, im2col - 1).astype(np.int64)
+        np.testing.assert_array_equal(geometry.windows(), expected)
+        partitions = max(d for d in range(1, out_h * out_w + 1) if out_h * out_w % d == 0 and d <= 4)
+        source = backend.generate_conv2d_line_buffer_fn(0, partitions, h, w, c, (fh, fw), (sh, sw), (pt, pb, pl, pr))
+        np.testing.assert_array_equal(_generated_windows(source, out_h * out_w, fh * fw * c, zero), expected)
+    source = backend.generate_conv1d_line_buffer_fn(0, 5, 9, 3, kernel=4, stride=2, pad=(1, 2))
+    geometry = _Geometry(1, 9, 3, 1, 4, 1, 2, 0, 1, 1, 5)
+    np.testing.assert_array_equal(_generated_windows(source, 5, 12, 27), geometry.windows())
 
 
 def _keras(input_shape, layers, seed: int, spread: float = 1.5):
@@ -51,7 +77,14 @@ def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", mo
 
 
 def _check(hls_model, X, expect: set):
-    y, traces, result = _csim_and_emulate(hls_model, X)
+    """The emulator against the traced C-simulation on ``X``: identical in every layer; ``expect`` are traced."""
+    from edgeml.firmware.emulator import emulate, unsupported_layers
+    from edgeml.simulate import compile_model, run
+
+    assert unsupported_layers(hls_model) == []
+    compile_model(hls_model)
+    y, traces = run(hls_model, X)
+    result = emulate(hls_model, X)
     _assert_identical(y, traces, result)
     assert expect <= set(traces), (expect - set(traces))
     return traces
@@ -133,7 +166,7 @@ def test_conv1d_parallel_and_pointwise_forms(tmp_path):
 def test_conv2d_stream_line_buffer(tmp_path):
     """io_stream Conv2D (line buffer, Dense kernels per window): 3x3, 3x2 with stride (2,1) over a width
     that leaves a column unused, 2x2 stride 2 Resource with RF > n_in (dense_resource_rf_gt_nin_rem0), a
-    1x1 Resource RF 2 with a saturating accumulator."""
+    1x1 stride 2 (PointwiseConv2D's own stream loop) Resource RF 2 with a saturating accumulator."""
     import tensorflow as tf
 
     L = tf.keras.layers
@@ -141,7 +174,7 @@ def test_conv2d_stream_line_buffer(tmp_path):
         L.Conv2D(4, 3, name="c1"),
         L.Conv2D(3, (3, 2), strides=(2, 1), name="c2"),
         L.Conv2D(4, 2, strides=2, name="c3"),
-        L.Conv2D(3, 1, name="c4")], seed=3)
+        L.Conv2D(3, 1, strides=2, name="c4")], seed=3)
     layers = {
         "c1": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<13,5,AP_RND,AP_WRAP>",
                              "result": "ap_fixed<10,4,AP_RND_ZERO,AP_SAT>"}},
@@ -159,7 +192,7 @@ def test_conv2d_stream_line_buffer(tmp_path):
 
 
 @needs_gpp
-@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+@pytest.mark.parametrize("io_type", [pytest.param("io_parallel", marks=pytest.mark.slow), "io_stream"])
 def test_depthwise_and_separable_convs(io_type, tmp_path):
     """SeparableConv2D and SeparableConv1D (hls4ml splits them into DepthwiseConv + PointwiseConv), standalone
     DepthwiseConv2D/1D; narrow saturating accumulators. io_stream: Resource with the reuse factors of each
@@ -193,10 +226,9 @@ def test_depthwise_and_separable_convs(io_type, tmp_path):
 def test_qkeras_convs_and_batchnorm(tmp_path):
     """QConv2D (alpha=1, and alpha='auto' with hls4ml's ApplyAlpha per filter), a BatchNormalization kept after
     a QConv2D and one folded into a float Conv2D, QConv2DBatchnorm, QDepthwiseConv2D, QActivation
-    quantized_relu / quantized_bits, in io_parallel; a QConv1D and a QSeparableConv1D in a second project."""
+    quantized_relu / quantized_bits, in io_parallel."""
     import tensorflow as tf
-    from qkeras import (QActivation, QConv1D, QConv2D, QConv2DBatchnorm, QDepthwiseConv2D, QSeparableConv1D,
-                        quantized_bits, quantized_relu)
+    from qkeras import QActivation, QConv2D, QConv2DBatchnorm, QDepthwiseConv2D, quantized_bits, quantized_relu
 
     L = tf.keras.layers
     q6 = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
@@ -223,6 +255,14 @@ def test_qkeras_convs_and_batchnorm(tmp_path):
     X = np.random.default_rng(6).normal(0, 1, (300, 200))
     _check(hls_model, X, {"q1", "bnq", "qr1", "q2", "q2_alpha", "c3", "qbn", "qd"})
 
+
+@pytest.mark.slow
+@needs_gpp
+def test_qkeras_conv1d_and_separable(tmp_path):
+    """QConv1D with 'same' padding and stride 2, quantized_relu, QSeparableConv1D (depthwise + pointwise)."""
+    from qkeras import QActivation, QConv1D, QSeparableConv1D, quantized_bits, quantized_relu
+
+    q6 = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
     model = _keras((16, 3), [
         QConv1D(6, 4, strides=2, padding="same", name="q1", **q6),
         QActivation(quantized_relu(8, 3), name="qr1"),
@@ -234,6 +274,7 @@ def test_qkeras_convs_and_batchnorm(tmp_path):
     _check(hls_model, X, {"q1", "qr1", "qs_depthwise", "qs_pointwise"})
 
 
+@pytest.mark.slow
 @needs_gpp
 def test_stream_padding_and_encoded_windows(tmp_path):
     """io_stream: 'same' convs (hls4ml inserts a ZeroPadding layer and convolves 'valid'), the encoded
@@ -272,3 +313,117 @@ def test_stream_padding_and_encoded_windows(tmp_path):
     assert hls_model.graph["c2"].get_attr("implementation") == "encoded"
     X = np.random.default_rng(9).normal(0, 2, (300, 17 * 3))
     _check(hls_model, X, {"c1", "c2", "c3"})
+
+
+def test_conv_forms_hls4ml_cannot_run_are_refused(tmp_path):
+    """What the C++ asserts against (the C-simulation would abort) or computes with another loop is refused with
+    its reason: io_parallel Resource conv with RF > kernel inputs, io_parallel Resource DepthwiseConv,
+    depth_multiplier 2, io_stream one-row kernels with a vertical stride (conv_2d_buffer_cl's 1D path)."""
+    import tensorflow as tf
+
+    from edgeml.firmware.emulator import unsupported_layers
+
+    L = tf.keras.layers
+    model = _keras((8, 8, 2), [L.Conv2D(3, 2, name="big_rf"), L.DepthwiseConv2D(2, name="dw"),
+                               L.DepthwiseConv2D(2, depth_multiplier=2, name="dm2")], seed=10)
+    resource = {"Strategy": "Resource"}
+    hls_model = _hls4ml_model(model, {"big_rf": {**resource, "ReuseFactor": 24}, "dw": resource}, tmp_path / "par")
+    assert hls_model.graph["big_rf"].get_attr("reuse_factor") == 24  # valid for hls4ml: a multiple of n_in = 8
+    reasons = dict(entry.split(" ", 1) for entry in unsupported_layers(hls_model))
+    assert set(reasons) == {"big_rf", "dw", "dm2"}, reasons
+    assert "reuse factor 24 > kernel inputs 8" in reasons["big_rf"] and "Resource DepthwiseConv" in reasons["dw"]
+    assert "depth_multiplier" in reasons["dm2"]
+
+    model = _keras((6, 7, 2), [L.Conv2D(3, (1, 3), strides=(2, 1), name="row")], seed=11)
+    hls_model = _hls4ml_model(model, {}, tmp_path / "stream", io_type="io_stream")
+    assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["row"]
+
+
+def _random_conv_chain(rng, two_d: bool, stream: bool, encoded: bool = False):
+    """Three random convs (kernel, stride, padding, filters, a depthwise now and then), their hls4ml layer
+    config (random types in every rounding and overflow mode, Latency or Resource with a valid reuse factor;
+    ``encoded``: the encoded io_stream implementation where hls4ml allows it, square kernels and strides)."""
+    import hls4ml
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    backend = hls4ml.backends.get_backend("Vitis")
+    dims = [int(v) for v in rng.integers(6, 12, 2 if two_d else 1)]
+    channels = int(rng.integers(1, 4))
+    shape = (*dims, channels)
+    chain, layers = [], {}
+    for k in range(3):
+        kernel = [int(rng.integers(1, min(4, d) + 1)) for d in dims]
+        stride = [int(rng.integers(1, 3)) for _ in dims]
+        padding = str(rng.choice(["valid", "same"]))
+        depthwise = k == 1 and rng.random() < 0.4
+        if stream and two_d and kernel[0] == 1 and (kernel[1] > 1 or depthwise):
+            stride[0] = 1  # conv_2d_buffer_cl's one-row path does not skip rows (refused; a 1x1 conv's does)
+        name = f"c{k}"
+        conv = (L.DepthwiseConv2D if two_d else L.DepthwiseConv1D) if depthwise else (L.Conv2D if two_d else L.Conv1D)
+        args = dict(kernel_size=kernel, strides=stride, padding=padding, name=name)
+        filters = channels if depthwise else int(rng.integers(2, 6))
+        chain.append(conv(**args) if depthwise else conv(filters, **args))
+        entry = {"Precision": {"weight": _random_type(rng), "bias": _random_type(rng),
+                               "accum": _random_type(rng, min_width=8) if rng.random() < 0.3
+                               else f"ap_fixed<{int(rng.integers(9, 22))},{int(rng.integers(3, 10))},"
+                                    f"AP_{rng.choice(['TRN', 'RND', 'RND_CONV'])},AP_{rng.choice(['SAT', 'WRAP'])}>",
+                               "result": _random_type(rng, min_width=6)}}
+        if depthwise:
+            entry["Precision"]["depthwise"] = entry["Precision"]["weight"]
+        if encoded and len(set(kernel)) == 1 and len(set(stride)) == 1 and rng.random() < 0.7:
+            entry["ConvImplementation"] = "Encoded"
+        n_in = int(np.prod(kernel)) * channels
+        if rng.random() < 0.5 and (stream or not depthwise):
+            valid = [rf for rf in backend.get_valid_reuse_factors(n_in, filters) if stream or rf <= n_in]
+            entry.update(Strategy="Resource", ReuseFactor=int(rng.choice(valid)))
+        layers[name] = entry
+        dims = [-(-d // s) if padding == "same" else (d - kk) // s + 1 for d, kk, s in zip(dims, kernel, stride)]
+        channels = filters
+        if min(dims) < 1:
+            break
+    return shape, chain[:k + 1] if min(dims) >= 1 else chain[:k], layers
+
+
+@pytest.mark.slow
+@needs_gpp
+@pytest.mark.parametrize("seed", range(8))
+def test_random_conv_sweep(seed, tmp_path):
+    """Random conv chains: 1D and 2D, io_parallel and io_stream, Vitis and Vivado backends (Vivado io_stream
+    with encoded windows), random geometry, types and strategies."""
+    rng = np.random.default_rng(500 + seed)
+    two_d, stream, vivado = bool(seed % 2), bool(seed // 2 % 2), bool(seed // 4 % 2)
+    shape, chain, layers = _random_conv_chain(rng, two_d, stream, encoded=stream and vivado)
+    model = _keras(shape, chain, seed=600 + seed)
+    hls_model = _hls4ml_model(model, {k: v for k, v in layers.items() if k in {c.name for c in chain}},
+                              tmp_path / "prj", io_type="io_stream" if stream else "io_parallel",
+                              backend="Vivado" if vivado else "Vitis")
+    for layer in chain:
+        entry = layers[layer.name]
+        if "ReuseFactor" in entry:
+            assert hls_model.graph[layer.name].get_attr("reuse_factor") == entry["ReuseFactor"], layer.name
+    X = np.random.default_rng(seed).normal(0, 3, (300, int(np.prod(shape))))
+    _check(hls_model, X, {layer.name for layer in chain})
+
+
+@needs_gpp
+@pytest.mark.parametrize("io_type", [pytest.param("io_parallel", marks=pytest.mark.slow), "io_stream"])
+def test_trigger_shaped_models(io_type, tmp_path):
+    """The issue's model kinds whole: a conv autoencoder (same-padded convs, max pooling, upsampling) and a
+    DeepSets network (pointwise Conv1D per particle, global average pooling, Dense), with relu between."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    typed = {"Precision": {**CONV_TYPES, "accum": "ap_fixed<20,8>", "result": "ap_fixed<14,6,AP_RND,AP_SAT>"}}
+    autoencoder = _keras((12, 12, 1), [
+        L.Conv2D(4, 3, padding="same", name="e1"), L.ReLU(name="r1"), L.MaxPooling2D(2, name="p1"),
+        L.Conv2D(2, 3, padding="same", name="e2"), L.UpSampling2D(2, name="u1"),
+        L.Conv2D(1, 3, padding="same", name="d1")], seed=12, spread=0.7)
+    deepsets = _keras((8, 3), [
+        L.Conv1D(6, 1, name="phi1"), L.ReLU(name="r1"), L.Conv1D(4, 1, name="phi2"),
+        L.GlobalAveragePooling1D(name="pool"), L.Dense(3, name="rho")], seed=13, spread=0.7)
+    for k, model in enumerate((autoencoder, deepsets)):
+        convs = [layer.name for layer in model.layers if "conv" in type(layer).__name__.lower()]
+        hls_model = _hls4ml_model(model, {name: typed for name in convs}, tmp_path / f"prj{k}", io_type=io_type)
+        X = np.random.default_rng(k).uniform(0, 1, (300, int(np.prod(model.input_shape[1:]))))
+        _check(hls_model, X, set(convs))
