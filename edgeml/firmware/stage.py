@@ -150,7 +150,7 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
         report, hls_model = _reuse_build(model, cache, out, inputs.arrays, job, engine, timing)
     else:
         report, hls_model = _fresh_build(model, hls, out, inputs.arrays, job, auto_precision, engine, timing)
-    report["warnings"] = inputs.warnings + report.pop("warnings", [])
+    report["warnings"] = list(dict.fromkeys(inputs.warnings + report.pop("warnings", [])))  # --auto-precision builds twice
     report.update({"model": str(model_path), "name": name, "data": inputs.source, "project_dir": str(out),
                    "hls4ml_version": hls4ml.__version__, "hls": hls,
                    "inputs": [{"name": nm, "shape": list(a.shape[1:])} for nm, a in zip(inputs.names, inputs.arrays)],
