@@ -150,7 +150,8 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
         report, hls_model = _reuse_build(model, cache, out, inputs.arrays, job, engine, timing)
     else:
         report, hls_model = _fresh_build(model, hls, out, inputs.arrays, job, auto_precision, engine, timing)
-    report["warnings"] = list(dict.fromkeys(inputs.warnings + report.pop("warnings", [])))  # --auto-precision builds twice
+    # --auto-precision builds twice: each warning once
+    report["warnings"] = list(dict.fromkeys(inputs.warnings + report.pop("warnings", [])))
     report.update({"model": str(model_path), "name": name, "data": inputs.source, "project_dir": str(out),
                    "hls4ml_version": hls4ml.__version__, "hls": hls,
                    "inputs": [{"name": nm, "shape": list(a.shape[1:])} for nm, a in zip(inputs.names, inputs.arrays)],
@@ -383,7 +384,8 @@ def comparison_data(model_path: Path, model, data, n: int, cfg: dict, input_rang
         return inputs_mod.synthetic(names, shapes, ranges, n, cfg["seed"])
     if input_range is not None:
         raise InputError("--input-range sets the range of --data synthetic; drop it or pass --data synthetic")
-    if inputs_mod.is_jet_model(model) and (data is None or inputs_mod.jet_layout(*inputs_mod.split_data_argument(data))):
+    jets = data is None or inputs_mod.jet_layout(*inputs_mod.split_data_argument(data))
+    if inputs_mod.is_jet_model(model) and jets:
         inputs = _jets(model_path, names, data, cfg)
     elif data is None:
         raise InputError(inputs_mod.missing_data_message(model_path, names, shapes))
