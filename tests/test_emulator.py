@@ -4,7 +4,6 @@ Without g++ only the pure-NumPy tests run. The default run compiles one ap_fixed
 three small hls4ml projects; the reference models and the precision sweep are marked slow.
 """
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,10 +14,10 @@ from edgeml.firmware.emulator import Emulator, emulate, unsupported_layers
 from edgeml.firmware.emulator.dense import _resource_order
 from edgeml.firmware.emulator.softmax import _tree_sum
 from edgeml.fixed import ROUNDING_MODES, Fixed
+from emulator_helpers import _activation_chain, _assert_identical, _hls4ml_model, _keras, _random_type, needs_gpp
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-needs_gpp = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 
 
 # --------------------------------------------------------------------------- Fixed, without g++
@@ -230,58 +229,6 @@ def _csim_and_emulate(hls_model, X):
     return y, traces, result
 
 
-def _assert_identical(y, traces, result):
-    assert set(traces) <= set(result.traces)
-    for name, values in traces.items():
-        np.testing.assert_array_equal(result.traces[name], values, err_msg=f"layer {name}")
-    np.testing.assert_array_equal(result.outputs, y, err_msg="outputs")
-
-
-def _hls4ml_model(model, layers: dict, out_dir, tables: dict | None = None):
-    """hls4ml straight from Keras with per-layer config; ``tables`` sets softmax table types as edgeml does."""
-    from copy import copy
-
-    import hls4ml
-    from hls4ml.model.optimizer import get_optimizer
-
-    from edgeml.simulate import quiet
-
-    with quiet():
-        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis",
-                                                   default_precision="ap_fixed<16,6>")
-        for name, entry in layers.items():
-            precision = entry.pop("Precision", {})
-            cfg["LayerName"][name].update(entry)
-            if precision:
-                current = cfg["LayerName"][name].get("Precision")
-                current = current if isinstance(current, dict) else {}
-                cfg["LayerName"][name]["Precision"] = {**current, **precision}
-        hls_model = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
-                                                               backend="Vitis", io_type="io_parallel")
-    backend = hls_model.config.backend
-    for layer_name, kinds in (tables or {}).items():
-        layer = hls_model.graph[layer_name]
-        for kind, text in kinds.items():
-            named = layer.get_attr(f"{kind}_t")
-            wanted, new = backend.convert_precision_string(text), copy(named.precision)
-            for field in ("width", "integer", "signed", "rounding_mode", "saturation_mode"):
-                setattr(new, field, getattr(wanted, field))
-            named.precision = new
-        get_optimizer("vitis:softmax_config_template").transform(hls_model, layer)
-    return hls_model
-
-
-def _keras(layers, n_in: int, seed: int):
-    import tensorflow as tf
-
-    tf.keras.utils.set_random_seed(seed)
-    model = tf.keras.Sequential([tf.keras.layers.Input((n_in,)), *layers])
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:  # spread the weights so that rounding and overflow really happen
-        layer.set_weights([rng.normal(0, 1.5 if w.ndim > 1 else 1.0, w.shape) for w in layer.get_weights()])
-    return model
-
-
 @needs_gpp
 def test_mixed_precision_model_is_bit_exact(tmp_path):
     """Dense (Latency, and Resource with RF <= n_in and RF > n_in) with every rounding mode in weights, accum and
@@ -404,21 +351,6 @@ def test_every_softmax_implementation_is_bit_exact(tmp_path):
     y, traces, result = _csim_and_emulate(hls_model, X)
     _assert_identical(y, traces, result)
     assert {"sm0", "sm1", "sm2", "sm3"} <= set(traces)
-
-
-def _activation_chain(activations, seed: int):
-    """Dense -> activation pairs; ``activations``: (Keras layer, the Dense result type, the layer's hls config)."""
-    import tensorflow as tf
-
-    L = tf.keras.layers
-    chain, layers = [], {}
-    for k, (activation, dense_result, config) in enumerate(activations):
-        chain += [L.Dense(10, name=f"d{k}"), activation]
-        layers[f"d{k}"] = {"Precision": {"weight": "ap_fixed<8,3>", "bias": "ap_fixed<8,3>", "accum": "ap_fixed<36,14>",
-                                         "result": dense_result}}
-        layers[f"d{k}_linear"] = {"Precision": {"result": dense_result}}  # the Dense's own linear activation
-        layers[activation.name] = config
-    return _keras(chain + [L.Dense(5, name="out")], 8, seed=seed), layers
 
 
 @needs_gpp
@@ -557,13 +489,6 @@ def test_softmax_table_size_and_types_through_edgeml(tmp_path):
     hls_model = _edgeml_model(path, tmp_path / "prj", overrides)
     y, traces, result = _csim_and_emulate(hls_model, _jets(path, 5000))
     _assert_identical(y, traces, result)
-
-
-def _random_type(rng, signed=True, min_width=4):
-    width = int(rng.integers(min_width, 16))
-    integer = int(rng.integers(-1, 7))
-    rounding, saturation = rng.choice(ROUNDING_MODES), rng.choice(["SAT", "WRAP"])
-    return f"ap_{'' if signed else 'u'}fixed<{width},{integer},AP_{rounding},AP_{saturation}>"
 
 
 def _valid_reuse(n_in: int, n_out: int) -> list[int]:

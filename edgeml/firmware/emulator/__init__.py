@@ -1,7 +1,10 @@
-"""Bit-exact NumPy emulation of hls4ml 1.3 io_parallel firmware, without g++.
+"""Bit-exact NumPy emulation of hls4ml 1.3 firmware (io_parallel and io_stream, any number of inputs and
+outputs), without g++.
 
 One module per layer family around the step interface of ``core``: ``dense``, ``normalization``,
-``activations``, ``softmax`` and the C++-identical ``tables``.
+``activations``, ``softmax``, ``pooling``, ``merges``, ``reshape`` (layers that only move values) and the
+C++-identical ``tables``. io_stream moves the same values as io_parallel except where its templates
+compute differently (pooling); a step checks what it needs of the stream (word sizes) and refuses the rest.
 
 Every value is an int64 fixed-point integer (units of its type's lsb), vectorized over jets.
 Each layer follows the C++ in hls4ml's ``templates/vivado/nnet_utils`` and the ``ap_fixed``

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import (_ceillog2, _common, _config, _from_double, _named_type, _Step, _trunc_div,
-                                           _Unsupported, _weight_ints, register)
+from edgeml.firmware.emulator.core import (_ceillog2, _common, _config, _from_double, _is_stream, _named_type, _Step,
+                                           _trunc_div, _Unsupported, _weight_ints, register)
 from edgeml.firmware.emulator.tables import (_elu_table, _INDEXED_TABLES, _selu_table)
 from edgeml.fixed import Fixed
 
@@ -67,7 +67,9 @@ def _activation_step(layer) -> _Step:
         return _TableStep(**info, table=table_t.quantize_to_ints(build(size)), table_t=table_t, span=span)
     if kind == "selu":
         size, table_t = _table_config(layer, info)
-        lam, lam_frac = _constant(_SELU_CONST_T, 1.0507009873554805)  # nnet::selu's lambda
+        # nnet::selu's lambda: an ap_ufixed<16,1> in io_parallel, but cast to the input type in io_stream
+        lam_t = _from_double(layer.get_input_variable().type.precision, "input") if _is_stream(layer) else _SELU_CONST_T
+        lam, lam_frac = _constant(lam_t, 1.0507009873554805)
         return _elu_like_step(info, size, lam, lam_frac, table_t.quantize_to_ints(_selu_table(size)), table_t.frac)
     raise _Unsupported(f"activation {kind}")
 
@@ -235,7 +237,7 @@ def _elu_like_step(info: dict, size: int, pos: int, pos_frac: int, table, table_
     frac = max(in_t.frac + pos_frac, table_frac)
     pos <<= frac - in_t.frac - pos_frac
     largest_entry = int(np.abs(table).max(initial=0)) << (frac - table_frac)
-    if _magnitude(in_t) * max(pos, size) >= 2 ** 62 or largest_entry >= 2 ** 62:
+    if _magnitude(in_t) * max(abs(pos), size) >= 2 ** 62 or largest_entry >= 2 ** 62:
         raise _Unsupported(f"input type {in_t} too wide for the table index and products")
     return _EluStep(**info, pos_scale=pos, table=table << (frac - table_frac), frac=frac)
 

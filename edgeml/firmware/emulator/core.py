@@ -99,7 +99,8 @@ class Emulator:
     def run(self, X, trace: bool = True) -> EmulationResult:
         from threadpoolctl import threadpool_limits
 
-        arrays = list(X) if isinstance(X, (list, tuple)) else [X]
+        several = isinstance(X, (list, tuple)) and (len(self.inputs) > 1 or (len(X) == 1 and np.ndim(X[0]) > 1))
+        arrays = list(X) if several else [X]  # one input: X itself (rows, even as nested lists), or [X]
         if len(arrays) != len(self.inputs):
             raise EdgemlError(f"the model has {len(self.inputs)} input(s) but {len(arrays)} array(s) were given; "
                               "pass one array per input, in the order of get_input_variables()")
@@ -212,6 +213,13 @@ def _step_for(layer) -> _Step:
 
 def _is_stream(layer) -> bool:
     return str(layer.model.config.get_config_value("IOType", "io_parallel")).lower() == "io_stream"
+
+
+def _pack_size(variable) -> int:
+    """Values per word of an io_stream variable (``nnet::array<T, n>``'s n)."""
+    t = variable.type
+    n_elem, n_pack = int(getattr(t, "n_elem", 0)), int(getattr(t, "n_pack", 1))
+    return n_elem // n_pack if getattr(t, "unpack", False) else n_elem * n_pack
 
 
 def _common(layer, source: bool = True) -> dict:

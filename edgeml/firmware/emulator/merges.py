@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import _fixed, _Step, _Unsupported, register
+from edgeml.firmware.emulator.core import _fixed, _is_stream, _pack_size, _Step, _Unsupported, register
 from edgeml.fixed import Fixed
 
 _OPS = ("add", "subtract", "multiply", "average", "maximum", "minimum")
@@ -79,6 +79,11 @@ def _merge_step(layer) -> _MergeStep:
     n = info["size"]
     if n != max(n1, n2):
         raise _Unsupported(f"output of {n} elements for inputs of {n1} and {n2}")
+    if _is_stream(layer):
+        words = {_pack_size(layer.get_input_variable(name)) for name in layer.inputs}
+        words.add(_pack_size(layer.get_output_variable()))
+        if len(words) != 1:  # nnet_merge_stream.h asserts equal word sizes
+            raise _Unsupported(f"io_stream merge of streams with words of {sorted(words)} values")
     a_index = None if n1 == n else np.arange(n) % n1
     b_index = None if n2 == n else np.arange(n) % n2
     return _MergeStep(**info, op=op, a_index=a_index, b_index=b_index)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import _common, _is_stream, _Step, _trunc_div, _type_attr, _Unsupported, register
+from edgeml.firmware.emulator.core import _common, _is_stream, _pack_size, _Step, _trunc_div, _type_attr, _Unsupported, register
 from edgeml.firmware.emulator.softmax import _tree_sum
 from edgeml.fixed import Fixed
 
@@ -148,8 +148,3 @@ def _global_pooling_step(layer) -> _PoolStep:
     return _PoolStep(**info, acc_t=_type_attr(layer, "accum_t"), windows=windows, counts=np.full(c, pixels),
                      op=_pool_op(layer), stream=stream, tree=False)
 
-
-def _pack_size(variable) -> int:
-    t = variable.type
-    n_elem, n_pack = int(getattr(t, "n_elem", 0)), int(getattr(t, "n_pack", 1))
-    return n_elem // n_pack if getattr(t, "unpack", False) else n_elem * n_pack

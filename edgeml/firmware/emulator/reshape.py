@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import _common, _is_stream, _Step, _Unsupported, register
+from edgeml.firmware.emulator.core import _common, _is_stream, _pack_size, _Step, _Unsupported, register
 from edgeml.fixed import Fixed
 
 
@@ -54,6 +54,11 @@ def _reshape_step(layer) -> _CopyStep:
     ``repack_stream`` in io_stream)."""
     info = _common(layer)
     _same_size(layer, info)
+    if layer.class_name == "Repack":
+        a, b = _pack_size(layer.get_input_variable()), _pack_size(layer.get_output_variable())
+        if max(a, b) % min(a, b):  # pack_diff = larger / smaller, truncated: words are lost or left over
+            raise _Unsupported(f"repack_stream from words of {a} to words of {b} (hls4ml needs one to divide "
+                               "the other)")
     return _CopyStep(**info)
 
 

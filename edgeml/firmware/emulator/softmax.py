@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import _ceillog2, _common, _config, _named_type, _Step, _trunc_div, _Unsupported, register
+from edgeml.firmware.emulator.core import (_ceillog2, _common, _config, _is_stream, _named_type, _pack_size, _Step, _trunc_div,
+                                           _Unsupported, register)
 from edgeml.firmware.emulator.tables import _expf, _legacy_exp_table, _legacy_inv_table
 from edgeml.fixed import Fixed
 
@@ -88,12 +89,17 @@ def _softmax_step(layer) -> _SoftmaxStep:
         raise _Unsupported(f"softmax implementation {impl}")
     if int(config.get("n_inner", 1)) != 1 or int(config.get("n_outer", 1)) != 1:
         raise _Unsupported("multi-dimensional softmax")
+    stream = _is_stream(layer)
+    if stream and _pack_size(layer.get_input_variable()) != info["size"]:
+        raise _Unsupported("io_stream softmax over a stream of several words (one softmax per word)")
     if impl == "argmax":
         return _SoftmaxStep(**info, implementation=impl)
     default_size = int(layer.get_attr("table_size", 1024))
     n_exp = int(config.get("exp_table_size", layer.get_attr("exp_table_size", default_size)))
     n_inv = int(config.get("inv_table_size", layer.get_attr("inv_table_size", default_size)))
     if impl == "legacy":
+        if stream:  # the stream legacy softmax sizes both tables with table_size
+            n_exp = n_inv = int(config.get("table_size", default_size))
         table_t = _named_type(layer, config.get("table_t"), "table_t", table=True)
         if info["in_t"].frac < 0:
             raise _Unsupported("input type with negative fraction bits")
