@@ -5,14 +5,40 @@ random weights, types with every rounding and overflow mode and accumulators nar
 strides, paddings, kernel shapes, Latency and Resource, io_parallel and io_stream.
 """
 
-import shutil
-
 import numpy as np
 import pytest
 
-from test_emulator import _assert_identical, _csim_and_emulate
+from emulator_helpers import _assert_identical, _random_type, needs_gpp
 
-needs_gpp = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+def test_windows_are_hls4ml_im2col_and_read_back_from_fill_buffer():
+    """The windows of random 2D and 1D geometries equal hls4ml's own im2col matrix, and parsing the fill_buffer
+    C++ it generates from that matrix (several partitions) gives them back."""
+    import hls4ml
+
+    from edgeml.firmware.emulator.convolution import _generated_windows, _Geometry
+
+    backend = hls4ml.backends.get_backend("Vitis")
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        h, w, c = (int(v) for v in rng.integers(1, 9, 3))
+        fh, fw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        pt, pb, pl, pr = (int(v) for v in rng.integers(0, 3, 4))
+        out_h, out_w = (h + pt + pb - fh) // sh + 1, (w + pl + pr - fw) // sw + 1
+        if out_h < 1 or out_w < 1:
+            continue
+        geometry = _Geometry(h, w, c, fh, fw, sh, sw, pt, pl, out_h, out_w)
+        im2col = backend._compute_conv2d_im2col((h, w, c), (fh, fw), (sh, sw), (pt, pb, pl, pr), (1, 1))
+        zero = h * w * c
+        expected = np.where(im2col == 0, zero, im2col - 1).astype(np.int64)
+        np.testing.assert_array_equal(geometry.windows(), expected)
+        partitions = max(d for d in range(1, out_h * out_w + 1) if out_h * out_w % d == 0 and d <= 4)
+        source = backend.generate_conv2d_line_buffer_fn(0, partitions, h, w, c, (fh, fw), (sh, sw), (pt, pb, pl, pr))
+        np.testing.assert_array_equal(_generated_windows(source, out_h * out_w, fh * fw * c, zero), expected)
+    source = backend.generate_conv1d_line_buffer_fn(0, 5, 9, 3, kernel=4, stride=2, pad=(1, 2))
+    geometry = _Geometry(1, 9, 3, 1, 4, 1, 2, 0, 1, 1, 5)
+    np.testing.assert_array_equal(_generated_windows(source, 5, 12, 27), geometry.windows())
 
 
 def _keras(input_shape, layers, seed: int, spread: float = 1.5):
@@ -26,13 +52,14 @@ def _keras(input_shape, layers, seed: int, spread: float = 1.5):
     return model
 
 
-def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", model_config: dict | None = None):
+def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", model_config: dict | None = None,
+                  backend: str = "Vitis"):
     import hls4ml
 
     from edgeml.simulate import quiet
 
     with quiet():
-        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis",
+        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=backend,
                                                    default_precision="ap_fixed<16,6>")
         cfg["Model"].update(model_config or {})
         for name, entry in layers.items():
@@ -46,11 +73,18 @@ def _hls4ml_model(model, layers: dict, out_dir, io_type: str = "io_parallel", mo
             if "result" in precision and f"{name}_linear" in cfg["LayerName"]:  # hls4ml then drops the linear
                 cfg["LayerName"][f"{name}_linear"]["Precision"] = {"result": precision["result"]}
         return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
-                                                          backend="Vitis", io_type=io_type)
+                                                          backend=backend, io_type=io_type)
 
 
 def _check(hls_model, X, expect: set):
-    y, traces, result = _csim_and_emulate(hls_model, X)
+    """The emulator against the traced C-simulation on ``X``: identical in every layer; ``expect`` are traced."""
+    from edgeml.firmware.emulator import emulate, unsupported_layers
+    from edgeml.simulate import compile_model, run
+
+    assert unsupported_layers(hls_model) == []
+    compile_model(hls_model)
+    y, traces = run(hls_model, X)
+    result = emulate(hls_model, X)
     _assert_identical(y, traces, result)
     assert expect <= set(traces), (expect - set(traces))
     return traces
@@ -132,7 +166,7 @@ def test_conv1d_parallel_and_pointwise_forms(tmp_path):
 def test_conv2d_stream_line_buffer(tmp_path):
     """io_stream Conv2D (line buffer, Dense kernels per window): 3x3, 3x2 with stride (2,1) over a width
     that leaves a column unused, 2x2 stride 2 Resource with RF > n_in (dense_resource_rf_gt_nin_rem0), a
-    1x1 Resource RF 2 with a saturating accumulator."""
+    1x1 stride 2 (PointwiseConv2D's own stream loop) Resource RF 2 with a saturating accumulator."""
     import tensorflow as tf
 
     L = tf.keras.layers
@@ -140,7 +174,7 @@ def test_conv2d_stream_line_buffer(tmp_path):
         L.Conv2D(4, 3, name="c1"),
         L.Conv2D(3, (3, 2), strides=(2, 1), name="c2"),
         L.Conv2D(4, 2, strides=2, name="c3"),
-        L.Conv2D(3, 1, name="c4")], seed=3)
+        L.Conv2D(3, 1, strides=2, name="c4")], seed=3)
     layers = {
         "c1": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<13,5,AP_RND,AP_WRAP>",
                              "result": "ap_fixed<10,4,AP_RND_ZERO,AP_SAT>"}},
@@ -186,3 +220,179 @@ def test_depthwise_and_separable_convs(io_type, tmp_path):
                 {"s1_depthwise": reuse["s1"], "d1": reuse["d1"]}
         X = np.random.default_rng(k).normal(0, 2, (300, int(np.prod(model.input_shape[1:]))))
         _check(hls_model, X, {"s1_depthwise", "s1_pointwise", "d1"})
+
+
+@needs_gpp
+def test_qkeras_convs_and_batchnorm(tmp_path):
+    """QConv2D (alpha=1, and alpha='auto' with hls4ml's ApplyAlpha per filter), a BatchNormalization kept after
+    a QConv2D and one folded into a float Conv2D, QConv2DBatchnorm, QDepthwiseConv2D, QActivation
+    quantized_relu / quantized_bits, in io_parallel; a QConv1D and a QSeparableConv1D in a second project."""
+    import tensorflow as tf
+    from qkeras import (QActivation, QConv1D, QConv2D, QConv2DBatchnorm, QDepthwiseConv2D, QSeparableConv1D,
+                        quantized_bits, quantized_relu)
+
+    L = tf.keras.layers
+    q6 = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
+    model = _keras((10, 10, 2), [
+        QConv2D(6, 3, name="q1", **q6),
+        L.BatchNormalization(name="bnq"),
+        QActivation(quantized_relu(6, 2), name="qr1"),
+        QConv2D(4, 3, strides=2, padding="same", kernel_quantizer=quantized_bits(4, 0, alpha="auto"),
+                bias_quantizer=quantized_bits(8, 3), name="q2"),
+        QActivation(quantized_bits(8, 3, alpha=1), name="qb2"),
+        L.Conv2D(5, 1, name="c3"),
+        L.BatchNormalization(name="bnf"),
+        QConv2DBatchnorm(4, 2, name="qbn", **q6),
+        QDepthwiseConv2D(2, depthwise_quantizer=quantized_bits(6, 1, alpha=1), bias_quantizer=quantized_bits(6, 1),
+                         name="qd")], seed=6, spread=0.7)
+    for name in ("bnq", "bnf"):  # a positive variance
+        bn = model.get_layer(name)
+        bn.set_weights([np.abs(w) + 0.5 if k == 3 else w for k, w in enumerate(bn.get_weights())])
+    model.predict(np.zeros((1, 10, 10, 2)), verbose=0)  # QKeras sets alpha='auto' scales on a call
+    wide = {"Precision": {"accum": "ap_fixed<24,10>", "result": "ap_fixed<14,6,AP_RND,AP_SAT>"}}
+    hls_model = _hls4ml_model(model, {"qbn": wide, "qd": wide}, tmp_path / "prj2")  # not the 65 bits inferred
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert kinds["qbn"] == "Conv2DBatchnorm" and "q2_alpha" in kinds and "bnf" not in kinds, kinds
+    X = np.random.default_rng(6).normal(0, 1, (300, 200))
+    _check(hls_model, X, {"q1", "bnq", "qr1", "q2", "q2_alpha", "c3", "qbn", "qd"})
+
+    model = _keras((16, 3), [
+        QConv1D(6, 4, strides=2, padding="same", name="q1", **q6),
+        QActivation(quantized_relu(8, 3), name="qr1"),
+        QSeparableConv1D(4, 3, depthwise_quantizer=quantized_bits(6, 1, alpha=1),
+                         pointwise_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(8, 3),
+                         name="qs")], seed=7, spread=0.7)
+    hls_model = _hls4ml_model(model, {}, tmp_path / "prj1")
+    X = np.random.default_rng(7).normal(0, 1, (300, 48))
+    _check(hls_model, X, {"q1", "qr1", "qs_depthwise", "qs_pointwise"})
+
+
+@needs_gpp
+def test_stream_padding_and_encoded_windows(tmp_path):
+    """io_stream: 'same' convs (hls4ml inserts a ZeroPadding layer and convolves 'valid'), the encoded
+    implementation (``pixels`` instructions and ``scale_index``) next to the line buffer, strides; Conv2D
+    and Conv1D, relu between. Vivado backend: Vitis replaces Encoded by the line buffer."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    model = _keras((12, 11, 2), [
+        L.Conv2D(4, 3, padding="same", name="c1"),
+        L.ReLU(name="r1"),
+        L.Conv2D(3, 3, strides=2, name="c2"),
+        L.Conv2D(4, 2, strides=2, padding="same", name="c3")], seed=8)
+    encoded = {"ConvImplementation": "Encoded"}
+    layers = {"c1": {**encoded, "Precision": {**CONV_TYPES, "accum": "ap_fixed<12,5,AP_RND,AP_SAT>",
+                                              "result": "ap_fixed<10,4,AP_RND,AP_SAT>"}},
+              "r1": {"Precision": {"result": "ap_ufixed<8,3,AP_RND,AP_SAT>"}},
+              "c2": {**encoded, "Precision": {**CONV_TYPES, "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5>"}},
+              "c3": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5>"}}}
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj2", io_type="io_stream", backend="Vivado")
+    kinds = {layer.name: layer.class_name for layer in hls_model.get_layers()}
+    assert {"zp2d_c1", "zp2d_c3"} <= set(kinds), kinds
+    assert hls_model.graph["c2"].get_attr("implementation") == "encoded"
+    X = np.random.default_rng(8).normal(0, 2, (300, 12 * 11 * 2))
+    _check(hls_model, X, {"c1", "r1", "c2", "c3"})
+
+    model = _keras((17, 3), [
+        L.Conv1D(4, 3, padding="same", name="c1"),
+        L.Conv1D(5, 4, strides=3, name="c2"),
+        L.Conv1D(3, 2, strides=2, padding="same", name="c3")], seed=9)
+    layers = {"c1": {**encoded, "Precision": {**CONV_TYPES, "accum": "ap_fixed<11,4,AP_TRN,AP_SAT>",
+                                              "result": "ap_fixed<11,4>"}},
+              "c2": {**encoded, "Precision": {**CONV_TYPES, "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5>"}},
+              "c3": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<18,8>", "result": "ap_fixed<12,5>"}}}
+    hls_model = _hls4ml_model(model, layers, tmp_path / "prj1", io_type="io_stream", backend="Vivado")
+    assert hls_model.graph["c2"].get_attr("implementation") == "encoded"
+    X = np.random.default_rng(9).normal(0, 2, (300, 17 * 3))
+    _check(hls_model, X, {"c1", "c2", "c3"})
+
+
+def test_conv_forms_hls4ml_cannot_run_are_refused(tmp_path):
+    """What the C++ asserts against (the C-simulation would abort) or computes with another loop is refused with
+    its reason: io_parallel Resource conv with RF > kernel inputs, io_parallel Resource DepthwiseConv,
+    depth_multiplier 2, io_stream one-row kernels with a vertical stride (conv_2d_buffer_cl's 1D path)."""
+    import tensorflow as tf
+
+    from edgeml.firmware.emulator import unsupported_layers
+
+    L = tf.keras.layers
+    model = _keras((8, 8, 2), [L.Conv2D(3, 2, name="big_rf"), L.DepthwiseConv2D(2, name="dw"),
+                               L.DepthwiseConv2D(2, depth_multiplier=2, name="dm2")], seed=10)
+    resource = {"Strategy": "Resource"}
+    hls_model = _hls4ml_model(model, {"big_rf": {**resource, "ReuseFactor": 24}, "dw": resource}, tmp_path / "par")
+    assert hls_model.graph["big_rf"].get_attr("reuse_factor") == 24  # valid for hls4ml: a multiple of n_in = 8
+    reasons = dict(entry.split(" ", 1) for entry in unsupported_layers(hls_model))
+    assert set(reasons) == {"big_rf", "dw", "dm2"}, reasons
+    assert "reuse factor 24 > kernel inputs 8" in reasons["big_rf"] and "Resource DepthwiseConv" in reasons["dw"]
+    assert "depth_multiplier" in reasons["dm2"]
+
+    model = _keras((6, 7, 2), [L.Conv2D(3, (1, 3), strides=(2, 1), name="row")], seed=11)
+    hls_model = _hls4ml_model(model, {}, tmp_path / "stream", io_type="io_stream")
+    assert [entry.split(" ")[0] for entry in unsupported_layers(hls_model)] == ["row"]
+
+
+def _random_conv_chain(rng, two_d: bool, stream: bool, encoded: bool = False):
+    """Three random convs (kernel, stride, padding, filters, a depthwise now and then), their hls4ml layer
+    config (random types in every rounding and overflow mode, Latency or Resource with a valid reuse factor;
+    ``encoded``: the encoded io_stream implementation where hls4ml allows it, square kernels and strides)."""
+    import hls4ml
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    backend = hls4ml.backends.get_backend("Vitis")
+    dims = [int(v) for v in rng.integers(6, 12, 2 if two_d else 1)]
+    channels = int(rng.integers(1, 4))
+    shape = (*dims, channels)
+    chain, layers = [], {}
+    for k in range(3):
+        kernel = [int(rng.integers(1, min(4, d) + 1)) for d in dims]
+        stride = [int(rng.integers(1, 3)) for _ in dims]
+        padding = str(rng.choice(["valid", "same"]))
+        depthwise = k == 1 and rng.random() < 0.4
+        if stream and two_d and kernel[0] == 1 and (kernel[1] > 1 or depthwise):
+            stride[0] = 1  # conv_2d_buffer_cl's one-row path does not skip rows (refused; a 1x1 conv's does)
+        name = f"c{k}"
+        conv = (L.DepthwiseConv2D if two_d else L.DepthwiseConv1D) if depthwise else (L.Conv2D if two_d else L.Conv1D)
+        args = dict(kernel_size=kernel, strides=stride, padding=padding, name=name)
+        filters = channels if depthwise else int(rng.integers(2, 6))
+        chain.append(conv(**args) if depthwise else conv(filters, **args))
+        entry = {"Precision": {"weight": _random_type(rng), "bias": _random_type(rng),
+                               "accum": _random_type(rng, min_width=8) if rng.random() < 0.3
+                               else f"ap_fixed<{int(rng.integers(9, 22))},{int(rng.integers(3, 10))},"
+                                    f"AP_{rng.choice(['TRN', 'RND', 'RND_CONV'])},AP_{rng.choice(['SAT', 'WRAP'])}>",
+                               "result": _random_type(rng, min_width=6)}}
+        if depthwise:
+            entry["Precision"]["depthwise"] = entry["Precision"]["weight"]
+        if encoded and len(set(kernel)) == 1 and len(set(stride)) == 1 and rng.random() < 0.7:
+            entry["ConvImplementation"] = "Encoded"
+        n_in = int(np.prod(kernel)) * channels
+        if rng.random() < 0.5 and (stream or not depthwise):
+            valid = [rf for rf in backend.get_valid_reuse_factors(n_in, filters) if stream or rf <= n_in]
+            entry.update(Strategy="Resource", ReuseFactor=int(rng.choice(valid)))
+        layers[name] = entry
+        dims = [-(-d // s) if padding == "same" else (d - kk) // s + 1 for d, kk, s in zip(dims, kernel, stride)]
+        channels = filters
+        if min(dims) < 1:
+            break
+    return shape, chain[:k + 1] if min(dims) >= 1 else chain[:k], layers
+
+
+@pytest.mark.slow
+@needs_gpp
+@pytest.mark.parametrize("seed", range(8))
+def test_random_conv_sweep(seed, tmp_path):
+    """Random conv chains: 1D and 2D, io_parallel and io_stream, Vitis and Vivado backends (Vivado io_stream
+    with encoded windows), random geometry, types and strategies."""
+    rng = np.random.default_rng(500 + seed)
+    two_d, stream, vivado = bool(seed % 2), bool(seed // 2 % 2), bool(seed // 4 % 2)
+    shape, chain, layers = _random_conv_chain(rng, two_d, stream, encoded=stream and vivado)
+    model = _keras(shape, chain, seed=600 + seed)
+    hls_model = _hls4ml_model(model, {k: v for k, v in layers.items() if k in {c.name for c in chain}},
+                              tmp_path / "prj", io_type="io_stream" if stream else "io_parallel",
+                              backend="Vivado" if vivado else "Vitis")
+    for layer in chain:
+        entry = layers[layer.name]
+        if "ReuseFactor" in entry:
+            assert hls_model.graph[layer.name].get_attr("reuse_factor") == entry["ReuseFactor"], layer.name
+    X = np.random.default_rng(seed).normal(0, 3, (300, int(np.prod(shape))))
+    _check(hls_model, X, {layer.name for layer in chain})

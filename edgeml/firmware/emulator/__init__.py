@@ -1,7 +1,8 @@
 """Bit-exact NumPy emulation of hls4ml 1.3 firmware (io_parallel and io_stream, any number of inputs and
 outputs), without g++.
 
-One module per layer family around the step interface of ``core``: ``dense``, ``normalization``,
+One module per layer family around the step interface of ``core``: ``dense``, ``convolution`` (im2col and
+the dense kernel per output pixel), ``normalization``,
 ``activations``, ``softmax``, ``pooling``, ``merges``, ``reshape`` (layers that only move values) and the
 C++-identical ``tables``. io_stream moves the same values as io_parallel except where its templates
 compute differently (pooling); a step checks what it needs of the stream (word sizes) and refuses the rest.

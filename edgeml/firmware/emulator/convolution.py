@@ -38,18 +38,29 @@ class _ConvStep(_Step):
 
 
 def _convolve(x, windows: np.ndarray, kernel: DenseKernel):
-    """(n, in_size) ints -> (n, pixels * n_out): the kernel applied to every window of every event."""
+    """(n, in_size) ints -> (n, pixels * n_out): the kernel applied to every window of every event.
+
+    When the kernel is one exact float product (``exact_float``), the windows are gathered as floats and
+    multiplied row-major, which leaves the sums in the output's (event, pixel, filter) order."""
     n, in_size = x.shape
     pixels, n_in = windows.shape
     n_out = kernel.w.shape[1]
-    padded = np.zeros((n, in_size + 1), dtype=np.int64)
+    exact = kernel.exact_float
+    padded = np.zeros((n, in_size + 1), dtype=exact or np.int64)
     padded[:, :in_size] = x
     out = np.empty((n, pixels * n_out), dtype=np.int64)
     step = max(1, _BLOCK_ENTRIES // (pixels * n_in))
     for start in range(0, n, step):
-        block = padded[start:start + step]
-        rows = block[:, windows].reshape(-1, n_in)
-        out[start:start + step] = kernel(rows).reshape(len(block), pixels * n_out)
+        rows = padded[start:start + step][:, windows].reshape(-1, n_in)
+        block = out[start:start + step].reshape(-1, n_out)
+        if exact:
+            np.copyto(block, rows @ kernel.product.wf.T, casting="unsafe")
+            block += kernel.b_acc
+            result = kernel.finish(block)
+        else:
+            result = kernel(rows)
+        if result is not block:
+            block[...] = result
     return out
 
 
@@ -120,10 +131,10 @@ def _generated_windows(source: str, pixels: int, n_in: int, zero: int) -> np.nda
     return None if (windows < 0).any() else windows
 
 
-def _layer_windows(layer, geometry: _Geometry, source_attr: str = "line_buffer_codegen") -> np.ndarray:
+def _layer_windows(layer, geometry: _Geometry) -> np.ndarray:
     """The conv's windows, checked against what the generated C++ gathers where it gathers in a fill_buffer."""
     windows = geometry.windows()
-    source = layer.get_attr(source_attr)
+    source = layer.get_attr("line_buffer_codegen")
     if source is not None and not _batched_pointwise(layer):
         zero = geometry.in_h * geometry.in_w * geometry.n_chan
         generated = _generated_windows(str(source), len(windows), windows.shape[1], zero)
@@ -152,8 +163,10 @@ def _check_form(layer, geometry: _Geometry):
         implementation = str(layer.get_attr("implementation", "linebuffer")).lower()
         if implementation not in ("linebuffer", "encoded"):
             raise _Unsupported(f"ConvImplementation {implementation}")
-        if "2D" in layer.class_name and geometry.filt_h == 1 and geometry.stride_h > 1 and implementation == "linebuffer":
-            # conv_2d_buffer_cl runs the 1D line buffer then, which never skips rows
+        one_row = "2D" in layer.class_name and "Pointwise" not in layer.class_name and geometry.filt_h == 1
+        if one_row and geometry.stride_h > 1 and implementation == "linebuffer":
+            # conv_2d_buffer_cl runs the 1D line buffer then, which never skips rows (a 1x1 conv is a
+            # PointwiseConv2D, whose stream loop does)
             raise _Unsupported("io_stream line buffer with a one-row kernel and a vertical stride")
         if implementation == "encoded" and "2D" in layer.class_name and (
                 geometry.filt_h != geometry.filt_w or geometry.stride_h != geometry.stride_w):

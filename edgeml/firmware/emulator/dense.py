@@ -34,6 +34,10 @@ class DenseKernel:
             self.product = _IntMatmul(self.w << -self.shift, x_hi)
         else:
             self.product = _rounded_products(self)
+        # The float type in which the whole sum is one exact matrix product for any input (no product rounds,
+        # and the accumulator wraps or cannot overflow), or None.
+        free = self.static_free or self.acc_t.saturation == "WRAP"
+        self.exact_float = self.product.float if self.shift <= 0 and free else None
 
     def __call__(self, x):
         if self.static_free:  # no input of this type can overflow the accumulator
@@ -45,6 +49,12 @@ class DenseKernel:
             acc = self.acc_t.fold(acc)  # modular, or never saturating: order is free
         else:
             acc = self._sum_in_order(x)
+        return acc if self.same_result else self.out_t.requantize(acc, self.acc_t.frac)
+
+    def finish(self, acc):
+        """The exact sum ``acc`` of bias and products (``exact_float``) folded into accum_t and cast to out_t."""
+        if not self.static_free:
+            acc = self.acc_t.fold(acc)
         return acc if self.same_result else self.out_t.requantize(acc, self.acc_t.frac)
 
     def _no_overflow(self, x_lo, x_hi) -> bool:
@@ -176,6 +186,8 @@ def dense_kernel(layer, in_t: Fixed, out_t: Fixed, w: np.ndarray, w_t: Fixed, b:
     if strategy not in ("latency", "resource"):
         raise _Unsupported(f"strategy {strategy}")
     acc_t = _type_attr(layer, accum)
+    if in_t.width + w_t.width > 62 or acc_t.width > 62 or b_t.width > 62:
+        raise _Unsupported(f"products of {in_t} and {w_t} into {acc_t} pass the 64-bit integers emulated")
     n_in, n_out = w.shape
     order = None
     if strategy == "resource" and reuse_order:

@@ -1,0 +1,120 @@
+"""The emulator against hls4ml's g++ C-simulation on image CNNs in io_stream (issue 25).
+
+For the public example CNNs in shared/models/ (qkeras_mnist_cnn: 28x28x1 -> QConv2D x2 + pooling +
+QDense + softmax; KERAS_conv2d_model: 8x8x1; KERAS_conv1d_small: 10x4), converted with hls4ml's
+per-layer default config (ap_fixed<16,6> where QKeras gives no type, Latency) in io_stream:
+
+- C-sim: g++ compile + traced run over N random images (uniform in [0, 1), the scale of MNIST pixels);
+- emulator: building it from the hls4ml model + its traced run over the same images (what ``edgeml
+  convert`` does), then an untraced run (outputs only);
+- whether the two agree in every layer trace and output, events/s of each, and the CPU seconds of the
+  emulator (both cores) next to its wall time: on a shared machine wall time includes waiting for a core.
+
+A traced run returns every layer's values as float64: a 28x28 CNN's traces are ~330 kB per event (3.3 GB
+for 10,000), and on a VM that returns freed memory to its host, faulting in fresh memory runs at ~130 MB/s
+(measured here): the traces then cost the emulator (and the C-simulation, which stores the same arrays)
+tens of seconds by themselves.
+
+    python benchmarks/emulator_conv.py --out results.json [--quick] [--io-type io_parallel]
+
+Target: the emulator >= 20x faster than C-sim end to end (compile included) on 10,000 events of a
+28x28 image CNN in io_stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+MODELS = ["qkeras_mnist_cnn", "KERAS_conv2d_model", "KERAS_conv1d_small"]
+
+
+def hls_model_of(name: str, out_dir: Path, io_type: str):
+    import hls4ml
+
+    from edgeml.modelio import load_model
+    from edgeml.paths import shared_dir
+    from edgeml.simulate import quiet
+
+    model = load_model(shared_dir() / "models" / f"{name}.json")
+    with quiet():
+        cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis",
+                                                   default_precision="ap_fixed<16,6>")
+        hls_model = hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, output_dir=str(out_dir),
+                                                               backend="Vitis", io_type=io_type)
+    return model, hls_model
+
+
+def measure(name: str, tmp: Path, n: int, io_type: str) -> dict:
+    import numpy as np
+
+    from edgeml.firmware.emulator import Emulator
+    from edgeml.simulate import compile_model, run
+
+    model, hls_model = hls_model_of(name, tmp / name, io_type)
+    X = np.random.default_rng(0).uniform(0, 1, (n, int(np.prod(model.input_shape[1:]))))
+    start = time.perf_counter()
+    compile_model(hls_model)
+    compiled = time.perf_counter()
+    y, traces = run(hls_model, X)
+    csim_done = time.perf_counter()
+    cpu = time.process_time()
+    emulator = Emulator(hls_model)
+    result = emulator.run(X)
+    emulator_s, emulator_cpu = time.perf_counter() - csim_done, time.process_time() - cpu
+    identical = bool(np.array_equal(result.outputs, y)) and all(
+        np.array_equal(result.traces[k], v) for k, v in traces.items())
+    del result, traces
+    start_untraced, cpu = time.perf_counter(), time.process_time()
+    outputs = emulator.run(X, trace=False).outputs
+    untraced_s, untraced_cpu = time.perf_counter() - start_untraced, time.process_time() - cpu
+    identical = identical and bool(np.array_equal(outputs, y))
+    csim_s = csim_done - start
+    return {"model": name, "io_type": io_type, "n": n, "layers_traced": len(traces_of(hls_model)),
+            "csim": {"compile_s": compiled - start, "run_s": csim_done - compiled, "seconds": csim_s,
+                     "events_per_second": n / (csim_done - compiled)},
+            "emulator": {"seconds": emulator_s, "cpu_s": emulator_cpu, "events_per_second": n / emulator_s},
+            "emulator_untraced": {"seconds": untraced_s, "cpu_s": untraced_cpu, "events_per_second": n / untraced_s},
+            "speedup_end_to_end": csim_s / emulator_s, "speedup_untraced": csim_s / untraced_s,
+            "identical_in_every_layer": identical}
+
+
+def traces_of(hls_model) -> list[str]:
+    return [layer.name for layer in hls_model.get_layers() if layer.get_attr("trace", False)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--quick", action="store_true", help="1,000 events and the MNIST CNN only")
+    parser.add_argument("--io-type", default="io_stream", choices=["io_stream", "io_parallel"])
+    args = parser.parse_args()
+    from edgeml.paths import shared_dir
+
+    if shared_dir() is None:
+        raise SystemExit("shared/models/ is not present: nothing to measure")
+    n = 1000 if args.quick else 10_000
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [measure(name, Path(tmp), n, args.io_type) for name in (MODELS[:1] if args.quick else MODELS)]
+    for r in rows:
+        print(f"{r['model']} ({r['io_type']}, {r['n']:,} events): C-sim {r['csim']['compile_s']:.1f} s compile + "
+              f"{r['csim']['run_s']:.1f} s run ({r['csim']['events_per_second']:,.0f} ev/s); emulator "
+              f"{r['emulator']['seconds']:.2f} s traced ({r['emulator']['events_per_second']:,.0f} ev/s, "
+              f"{r['emulator']['cpu_s']:.1f} CPU s): {r['speedup_end_to_end']:.1f}x; untraced "
+              f"{r['emulator_untraced']['seconds']:.2f} s ({r['emulator_untraced']['events_per_second']:,.0f} ev/s, "
+              f"{r['emulator_untraced']['cpu_s']:.1f} CPU s): {r['speedup_untraced']:.1f}x; "
+              f"identical in every layer: {r['identical_in_every_layer']}")
+    if args.out:
+        args.out.write_text(json.dumps({"machine": platform.node(), "cpus": os.cpu_count(), "results": rows},
+                                       indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
