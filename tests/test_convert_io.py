@@ -194,18 +194,3 @@ def test_io_stream_cnn_on_its_images(models, tmp_path):
     assert report["emulate_vs_csim"]["identical_fraction"] == 1.0 and "conv" in report["emulate_vs_csim"]["layers"]
     assert report["estimate"] is not None
 
-
-def test_emulator_batches_give_the_values_of_one_call(models, tmp_path, monkeypatch):
-    from edgeml import config
-    from edgeml.firmware import build, emulate, stage
-    from edgeml.modelio import load_model
-
-    hls_model, _ = build(load_model(models["cnn"]), config.defaults()["hls"], tmp_path / "prj")
-    X = np.random.default_rng(7).uniform(0, 1, size=(300, 8, 8, 1)).astype(np.float32)
-    whole = emulate(hls_model, X)
-    monkeypatch.setattr(stage, "EMULATOR_BATCH_BYTES", 1)  # batches of the minimum, 64 events
-    outputs, traces = stage._emulate_in_batches(hls_model, [X])
-    np.testing.assert_array_equal(outputs[0], whole.outputs)
-    assert set(traces) == set(whole.traces)
-    for name, values in whole.traces.items():
-        np.testing.assert_array_equal(traces[name], values.reshape(300, -1), err_msg=name)

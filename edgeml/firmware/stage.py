@@ -41,10 +41,6 @@ CACHE_FILE = "edgeml_convert_cache.json"
 CACHE_VERSION = 3  # bump when the report layout or the build recipe changes
 DEFAULT_PROJECTS_DIR = Path("hls_projects")
 ENGINES = ("emulate", "csim", "both")
-# Events per emulator call: their float64 layer outputs stay within this many bytes. A 28x28 CNN's
-# layers hold ~40,000 values per event; in one call on 4,000 events it ran at half the speed of
-# batches of a few hundred (measured: 238 vs 460-630 events/s). A jet tagger stays one call.
-EMULATOR_BATCH_BYTES = 128 * 2 ** 20
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -197,7 +193,7 @@ def evaluate(hls_model, X: list[np.ndarray], engine: str, timing: dict, library:
     the compiled library (None without C-sim) and the fallback note, if any.
     """
     from edgeml.firmware import csim
-    from edgeml.firmware.emulator import unsupported_layers
+    from edgeml.firmware.emulator import emulate, unsupported_layers
 
     n = len(X[0])
     feed = X[0] if len(X) == 1 else X
@@ -210,8 +206,9 @@ def evaluate(hls_model, X: list[np.ndarray], engine: str, timing: dict, library:
     engines: dict[str, dict] = {}
     if engine in ("emulate", "both") and not gaps:
         t = time.perf_counter()
-        runs["emulate"] = _emulate_in_batches(hls_model, X)
+        result = emulate(hls_model, feed)  # the emulator chunks wide (image) models itself
         seconds = time.perf_counter() - t
+        runs["emulate"] = (_output_list(result.outputs, n), {k: _rows(v, n) for k, v in result.traces.items()})
         timing["emulate"] = timing.get("emulate", 0.0) + seconds
         engines["emulate"] = _rate(n, seconds)
     if engine in ("csim", "both") or gaps:
@@ -234,26 +231,6 @@ def evaluate(hls_model, X: list[np.ndarray], engine: str, timing: dict, library:
     if len(runs) == 2:
         result["emulate_vs_csim"] = fidelity.engine_agreement(*runs["emulate"], *runs["csim"])
     return result
-
-
-def _emulate_in_batches(hls_model, X: list[np.ndarray]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
-    """The emulator's outputs and traces on ``X``, run in batches of at most EMULATOR_BATCH_BYTES of layer outputs."""
-    from edgeml.firmware.emulator import Emulator
-
-    emulator = Emulator(hls_model)
-    n = len(X[0])
-    per_event = 8 * sum(int(np.prod(layer.get_output_variable().shape)) for layer in hls_model.get_layers())
-    batch = max(64, EMULATOR_BATCH_BYTES // max(per_event, 1))
-    outputs, traces = [], []
-    for start in range(0, n, batch):
-        part = [x[start:start + batch] for x in X]
-        result = emulator.run(part[0] if len(part) == 1 else part)
-        outputs.append(_output_list(result.outputs, len(part[0])))
-        traces.append({k: _rows(v, len(part[0])) for k, v in result.traces.items()})
-    if len(outputs) == 1:
-        return outputs[0], traces[0]
-    return ([np.concatenate(parts) for parts in zip(*outputs)],
-            {k: np.concatenate([t[k] for t in traces]) for k in traces[0]})
 
 
 def _output_list(values, n: int) -> list[np.ndarray]:
