@@ -235,7 +235,8 @@ def main(argv=None) -> int:
         if e is None:
             print(f"{row['model']}: C-sim only ({row['engine_note']}): {c['seconds']:.1f}s")
             continue
-        print(f"{row['model']} on {row['n']:,} events: C-sim {c['seconds']:.1f}s (compile {row['csim_compile_s']:.1f}s, "
+        print(f"{row['model']} on {row['n']:,} events: C-sim {c['seconds']:.1f}s "
+              f"(compile {row['csim_compile_s']:.1f}s, "
               f"{c['jets_per_second']:,.0f} events/s) vs emulator {e['seconds']:.2f}s ({e['jets_per_second']:,.0f} "
               f"events/s): {row['engine_speedup']:.1f}x; identical {x['identical_fraction']:.2%}")
     return 0

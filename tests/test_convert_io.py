@@ -35,7 +35,8 @@ def models(tmp_path_factory):
     cnn = tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=(8, 8, 1), name="img"),
                                tf.keras.layers.Conv2D(3, 3, activation="relu", name="conv"),
                                tf.keras.layers.MaxPooling2D(2, name="pool"), tf.keras.layers.Flatten(name="flat"),
-                               tf.keras.layers.Dense(4, name="logits"), tf.keras.layers.Activation("softmax", name="sm")])
+                               tf.keras.layers.Dense(4, name="logits"),
+                               tf.keras.layers.Activation("softmax", name="sm")])
     return {name: save_model(model, d / f"{name}.h5") for name, model in
             (("ae", ae), ("multi", multi), ("cnn", cnn))}
 
@@ -192,3 +193,4 @@ def test_io_stream_cnn_on_its_images(models, tmp_path):
     assert report["inputs"] == [{"name": "img", "shape": [8, 8, 1]}]
     assert report["emulate_vs_csim"]["identical_fraction"] == 1.0 and "conv" in report["emulate_vs_csim"]["layers"]
     assert report["estimate"] is not None
+

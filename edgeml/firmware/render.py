@@ -74,7 +74,8 @@ def _classification_md(c: dict) -> list[str]:
 
 
 def _outputs_md(report: dict) -> list[str]:
-    lines = ["| output | task | values | max abs diff | mean abs diff | relative error p99 |", "|---|---|---|---|---|---|"]
+    lines = ["| output | task | values | max abs diff | mean abs diff | relative error p99 |",
+             "|---|---|---|---|---|---|"]
     for o in report.get("outputs", []):
         lines.append(f"| {o['name']} | {o['task']} ({o['task_reason']}) | {o['size']} | {o['max_abs_diff_all']:.3g} | "
                      f"{sum(o['mean_abs_diff']) / max(len(o['mean_abs_diff']), 1):.3g} | "
@@ -163,9 +164,11 @@ def _working_point_lines(c: dict) -> list[str]:
     if not points:
         return []
     rates = [r["background_rate_target"] for r in next(iter(points.values()))]
-    return [f"signal efficiency Keras -> firmware at background rate {rate:g}: " + ", ".join(
-        f"{cls} {_num(rows[i]['keras']['signal_efficiency'], '.3f')}->{_num(rows[i]['firmware']['signal_efficiency'], '.3f')}"
-        for cls, rows in points.items()) for i, rate in enumerate(rates)]
+    def pair(row: dict) -> str:
+        return f"{_num(row['keras']['signal_efficiency'], '.3f')}->{_num(row['firmware']['signal_efficiency'], '.3f')}"
+
+    return [f"signal efficiency Keras -> firmware at background rate {rate:g}: "
+            + ", ".join(f"{cls} {pair(rows[i])}" for cls, rows in points.items()) for i, rate in enumerate(rates)]
 
 
 def summary_lines(report: dict) -> list[str]:

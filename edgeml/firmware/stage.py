@@ -140,22 +140,25 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
     loaded = load_model(model_path, weights=weights)
     model, hgq_notes = hgq_proxy.as_proxy(prepare_for_hls(loaded), model_path, cfg)  # a full HGQ model: its proxy
     aliases = dict(zip(model.input_names, loaded.input_names))  # data may use a name edgeml renamed
-    job = _job(model, analysis)
+    jet_classes = len(CLASSES) if inputs_mod.is_jet_model(model) else 0
+    tasks = choose_tasks(model, analysis.task, analysis.score_output, jet_classes)
     inputs = comparison_data(model_path, model, data, n, cfg, input_range=input_range, aliases=aliases)
     inputs.warnings[:0] = hgq_notes
-    job["labels"] = check_labels(job["tasks"][0], inputs.y, job["output_shapes"][0], inputs.source)
-    job["classes"] = list(CLASSES) if inputs.jets else []
+    first_output = tuple(int(d) for d in model.outputs[0].shape[1:])
+    job = Comparison(tasks, check_labels(tasks[0], inputs.y, first_output, inputs.source),
+                     list(CLASSES) if inputs.jets else [], analysis.score_output)
     timing["load"] = time.perf_counter() - t
     reuse = cache is not None and cache["build_key"] == build_key
     if reuse:  # same firmware, other data or engine: rebuild the graph in memory, reuse a compiled library
         report, hls_model = _reuse_build(model, cache, out, inputs.arrays, job, engine, timing)
     else:
         report, hls_model = _fresh_build(model, hls, out, inputs.arrays, job, auto_precision, engine, timing)
-    report["warnings"] = inputs.warnings + report.pop("warnings", [])
+    # --auto-precision builds twice: each warning once
+    report["warnings"] = list(dict.fromkeys(inputs.warnings + report.pop("warnings", [])))
     report.update({"model": str(model_path), "name": name, "data": inputs.source, "project_dir": str(out),
                    "hls4ml_version": hls4ml.__version__, "hls": hls,
                    "inputs": [{"name": nm, "shape": list(a.shape[1:])} for nm, a in zip(inputs.names, inputs.arrays)],
-                   "tasks": [{"output": t.name, "task": t.task, "reason": t.reason} for t in job["tasks"]]})
+                   "tasks": [{"output": t.name, "task": t.task, "reason": t.reason} for t in tasks]})
     if inputs.synthetic is not None:
         report["synthetic"] = inputs.synthetic
         report["csim"]["notes"].append(
@@ -205,10 +208,10 @@ def evaluate(hls_model, X: list[np.ndarray], engine: str, timing: dict, library:
     engines: dict[str, dict] = {}
     if engine in ("emulate", "both") and not gaps:
         t = time.perf_counter()
-        result = emulate(hls_model, feed)
+        result = emulate(hls_model, feed)  # the emulator chunks wide (image) models itself
         seconds = time.perf_counter() - t
-        timing["emulate"] = timing.get("emulate", 0.0) + seconds
         runs["emulate"] = (_output_list(result.outputs, n), {k: _rows(v, n) for k, v in result.traces.items()})
+        timing["emulate"] = timing.get("emulate", 0.0) + seconds
         engines["emulate"] = _rate(n, seconds)
     if engine in ("csim", "both") or gaps:
         compile_s = 0.0
@@ -248,12 +251,15 @@ def _rate(n: int, seconds: float) -> dict:
 
 # --------------------------------------------------------------------------- builds
 
-def _job(model, analysis: Analysis) -> dict:
-    """The per-output tasks and shapes of ``model`` (labels and classes are added with the data)."""
-    jet_classes = len(CLASSES) if inputs_mod.is_jet_model(model) else 0
-    return {"tasks": choose_tasks(model, analysis.task, analysis.score_output, jet_classes),
-            "output_shapes": [tuple(int(d) for d in t.shape[1:]) for t in model.outputs],
-            "score_output": analysis.score_output}
+@dataclass(frozen=True)
+class Comparison:
+    """What the firmware is compared for: each output's task, the first output's checked labels (or None),
+    class names (jets: g, q, w, z, t; else the class indices) and the output that is an anomaly score."""
+
+    tasks: list
+    labels: np.ndarray | None
+    classes: list[str]
+    score_output: str | None
 
 
 def input_order(hls_model, model) -> list[int]:
@@ -265,7 +271,7 @@ def input_order(hls_model, model) -> list[int]:
     return [names.index(name) for name in hls_names]
 
 
-def _evaluate_model(model, hls: dict, project_dir: Path, X: list[np.ndarray], job: dict, engine: str,
+def _evaluate_model(model, hls: dict, project_dir: Path, X: list[np.ndarray], job: Comparison, engine: str,
                     timing: dict, library: Path | None = None) -> tuple[dict, object]:
     """Build the hls4ml model, run the firmware and compare it with Keras. ``X``: Keras input order."""
     from edgeml.firmware import csim
@@ -285,8 +291,8 @@ def _evaluate_model(model, hls: dict, project_dir: Path, X: list[np.ndarray], jo
     ref = keras_reference(model, X, keras_types, logits_name)
     ref["X_quantized"] = [ref["X_quantized"][i] for i in order]
     timing["keras"] = timing.get("keras", 0.0) + time.perf_counter() - t
-    result = fidelity.compare(hls_model, X_fw, job["labels"], job["classes"], ref, run["outputs"], run["traces"],
-                              job["tasks"], job["score_output"])
+    result = fidelity.compare(hls_model, X_fw, job.labels, job.classes, ref, run["outputs"], run["traces"],
+                              job.tasks, job.score_output)
     result["csim"]["engine"] = run["engine"]
     result["csim"]["jets_per_second"] = len(X[0]) / run["run_seconds"] if run["run_seconds"] > 0 else None
     result.update({"library": run["library"], "warnings": warnings, "engines": run["engines"],
@@ -298,7 +304,7 @@ def _evaluate_model(model, hls: dict, project_dir: Path, X: list[np.ndarray], jo
     return result, hls_model
 
 
-def _fresh_build(model, hls: dict, out: Path, X, job: dict, auto_precision: bool, engine: str, timing: dict):
+def _fresh_build(model, hls: dict, out: Path, X, job: Comparison, auto_precision: bool, engine: str, timing: dict):
     """Build into ``out``; an existing directory (only with --force) is restored if anything fails."""
     backup = None
     if out.exists():
@@ -333,7 +339,7 @@ def _fresh_build(model, hls: dict, out: Path, X, job: dict, auto_precision: bool
     return report, hls_model
 
 
-def _reuse_build(model, cache: dict, out: Path, X, job: dict, engine: str, timing: dict):
+def _reuse_build(model, cache: dict, out: Path, X, job: Comparison, engine: str, timing: dict):
     library = out / cache["library"] if cache.get("library") else None
     result, hls_model = _evaluate_model(model, cache["hls_effective"], out, X, job, engine, timing, library)
     timing.setdefault("compile", 0.0)
@@ -391,7 +397,8 @@ def comparison_data(model_path: Path, model, data, n: int, cfg: dict, input_rang
         return inputs_mod.synthetic(names, shapes, ranges, n, cfg["seed"])
     if input_range is not None:
         raise InputError("--input-range sets the range of --data synthetic; drop it or pass --data synthetic")
-    if inputs_mod.is_jet_model(model) and (data is None or inputs_mod.jet_layout(*inputs_mod.split_data_argument(data))):
+    jets = data is None or inputs_mod.jet_layout(*inputs_mod.split_data_argument(data))
+    if inputs_mod.is_jet_model(model) and jets:
         inputs = _jets(model_path, names, data, cfg)
     elif data is None:
         raise InputError(inputs_mod.missing_data_message(model_path, names, shapes))
