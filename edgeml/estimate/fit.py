@@ -3,21 +3,27 @@
 Cases come from ``shared/ground-truth/<id>/`` (an hls4ml project folder with firmware/ and reports,
 plus manifest.json). K has no firmware (an hls4ml unit-test fixture with random weights): it is rebuilt
 from its transcribed config (Dense(16->5, relu), io_stream, xc7z020, 5 ns) with seeded random weights.
-Cases without any model (T1, T2) cannot be estimated and are skipped.
+Cases without firmware (T1, T2, JD_*) cannot be estimated; those with a Vivado report still teach the
+csynth -> Vivado ratios (``post_synthesis_rows``, drivers from the manifest). Part and clock come from the csynth
+report (several ymls are stale copies), IOType from parameters.h, the multiplier binding from the manifest's notes.
+The wa-hls4ml single-layer table (``load_bulk``) is an evaluation family only.
 
 Every case belongs to a **family**: its source repository and kind (dense / conv), from manifest.json.
 Validation leaves a whole family out (``leave_one_family_out``), so designs that share a model, an author's
 flow or a tool setup never sit on both sides of a split.
 
-Fitting order (each step uses the previous ones):
+Fitting order (each step uses the previous ones; every loss weights a family's designs by min(1, 3/n)):
 1. DSP rule: the CSD-digit threshold and minimum input width for constant multipliers (grid search).
-2. Timing: adder/multiplier delays, layer-boundary registers and stream parameters (grid search on cycle error).
-3. LUT and FF: non-negative least squares of relative error; per kind (dense / conv) one Vitis HLS LUT and FF
-   factor and extra cycles (Vitis designs in the data, and the published Vitis totals paired with their Vivado
-   twin), shrunk toward 1 by one pseudo-design.
+2. Timing: adder/multiplier delays, layer-boundary registers, stream parameters and the Vitis delay factor (grid
+   search on capped cycle errors).
+3. LUT and FF: non-negative least squares of relative error on the Vivado HLS designs; per kind (dense / conv) one
+   Vitis HLS LUT and FF factor and extra cycles (one vote per Vitis family and per published Vitis total paired
+   with its Vivado twin), shrunk toward 1 by one pseudo-vote.
 4. The fitted span per kind (``domain``): designs outside it get wider ranges.
 5. Ranges (shipped file only): split-conformal bands from leave-one-family-out residuals, per kind and metric,
    normalised by each design's widening.
+6. Post-synthesis: the csynth -> Vivado ratio model (``edgeml.estimate.synthesis``) on every design with both
+   reports, and its ranges from leave-one-family-out residuals.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from edgeml.errors import InputError
 from edgeml.estimate import devices, domain, synthesis
 from edgeml.estimate.layers import LayerSpec, from_firmware, from_model_graph
 from edgeml.estimate.model import (COEFFICIENTS_PATH, DEFAULT_COEFFICIENTS, FF_FEATURES, LUT_FEATURES, TOP_LEVEL,
-                                   combine, estimate_layers, feature_totals, rf_envelope, tool_scale)
+                                   combine, estimate_layers, feature_totals, rf_envelope)
 from edgeml.estimate.reports import read_project_reports
 from edgeml.estimate.tools import DEFAULT_UNCERTAINTY, parse_tool
 
@@ -224,8 +230,11 @@ def _k_case(folder: Path) -> Case:
     hls_model = hls4ml.converters.convert_from_keras_model(
         model, hls_config=hls_cfg, output_dir=tempfile.mkdtemp(prefix="edgeml_fitK_"), part=cfg["Part"],
         clock_period=cfg["ClockPeriod"], io_type=cfg["IOType"], backend="Vivado")
-    report = read_project_reports(folder / "hls4ml_prj")["csynth"]
-    return _case("K", from_model_graph(hls_model), cfg["Part"], float(cfg["ClockPeriod"]), cfg["IOType"], report)
+    reports = read_project_reports(folder / "hls4ml_prj")
+    case = _case("K", from_model_graph(hls_model), cfg["Part"], float(cfg["ClockPeriod"]), cfg["IOType"],
+                 reports["csynth"])
+    case.vivado = reports.get("vivado")
+    return case
 
 
 def predict(case: Case, co: dict) -> tuple[dict, dict]:
@@ -549,7 +558,7 @@ def error_summary(rows: list[dict], by: str = "category", metrics=METRICS) -> di
             continue
         fam = {"cases": [r["id"] for r in sub]}
         for k in metrics:
-            have = [r for r in sub if r["report"].get(k) is not None and r["estimate"].get(k) is not None]
+            have = [r for r in sub if r["report"].get(k) is not None and (r.get("estimate") or {}).get(k) is not None]
             rel = [abs(r["estimate"][k] - r["report"][k]) / r["report"][k] for r in have if r["report"][k]]
             entry = {"median_abs_rel_error": _q(rel, 50), "p90_abs_rel_error": _q(rel, 90), "designs": len(have)}
             if k in ("latency_max", "ii"):
