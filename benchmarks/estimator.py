@@ -78,7 +78,9 @@ def published_vitis(cases) -> list[dict]:
 
     co = _fill_defaults(json.loads(json.dumps(load_coefficients())))
     by_id = {c.id: c for c in cases}
-    ev = tool_evidence(cases, co)["dense"]  # one entry per published pair, in PUBLISHED_VITIS_DENSE order
+    ev = tool_evidence(cases, co)["dense"]
+    # the published pairs' votes only (label published:<twin>), in PUBLISHED_VITIS_DENSE order
+    ev = {m: [v for label, v in ev[m] if label.startswith("published:")] for m in ev}
     out = []
     if any(point["like"] not in by_id for point in PUBLISHED_VITIS_DENSE):
         return []  # a twin is missing from this ground truth

@@ -155,7 +155,11 @@ def test_resource_registers_do_not_grow_with_reuse_factor():
         spec = LayerSpec("fc", "dense", strategy="resource", reuse_factor=rf, n_in=32, n_out=10, weights=weights,
                          weight_type=Fixed(16, 6))
         ff.append(_mac_layer(spec, devices.lookup("xc7z020clg400-1"), 10.0, 8.75, load_coefficients()).features)
-    assert ff[1]["ff_rsel"] < ff[0]["ff_rsel"] and ff[0]["ff_rf"] == ff[1]["ff_rf"] == 0
+    assert ff[1]["ff_rmul"] < ff[0]["ff_rmul"] and ff[1]["ff_rsel"] == ff[0]["ff_rsel"]
+    assert ff[0]["ff_rf"] == ff[1]["ff_rf"] == 0
+    # the first layer of an io_parallel design reads the top function's input port: no input copies
+    first = _mac_layer(spec, devices.lookup("xc7z020clg400-1"), 10.0, 8.75, load_coefficients(), top_input=True)
+    assert first.features["ff_rsel"] == ff[1]["ff_rsel"] - 3 * 32 * 16
 
 
 def test_vitis_conv_is_not_pipelined_per_pixel(shared_dir):

@@ -2,10 +2,11 @@
 
 ``estimate(target)`` accepts an hls4ml ModelGraph or an hls4ml project directory (``hls4ml_config.yml`` +
 ``firmware/``). A Keras/QKeras model needs a ``builder`` that turns it into a ModelGraph (the CLI passes
-``edgeml.convert.build_hls_model``): this package imports nothing from the converter. It predicts what HLS
-C-synthesis (csynth) reports, not post-implementation Vivado numbers. The HLS tool (Vivado HLS / Vitis HLS
-and version) is an input, shown in every result. A local calibration (``edgeml.estimate.calibration``) is
-applied unless ``calibration=False``. Output layout: docs/estimate.md.
+``edgeml.convert.build_hls_model``): this package imports nothing from the converter. Two answers: what HLS
+C-synthesis (csynth) reports (``total``) and the Vivado post-synthesis utilization (``post_synthesis``,
+``edgeml.estimate.synthesis``); ``basis`` picks the one that decides ``fits`` and ``cost``. The HLS tool (Vivado
+HLS / Vitis HLS and version) is an input, shown in every result. A local calibration
+(``edgeml.estimate.calibration``) is applied unless ``calibration=False``. Output layout: docs/estimate.md.
 """
 
 from __future__ import annotations

@@ -43,10 +43,11 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
 LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
             "lut_win", "lut_line", "lut_fifo", "lut_da")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_ctrl",
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_rmul",
+                 "ff_ctrl",
                  "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
@@ -76,11 +77,11 @@ DEFAULT_COEFFICIENTS = {
                          # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
                          "lut_da": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
+           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
                         "ff_line": 1.0, "ff_fifo": 1.0, "ff_da": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
-               "delay_7series": 2.5},
+               "delay_7series": 2.5, "delay_vitis": 1.0},
     # rf_mul_digits: not fitted; the RF 1 rule (<= csd_max_lut digits are shift-adds) read at RF > 1
     "dsp": {"csd_max_lut": 2, "min_input_bits": 10, "rf_mul_digits": 3},
     # per tool family and design kind: LUT/FF factors and extra pipeline cycles (io_parallel) against Vivado HLS
@@ -139,9 +140,10 @@ class LayerEstimate:
 
 def logic_delay(device: dict, timing: dict) -> float:
     """Relative logic delay of the part: the family factor (7-series fitted) times the speed-grade factor."""
+    tool = device.get("tool_delay", 1.0)
     if device["family"] == "7series" and "delay_7series" in timing:
-        return timing["delay_7series"] * device["grade_factor"]
-    return device["logic_delay"]
+        return timing["delay_7series"] * device["grade_factor"] * tool
+    return device["logic_delay"] * tool
 
 
 def _dsp_per_product(a_bits: int, b_bits: int, device: dict) -> int:
@@ -155,7 +157,8 @@ def _levels(terms: float) -> int:
 
 
 def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float, co: dict,
-               mul_impl: str | None = None) -> LayerEstimate:
+               mul_impl: str | None = None, top_input: bool = False) -> LayerEstimate:
+    """``top_input``: the layer reads the top function's input port (first layer of an io_parallel design)."""
     t, dsp_rule = co["timing"], co["dsp"]
     est = LayerEstimate(spec.name, spec.kind)
     in_bits, acc_bits = spec.in_type.width, spec.accum_type.width
@@ -269,7 +272,12 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # (the rewind value, its phi and the pipeline's), the outputs twice, and each multiplier keeps about
             # three accum_t-wide values in flight (selected input, product, truncated sum); the register count
             # does not grow with RF (csynth O6/O8 dense: 3848 and 2253 FF at RF 8 and 64, 3776 and 2096 counted)
-            f["ff_rsel"] = 3 * spec.n_in * in_bits + 2 * spec.n_out * spec.result_type.width + 3 * units * acc_bits
+            # A first io_parallel layer reads the top function's input port, which holds its value: no copies
+            # (wa-hls4ml single layers: FF ~ n_out accumulators, nothing per input). The per-multiplier values have
+            # their own coefficient (ff_rmul): with DSPs the product registers sit inside the slice
+            copies = 0 if top_input else 3 * spec.n_in * in_bits
+            f["ff_rsel"] = copies + 2 * spec.n_out * spec.result_type.width
+            f["ff_rmul"] = 3 * units * acc_bits
             f["ff_ctrl"] = 1.0  # the RF loop's controller, once per layer
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
                 "dsp_per_product": per_dsp, "block_cycles": est.cycles,
@@ -506,6 +514,8 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
                     tool_kind: str = "vivado", mul_impl: str | None = None) -> list[LayerEstimate]:
     """Per-layer estimates; ``tool_kind``: 'vivado' / 'vitis', or a tool name with its version ('vivado-2020.1')."""
     tool_kind, _, tool_version = tool_kind.partition("-")
+    if tool_kind == "vitis":  # Vitis HLS's operator delays (fitted factor over Vivado HLS's: it pipelines deeper)
+        device = dict(device, tool_delay=co["timing"].get("delay_vitis", 1.0))
     clock_eff = clock_ns * (1 - uncertainty)
     out = []
     live = 1.0
@@ -513,7 +523,8 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
     specs = effective_specs(specs)
     for spec in specs:
         if spec.kind in MAC_KINDS:
-            est = _mac_layer(spec, device, clock_ns, clock_eff, co, mul_impl)
+            est = _mac_layer(spec, device, clock_ns, clock_eff, co, mul_impl,
+                             top_input=not out and spec.io_type != "io_stream")
         elif spec.kind == "activation" and spec.activation not in TABLE_ACTIVATIONS:
             est = _elementwise_layer(spec, device, clock_eff, co, live)
         elif spec.kind in ("activation", "softmax", "pooling"):
