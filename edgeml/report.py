@@ -277,6 +277,10 @@ def plot_roc(records: list[ModelRecord], classes: list[str]) -> str | None:
                 proba = rec.predictions.get(key)
                 if proba is None:
                     continue
+                if (rec.metrics or {}).get("kind") == "hgq":  # HGQ proxies output logits: score with their softmax
+                    from edgeml.compress.hgq import softmax
+
+                    proba = softmax(proba)
                 fpr, tpr = roc_curve(y, proba, i)
                 ax.plot(tpr, np.clip(fpr, 1e-4, 1.0), style, color=colors[rec.name], lw=1.3,
                         label=f"{rec.name} ({'Keras' if key == 'keras' else 'firmware'})")

@@ -152,7 +152,7 @@ def test_shipped_recipes_load_and_default_lists_them(monkeypatch):
 
     monkeypatch.chdir(ROOT)
     recipes = load_recipes(cfgmod.load(ROOT / "configs" / "default.yaml"))
-    assert [r.name for r in recipes] == ["tutorial_pruned", "tutorial_qkeras", "edgeml_compact"]
+    assert [r.name for r in recipes] == ["tutorial_pruned", "tutorial_qkeras", "edgeml_compact", "hgq"]
     qkeras = recipes[1].settings
     assert qkeras["quantize"]["enabled"] and qkeras["quantize"]["bits"] == 6 and qkeras["prune"]["sparsity"] == 0.75
     assert load_recipes(cfgmod.validate({})) == []  # no compression section: no recipe

@@ -248,6 +248,7 @@ def test_distributed_arithmetic_firmware_is_bit_identical_to_latency_in_csim(fro
     latency = _convert(front.chosen.proxy, tmp_path, "lat", strategy="Latency")
     assert da["emulate_vs_csim"]["identical_fraction"] == 1.0
     assert da["proxy_vs_csim"]["identical_fraction"] == 1.0
+    assert latency["emulate_vs_csim"]["identical_fraction"] == 1.0
     a = np.load(tmp_path / "da_prj" / "predictions.npz")
     b = np.load(tmp_path / "lat_prj" / "predictions.npz")
     key = "csim"

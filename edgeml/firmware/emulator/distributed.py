@@ -23,7 +23,7 @@ _TYPE = r"ap_u?fixed<[^>]*>"
 _NAME = r"(?:v\d+|model_inp_q_\d+|model_inp\[\d+\])"
 _TERM = rf"(?:bit_shift<(-?\d+)>\(({_NAME})\)|({_NAME})|({_TYPE})\(([-+0-9.eE]+)\))"
 _ASSIGN = re.compile(rf"^\s*({_TYPE})\s+(v\d+|model_inp_q_\d+)\s*=\s*(.+?);")
-_OUTPUT = re.compile(rf"^\s*model_out\[(\d+)\]\s*=\s*(.+?);")
+_OUTPUT = re.compile(r"^\s*model_out\[(\d+)\]\s*=\s*(.+?);")
 _BINARY = re.compile(rf"^{_TERM}\s*([+-])\s*{_TERM}$")
 _UNARY = re.compile(rf"^{_TERM}$")
 _CAST = re.compile(rf"^({_TYPE})\((.+)\)$")
