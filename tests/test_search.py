@@ -117,7 +117,7 @@ def test_tiny_search_end_to_end(tmp_path):
     if len(os.sched_getaffinity(0)) == 2:  # two workers fill the cores: each trial ran pinned to its own
         assert sorted(r["core"] for r in records) == sorted(os.sched_getaffinity(0))
     for state in (run / "tune" / "search").glob("experiment_state-*.json"):
-        assert "model_h5_b64" not in state.read_text()  # Tune's state (rewritten all along) stays small
+        assert "\"models\"" not in state.read_text()  # Tune's state (rewritten all along) stays small
     header = (run / "trials.csv").read_text().splitlines()[0].split(",")
     for col in ("accuracy", "cost", "lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "params", "feasible",
                 "status", "seconds", "param_width_1", "param_sparsity"):
