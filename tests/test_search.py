@@ -25,7 +25,8 @@ name: tiny
 data: {max_jets: 3000}
 search:
   trials: 2
-  space: {hidden_layers: [1, 2], widths: [8, 16], distill: [false], ReuseFactor: [1], Strategy: [Latency]}
+  space: {hidden_layers: [1, 2], widths: [8, 16], distill: [false], ReuseFactor: [1], Strategy: [Latency],
+          method: [qkeras]}
 """
 
 

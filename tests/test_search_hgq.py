@@ -41,7 +41,8 @@ def test_every_design_is_a_candidate_and_the_front_is_chosen_over_designs():
 def test_hgq_and_qkeras_trials_in_one_search(tmp_path):
     """A real 3-trial search: the two QKeras reference recipes and the HGQ one (distributed arithmetic)."""
     run = tmp_path / "run"
-    r = edgeml("search", str(write_config(tmp_path, TINY.replace("trials: 2", "trials: 3"))), "--run-dir", str(run),
+    config = TINY.replace("trials: 2", "trials: 3").replace("method: [qkeras]", "method: [qkeras, hgq]")
+    r = edgeml("search", str(write_config(tmp_path, config)), "--run-dir", str(run),
                "--epochs", "4", "--workers", "2", cwd=tmp_path, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     records = json.loads((run / "trials.json").read_text())

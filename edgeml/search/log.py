@@ -50,14 +50,17 @@ class TrialLog(Callback):
             self._add(trials, trial, {"status": "failed", "error": "the trial ended without a result"})
             return
         models = result.pop("models", None)
-        if models is not None:
-            for key, model in models.items():  # key: "" for a qkeras trial's model, "e0007" for an HGQ snapshot
-                name = f"{trial.trial_id}_{key}" if key else trial.trial_id
-                with atomic_path(recs.model_path(self.run_dir, name)) as tmp:
-                    tmp.write_bytes(base64.b64decode(model))
-            # Tune rewrites every trial's last result into its experiment state each time it saves it; with
-            # the models left in (tens of kB each) a long search spends the driver's core on that.
-            trial.run_metadata.last_result = result
+        if not models:  # a worker on another edgeml (a cluster node not updated) reports in another form
+            self._add(trials, trial, {"status": "failed", "error": "the trial reported no model; does every node "
+                                      "of the cluster run the driver's edgeml?"})
+            return
+        for key, model in models.items():  # key: "" for a qkeras trial's model, "e0007" for an HGQ snapshot
+            name = f"{trial.trial_id}_{key}" if key else trial.trial_id
+            with atomic_path(recs.model_path(self.run_dir, name)) as tmp:
+                tmp.write_bytes(base64.b64decode(model))
+        # Tune rewrites every trial's last result into its experiment state each time it saves it; with the
+        # models left in (tens of kB each) a long search spends the driver's core on that.
+        trial.run_metadata.last_result = result
         self._add(trials, trial, recs.record_of_result(result))
 
     def on_trial_error(self, iteration, trials, trial, **info):
