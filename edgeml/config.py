@@ -241,11 +241,17 @@ def _check_choices(where: str, value: Any) -> None:
         raise ConfigError(f"config error: {where} is empty: the search needs at least one value to try")
 
 
-def _check_strategies(where: str, value: Any) -> None:
-    _check_choices(where, value)
-    bad = [v for v in value if v not in ("Latency", "Resource")]
-    if bad:
-        raise ConfigError(f"config error: {where} holds {bad[0]!r} (allowed: Latency, Resource)")
+def _choices_of(allowed: tuple) -> Any:
+    def check(where: str, value: Any) -> None:
+        _check_choices(where, value)
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise ConfigError(f"config error: {where} holds {bad[0]!r} (allowed: {', '.join(allowed)})")
+
+    return check
+
+
+_check_strategies = _choices_of(("Latency", "Resource"))
 
 
 def _range(default: list, doc: str, lo: float, hi: float, integer: bool = True) -> Key:
@@ -303,6 +309,18 @@ SEARCH_SECTION = Section(
             "Strategy": Key(list, ["Latency", "Resource"], "Model-wide strategies (Latency, Resource).", item_type=str,
                             check=_check_strategies),
             "learning_rate": _range([0.001, 0.01], "Adam learning rate (log-uniform).", 1e-5, 1.0, integer=False),
+            "method": Key(list, ["qkeras", "hgq"], "Quantization methods a trial may use: qkeras (the bits, sparsity "
+                          "and Strategy above) or hgq (HGQ learns a bit width per weight and activation; one "
+                          "training gives every snapshot on its accuracy/EBOPs front as a candidate design).",
+                          item_type=str, check=_choices_of(("qkeras", "hgq"))),
+            "hgq_beta_start": _range([1e-7, 1e-5], "HGQ trials: EBOPs penalty beta of the first epoch (log-uniform).",
+                                     1e-10, 1.0, integer=False),
+            "hgq_beta_end": _range([1e-5, 1e-3], "HGQ trials: beta at the last epoch (log-uniform; the ramp is "
+                                   "geometric).", 1e-10, 1.0, integer=False),
+            "hgq_init_bits": _range([2, 6], "HGQ trials: initial bits of every weight and activation.", 0, 16),
+            "hgq_Strategy": Key(list, ["Latency", DA], f"HGQ trials' strategies: Latency or {DA} (da4ml; "
+                                "ReuseFactor 1, io_parallel).", item_type=str,
+                                check=_choices_of(("Latency", "Resource", DA))),
         }),
     },
     optional=True,

@@ -25,7 +25,8 @@ name: tiny
 data: {max_jets: 3000}
 search:
   trials: 2
-  space: {hidden_layers: [1, 2], widths: [8, 16], distill: [false], ReuseFactor: [1], Strategy: [Latency]}
+  space: {hidden_layers: [1, 2], widths: [8, 16], distill: [false], ReuseFactor: [1], Strategy: [Latency],
+          method: [qkeras]}
 """
 
 
@@ -117,7 +118,7 @@ def test_tiny_search_end_to_end(tmp_path):
     if len(os.sched_getaffinity(0)) == 2:  # two workers fill the cores: each trial ran pinned to its own
         assert sorted(r["core"] for r in records) == sorted(os.sched_getaffinity(0))
     for state in (run / "tune" / "search").glob("experiment_state-*.json"):
-        assert "model_h5_b64" not in state.read_text()  # Tune's state (rewritten all along) stays small
+        assert "\"models\"" not in state.read_text()  # Tune's state (rewritten all along) stays small
     header = (run / "trials.csv").read_text().splitlines()[0].split(",")
     for col in ("accuracy", "cost", "lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "params", "feasible",
                 "status", "seconds", "param_width_1", "param_sparsity"):
@@ -221,3 +222,33 @@ def test_progress_bar_draws_on_a_terminal_only():
     logged = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert logged.returncode == 0 and logged.stderr == ""
+
+
+def test_default_space_fits_every_part_of_the_device_table(tmp_path):
+    """A budget on any part the estimator knows: the default space's starting points (QKeras and HGQ under
+    distributed arithmetic) give valid hls sections, and a QKeras trial's graph is estimated on that part."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    from edgeml.convert import build_hls_model
+    from edgeml.estimate import devices, estimate
+
+    model = tf.keras.Sequential([
+        tf.keras.layers.InputLayer(input_shape=(16,), name="fc1_input"),
+        QDense(8, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+               name="fc1"),
+        QActivation(quantized_relu(6, 0), name="relu1"),
+        QDense(5, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+               name="output")])
+    for part in devices.DEVICES:
+        cfg = cfgmod.validate({"search": {"budget": {"Part": part}}})
+        limits = budgets.limits(cfg["search"]["budget"])
+        assert limits["LUT"] > 0 and limits["DSP"] > 0
+        points = spaces.starting_points(cfg["search"]["space"])
+        assert [p["method"] for p in points] == ["qkeras", "qkeras", "hgq"]
+        sections = [spaces.hls_section(p, cfg, cfg["search"]) for p in points]
+        assert all(h["Part"] == part for h in sections)
+        assert (sections[2]["Strategy"], sections[2]["ReuseFactor"], sections[2]["IOType"]) == \
+            ("distributed_arithmetic", 1, "io_parallel")
+        total = estimate(build_hls_model(model, sections[0], tmp_path / part))["total"]
+        assert total["lut"] > 0 and all(name in budgets.excess(total, limits) for name in limits)

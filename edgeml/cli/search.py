@@ -19,8 +19,9 @@ import click
               "instead of failing.")
 @click.option("--json", "as_json", is_flag=True, help="Print trials and front as JSON.")
 def search_command(config, trials, workers, address, run_dir, resume, epochs, force, wait, as_json) -> None:
-    """Search widths, bits, input precision, sparsity, distillation, ReuseFactor and Strategy for the most
-    accurate taggers that fit search.budget (see docs/search.md).
+    """Search QKeras and HGQ taggers (widths, bits, input precision, sparsity, distillation, ReuseFactor,
+    Strategy, HGQ's beta and initial bits) for the most accurate designs that fit search.budget (see
+    docs/search.md).
 
     CONFIG defaults to ./configs/default.yaml, else the copy installed with edgeml.
     """
@@ -49,9 +50,10 @@ def search_command(config, trials, workers, address, run_dir, resume, epochs, fo
                f"{summary['counts']['failed']} failed trials in {summary['seconds']['total']:.0f} s; "
                f"front ({len(summary['front'])} models):")
     for f in summary["front"]:
-        click.echo(f"  {f.get('model', f['trial_id'])}: val acc {f['accuracy_val']:.4f}, firmware test acc "
-                   f"{f.get('accuracy_test', float('nan')):.4f}, cost {f['cost']:,.0f}, LUT {f['lut']:,}, "
-                   f"DSP {f['dsp']}, latency {f['latency_ns']:g} ns")
+        ebops = f", EBOPs {f['ebops']:,}" if f.get("ebops") is not None else ""
+        click.echo(f"  {f.get('model', f['design_id'])} ({f['method']}): val acc {f['accuracy_val']:.4f}, firmware "
+                   f"test acc {f.get('accuracy_test', float('nan')):.4f}, cost {f['cost']:,.0f}, LUT {f['lut']:,}, "
+                   f"DSP {f['dsp']}, latency {f['latency_ns']:g} ns, BOPs {f['bops']:,}{ebops}")
     click.echo(f"report: {Path(summary['run_dir']) / 'search_report.html'}")
 
 

@@ -164,30 +164,36 @@ def _teacher_bytes(cfg, settings, splits, teacher, run_dir: Path) -> bytes | Non
 
 
 def _finish(cfg, settings, run_dir: Path, records: list[dict], splits, info: dict) -> dict:
-    cost_front = recs.pareto(records, "cost")
-    latency_front = recs.pareto(records, "latency_ns")
-    hls_of = {r["trial_id"]: spaces.hls_section(r["config"], cfg, settings) for r in cost_front + latency_front}
+    designs = recs.candidates(records)
+    cost_front = recs.pareto(designs, "cost")
+    latency_front = recs.pareto(designs, "latency_ns")
+    on_fronts = {c["design_id"]: c for c in cost_front + latency_front}
     measured: dict[str, dict] = {}
-    if cost_front or latency_front:
-        announce(f"search: firmware-exact test accuracy of the {len(hls_of)} front models")
+    if on_fronts:
+        announce(f"search: firmware-exact test accuracy of the {len(on_fronts)} front models")
         test_jets = fronts.test_jets_file(cfg, run_dir / "data" / "test_jets.npz")
-        for r in {r["trial_id"]: r for r in cost_front + latency_front}.values():
-            model = fronts.save_front_model(run_dir, r, splits.scaler)
-            measured[r["trial_id"]] = {
-                "model": str(model.relative_to(run_dir)), "architecture": fronts.describe_params(r["config"]),
-                **fronts.firmware_test_accuracy(model, hls_of[r["trial_id"]], test_jets,
+        for c in on_fronts.values():
+            model = fronts.save_front_model(run_dir, c, splits.scaler)
+            hls = spaces.hls_section(c["config"], cfg, settings)
+            measured[c["design_id"]] = {
+                "model": str(model.relative_to(run_dir)), "architecture": fronts.describe(c),
+                **fronts.firmware_test_accuracy(model, hls, test_jets,
                                                 run_dir / fronts.FRONT_DIR / f"{model.stem}_hls")}
 
-    def entry(r: dict) -> dict:
-        return {"trial": r["trial"], "trial_id": r["trial_id"], "accuracy_val": r["accuracy"], "cost": r["cost"],
-                **{k: r[k] for k in COST_COLUMNS}, **measured.get(r["trial_id"], {}), "config": r["config"]}
+    def entry(c: dict) -> dict:
+        return {"trial": c["trial"], "trial_id": c["trial_id"], "design_id": c["design_id"], "method": c["method"],
+                "epoch": c.get("epoch"), "beta": c.get("beta"), "accuracy_val": c["accuracy"], "cost": c["cost"],
+                **{k: c.get(k) for k in COST_COLUMNS}, **measured.get(c["design_id"], {}), "config": c["config"]}
 
     counts = {s: sum(r["status"] == s for r in records) for s in recs.FINAL}
     return {"engine": info["engine"], "address": info["address"], "workers": info["workers"],
             "nodes": info["nodes"], "run_dir": str(run_dir), "objective": settings["objective"],
             "budget": settings["budget"], "budget_limits": budgets.limits(settings["budget"]),
             "trials_requested": settings["trials"], "epochs": settings["epochs"], "counts": counts,
-            "front": [entry(r) for r in cost_front], "front_latency": [entry(r) for r in latency_front],
+            "designs": {"total": len(designs), "feasible": sum(c["status"] == "completed" for c in designs),
+                        "by_method": {m: sum(c["method"] == m for c in designs)
+                                      for m in sorted({c["method"] for c in designs})}},
+            "front": [entry(c) for c in cost_front], "front_latency": [entry(c) for c in latency_front],
             "reference": fronts.references(cfg, settings),
             "tightest_constraint": budgets.tightest(records) if not counts["completed"] else None}
 
@@ -195,7 +201,7 @@ def _finish(cfg, settings, run_dir: Path, records: list[dict], splits, info: dic
 def _render(run_dir: Path, summary: dict, records: list[dict]) -> None:
     from edgeml.search.report import render
 
-    render(run_dir / REPORT, summary, records)
+    render(run_dir / REPORT, summary, recs.candidates(records), records)
 
 
 def _refuse_empty(records: list[dict], summary: dict) -> None:
@@ -210,8 +216,8 @@ def _refuse_empty(records: list[dict], summary: dict) -> None:
 
 def json_result(summary: dict, records: list[dict]) -> dict:
     """What ``edgeml search --json`` prints."""
-    keep = ("trial", "trial_id", "status", "accuracy", "cost", *COST_COLUMNS, "feasible", "seconds", "node_id",
-            "error", "config")
+    keep = ("trial", "trial_id", "method", "status", "accuracy", "cost", *COST_COLUMNS, "feasible", "seconds",
+            "node_id", "error", "designs", "config")
     return {"engine": summary["engine"], "address": summary["address"], "workers": summary["workers"],
             "nodes": summary["nodes"], "run_dir": summary["run_dir"],
             "trials": [{k: r.get(k) for k in keep} for r in records], "front": summary["front"],

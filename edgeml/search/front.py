@@ -17,17 +17,19 @@ FRONT_DIR = "front"
 REFERENCES = ("tutorial_qkeras", "edgeml_compact")
 
 
-def front_name(record: dict) -> str:
-    return f"trial_{record['trial']:04d}"
+def front_name(design: dict) -> str:
+    """trial_NNNN, or trial_NNNN_eEEEE for a snapshot of an HGQ trial."""
+    epoch = design.get("epoch")
+    return f"trial_{design['trial']:04d}" + (f"_e{epoch:04d}" if epoch is not None else "")
 
 
-def save_front_model(run_dir: Path, record: dict, scaler) -> Path:
-    """``front/trial_NNNN.h5`` + ``_scaler.json`` beside it (the layout ``edgeml convert`` reads)."""
+def save_front_model(run_dir: Path, design: dict, scaler) -> Path:
+    """``front/<front_name>.h5`` + ``_scaler.json`` beside it (the layout ``edgeml convert`` reads)."""
     from edgeml.io import atomic_path
 
-    out = Path(run_dir) / FRONT_DIR / f"{front_name(record)}.h5"
+    out = Path(run_dir) / FRONT_DIR / f"{front_name(design)}.h5"
     with atomic_path(out) as tmp:
-        shutil.copyfile(Path(run_dir) / "trials" / f"{record['trial_id']}.h5", tmp)
+        shutil.copyfile(Path(run_dir) / design["model"], tmp)
     scaler.save(out.with_name(f"{out.stem}_scaler.json"))
     return out
 
@@ -46,14 +48,17 @@ def firmware_test_accuracy(model_path: Path, hls: dict, test_jets: Path, project
     """Accuracy of the firmware on every test jet: the hls4ml project evaluated bit-exactly by ``convert``
     (the NumPy emulator; C-simulation for a layer the emulator does not cover)."""
     from edgeml.convert import convert
+    from edgeml.modelio import load_model
+    from edgeml.search.trial import hls_for
 
     with np.load(test_jets) as z:
         n = len(z["y"])
+    hls = hls_for(load_model(model_path), hls)
     report = convert(model_path, config={"hls": hls}, output_dir=project_dir, data=test_jets, n=n, force=True)
     c = report["csim"]
-    method = "NumPy emulator (bit-exact)" if c.get("engine") == "emulate" else "hls4ml C-simulation (g++)"
+    engine = "NumPy emulator (bit-exact)" if c.get("engine") == "emulate" else "hls4ml C-simulation (g++)"
     return {"accuracy_test": float(c["accuracy_csim"]), "accuracy_test_keras": float(c["accuracy_keras"]),
-            "n_test": int(c["n"]), "method": method}
+            "n_test": int(c["n"]), "test_engine": engine}
 
 
 def reference_models_dir() -> Path | None:
@@ -74,6 +79,9 @@ def references(cfg: dict, search: dict) -> dict:
     from edgeml.estimate import estimate
     from edgeml.modelio import load_model
 
+    from edgeml.compress.cost import model_cost
+    from edgeml.search.trial import qkeras_ebops
+
     folder = reference_models_dir()
     if folder is None:
         return {}
@@ -82,19 +90,34 @@ def references(cfg: dict, search: dict) -> dict:
     out = {}
     for name in REFERENCES:
         metrics = read_json(folder / f"{name}_metrics.json")
+        model = load_model(folder / f"{name}.h5")
         with tempfile.TemporaryDirectory(prefix="edgeml-ref-") as tmp:
-            total = estimate(build_hls_model(load_model(folder / f"{name}.h5"), hls, tmp))["total"]
+            total = estimate(build_hls_model(model, hls, tmp))["total"]
         row = {"accuracy_test": float(metrics["accuracy"]), "lut": int(round(total["lut"])),
                "dsp": int(round(total["dsp"])), "ff": int(round(total["ff"])), "bram": float(total["bram_18k"]),
                "latency_ns": float(total["latency_ns"]), "ii": int(total["ii"]), "bops": int(metrics["bops"]),
-               "params": int(metrics["nonzero_weights"]), "source": str(folder / f"{name}.h5")}
+               "ebops": qkeras_ebops(model_cost(model)), "params": int(metrics["nonzero_weights"]),
+               "method": spaces.QKERAS, "source": str(folder / f"{name}.h5")}
         row["cost"] = cost_of(row, search["objective"])
         out[name] = row
     return out
 
 
+def describe(design: dict) -> str:
+    """A design's architecture in one short line (method, widths, bits, strategy; an HGQ snapshot's epoch)."""
+    params = design["config"]
+    strategy, reuse = spaces.strategy_and_reuse(params)
+    widths = " - ".join(map(str, spaces.hidden_widths(params)))
+    shared = f"{'distilled, ' if params['distill'] else ''}RF {reuse} {strategy}, lr {params['learning_rate']:.4f}"
+    if design.get("method") == spaces.HGQ:
+        return (f"HGQ in {params['input_bits']}b - {widths} - out, init {params['hgq_init_bits']}b, beta "
+                f"{params['hgq_beta_start']:.1e}->{params['hgq_beta_end']:.1e}, epoch {design.get('epoch')} "
+                f"(beta {design.get('beta') or 0:.1e}), {shared}")
+    return "QKeras " + describe_params(params)
+
+
 def describe_params(params: dict) -> str:
-    """A trial's architecture in one short line: 16-32(6b/6a)-..., input, sparsity, RF, strategy."""
+    """A QKeras trial's architecture in one short line: 16-32(6b/6a)-..., input, sparsity, RF, strategy."""
     parts = [f"{w}({params[f'weight_bits_{i}']}b/{params[f'activation_bits_{i}']}a)"
              for i, w in enumerate(spaces.hidden_widths(params), start=1)]
     return (f"in {params['input_bits']}b - " + " - ".join(parts) + f" - out({params['weight_bits_out']}b), "

@@ -49,21 +49,27 @@ class TrialLog(Callback):
         if "accuracy" not in result:  # ended without reporting: count it as failed
             self._add(trials, trial, {"status": "failed", "error": "the trial ended without a result"})
             return
-        model = result.pop("model_h5_b64", None)
-        if model is not None:
-            with atomic_path(recs.model_path(self.run_dir, trial.trial_id)) as tmp:
+        models = result.pop("models", None)
+        if not models:  # a worker on another edgeml (a cluster node not updated) reports in another form
+            self._add(trials, trial, {"status": "failed", "error": "the trial reported no model; does every node "
+                                      "of the cluster run the driver's edgeml?"})
+            return
+        for key, model in models.items():  # key: "" for a qkeras trial's model, "e0007" for an HGQ snapshot
+            name = f"{trial.trial_id}_{key}" if key else trial.trial_id
+            with atomic_path(recs.model_path(self.run_dir, name)) as tmp:
                 tmp.write_bytes(base64.b64decode(model))
-            # Tune rewrites every trial's last result into its experiment state each time it saves it; with
-            # the model left in (tens of kB per trial) a long search spends the driver's core on that.
-            trial.run_metadata.last_result = result
+        # Tune rewrites every trial's last result into its experiment state each time it saves it; with the
+        # models left in (tens of kB each) a long search spends the driver's core on that.
+        trial.run_metadata.last_result = result
         self._add(trials, trial, recs.record_of_result(result))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._add(trials, trial, {"status": "failed", "error": _error_line(trial)})
 
     def _add(self, trials, trial, record: dict) -> None:
-        """``trials`` is Tune's list in creation order (restored ones included): its index numbers the trial."""
-        record = {"trial": self.offset + trials.index(trial) + 1, "trial_id": trial.trial_id,
+        """A trial's number is its place in the order the searcher created the trials (the counter Tune puts
+        first in its experiment tag; its list of trials is reordered when it retries one)."""
+        record = {"trial": self.offset + int(trial.experiment_tag.split("_", 1)[0]), "trial_id": trial.trial_id,
                   "config": dict(trial.config), **record}
         self.records[trial.trial_id] = record
         recs.write_trials(self.run_dir, list(self.records.values()))
@@ -75,7 +81,10 @@ class TrialLog(Callback):
         elapsed = time.monotonic() - self.started
         eta = elapsed / now * max(self.total - done, 0) if now else 0.0
         best = recs.best_feasible(list(self.records.values()))
-        what = (f"{record['status']}, val acc {record['accuracy']:.4f}, cost {record['cost']:,.0f}"
+        designs = record.get("designs") or []
+        what = (f"{record.get('method') or 'qkeras'} {record['status']}, val acc {record['accuracy']:.4f}, cost "
+                f"{record['cost']:,.0f}" + (f" ({sum(d['feasible'] for d in designs)} of {len(designs)} designs "
+                                           "within budget)" if designs else "")
                 if record.get("accuracy") is not None else f"failed ({record.get('error') or 'error'})")
         best_text = (f"best feasible: acc {best['accuracy']:.4f} at cost {best['cost']:,.0f}" if best
                      else "no feasible trial yet")

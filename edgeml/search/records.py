@@ -24,13 +24,17 @@ TRIALS_JSON, TRIALS_CSV, MODELS_DIR, TUNE_DIR = "trials.json", "trials.csv", "tr
 FINAL = ("completed", "infeasible", "failed")
 REPLAYED = "replayed_from_log"  # marks a result replayed from the log, not trained again
 # Cost columns of every trial record (trials.csv / trials.json / the front).
-COST_COLUMNS = ("lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "params")
+COST_COLUMNS = ("lut", "dsp", "ff", "bram", "latency_ns", "ii", "bops", "ebops", "params")
 DSP_LUT_EQUIVALENT = 55  # one DSP counted as 55 LUTs in the default cost
 # What a record keeps of a trial's result (the model goes to its own file).
-RESULT_KEYS = ("accuracy", "cost", *COST_COLUMNS, "feasible", "excess", "input_precision", "seconds",
-               "sparsity_achieved", "started_at", "ended_at", "pid", "core", "node_id", "hostname")
-CSV_COLUMNS = ("trial", "trial_id", "status", "accuracy", "cost", *COST_COLUMNS, "feasible", "seconds",
-               "input_precision", "node_id", "error")
+RESULT_KEYS = ("method", "accuracy", "cost", *COST_COLUMNS, "feasible", "excess", "input_precision", "seconds",
+               "sparsity_achieved", "design", "designs", "started_at", "ended_at", "pid", "core", "node_id",
+               "hostname")
+# An HGQ trial's designs (one per snapshot on its front); a qkeras trial is its own one design.
+DESIGN_KEYS = ("epoch", "beta", "accuracy", "cost", *COST_COLUMNS, "feasible", "excess", "status",
+               "sparsity_achieved")
+CSV_COLUMNS = ("trial", "trial_id", "method", "design", "status", "accuracy", "cost", *COST_COLUMNS, "feasible",
+               "seconds", "input_precision", "node_id", "error")
 # Tune experiments of one search: the first is "search"; one that continues a search past its first trials
 # (``--resume --trials N`` beyond them, or a Tune state that could not be read back) is "search_from_<K>", its
 # trials numbered after the K already logged.
@@ -59,8 +63,28 @@ def record_of_result(result: dict) -> dict:
     return record
 
 
-def model_path(run_dir: Path, trial_id: str) -> Path:
-    return Path(run_dir) / MODELS_DIR / f"{trial_id}.h5"
+def model_path(run_dir: Path, design_id: str) -> Path:
+    return Path(run_dir) / MODELS_DIR / f"{design_id}.h5"
+
+
+def design_id(trial_id: str, epoch: int | None) -> str:
+    """A design's name: the trial id, with the HGQ snapshot's epoch (``<id>_e0007``)."""
+    return trial_id if epoch is None else f"{trial_id}_e{int(epoch):04d}"
+
+
+def candidates(records: list[dict]) -> list[dict]:
+    """Every design the trials produced, each a row like a trial record (``design_id``, its model file,
+    ``epoch``/``beta`` for an HGQ snapshot): what the fronts are chosen from."""
+    out = []
+    for r in records:
+        if r["status"] == "failed":
+            continue
+        shared = {"trial": r["trial"], "trial_id": r["trial_id"], "config": r["config"],
+                  "method": r.get("method") or "qkeras", "input_precision": r.get("input_precision")}
+        for d in r.get("designs") or [{**{k: r.get(k) for k in DESIGN_KEYS}, "epoch": r.get("design")}]:
+            name = design_id(r["trial_id"], d.get("epoch"))
+            out.append({**shared, **d, "design_id": name, "model": f"{MODELS_DIR}/{name}.h5"})
+    return out
 
 
 def experiment_name(offset: int) -> str:
@@ -171,6 +195,9 @@ def _record_of_row(row: dict, budget_limits: dict) -> dict:
         record[key] = float(row[key])
     for key in ("lut", "dsp", "ff", "ii", "bops", "params"):
         record[key] = int(row[key])
+    record["ebops"] = int(row["ebops"]) if row.get("ebops") else None
+    record["method"] = row.get("method") or "qkeras"
+    record["design"] = int(row["design"]) if row.get("design") else None
     record["feasible"] = row["feasible"] == "True"
     record["input_precision"], record["node_id"] = row.get("input_precision"), row.get("node_id") or None
     total = {"lut": record["lut"], "dsp": record["dsp"], "ff": record["ff"], "bram_18k": record["bram"],
@@ -217,9 +244,15 @@ def recover(run_dir: Path, budget_limits: dict) -> list[dict]:
         sources[name] = len(added)
     lost = []
     for r in by_id.values():
-        if r["status"] != "failed" and not model_readable(model_path(run_dir, r["trial_id"])):
-            lost.append(r["trial"])
-            r.update(status="failed", error=f"its model {MODELS_DIR}/{r['trial_id']}.h5 is missing or unreadable")
+        missing = [c for c in candidates([r]) if not model_readable(run_dir / c["model"])]
+        if not missing:
+            continue
+        lost.append(r["trial"])
+        if r.get("designs") and len(missing) < len(r["designs"]):  # an HGQ trial keeps its other designs
+            gone = {c["epoch"] for c in missing}
+            r["designs"] = [d for d in r["designs"] if d.get("epoch") not in gone]
+        else:
+            r.update(status="failed", error=f"its model {missing[0]['model']} is missing or unreadable")
     records = sorted(by_id.values(), key=lambda r: r["trial"])
     rebuilt = {name: n for name, n in sources.items() if n}
     if logged is None or rebuilt:
@@ -227,7 +260,8 @@ def recover(run_dir: Path, budget_limits: dict) -> list[dict]:
         origin = ", ".join(f"{n} from {name}" for name, n in rebuilt.items()) or "nothing else readable"
         warn(f"{run_dir / TRIALS_JSON} {what}; rebuilt the log of {len(records)} trials ({origin})")
     if lost:
-        warn(f"{len(lost)} finished trials lost their model file and count as failed: trials "
+        warn(f"{len(lost)} finished trials lost model files (a design without its model is dropped, a trial "
+             "without any counts as failed): trials "
              f"{', '.join(map(str, lost[:10]))}{' ...' if len(lost) > 10 else ''}")
     if logged is None or rebuilt or lost:
         write_trials(run_dir, records)

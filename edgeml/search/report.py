@@ -11,7 +11,8 @@ from edgeml.io import write_text
 from edgeml.report import _CSS, _png, _pyplot
 
 COST_LABEL = {"lut_dsp": "LUT + 55·DSP", "latency": "latency (ns)", "bops": "BOPs"}
-STATUS_STYLE = {"completed": ("#1f77b4", "o"), "infeasible": ("#bbbbbb", "x")}
+STATUS_COLOR = {"completed": "#1f77b4", "infeasible": "#bbbbbb"}
+METHOD_MARKER = {"qkeras": "o", "hgq": "^"}
 
 
 def importances(records: list[dict]) -> dict[str, float] | None:
@@ -45,12 +46,13 @@ def _distribution(value):
 
 
 def _scatter_by_status(ax, records: list[dict], key: str, label: str) -> None:
-    """Validation accuracy against ``key``, one colour and marker per trial status (``label`` formats it)."""
-    for status, (color, marker) in STATUS_STYLE.items():
-        pts = [r for r in records if r["status"] == status]
-        if pts:
-            ax.scatter([r[key] for r in pts], [r["accuracy"] for r in pts], c=color, marker=marker, s=22,
-                       label=label.format(status))
+    """Validation accuracy against ``key``: a colour per status, a marker per method (``label`` formats both)."""
+    for status, color in STATUS_COLOR.items():
+        for method, marker in METHOD_MARKER.items():
+            pts = [r for r in records if r["status"] == status and (r.get("method") or "qkeras") == method]
+            if pts:
+                ax.scatter([r[key] for r in pts], [r["accuracy"] for r in pts], c=color, marker=marker, s=22,
+                           label=label.format(f"{method} {status}"))
 
 
 def plot_front(records: list[dict], front: list[dict], references: dict, key: str, label: str) -> str | None:
@@ -59,7 +61,7 @@ def plot_front(records: list[dict], front: list[dict], references: dict, key: st
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    _scatter_by_status(ax, done, key, "{} trials (validation accuracy)")
+    _scatter_by_status(ax, done, key, "{} designs (validation accuracy)")
     if front:
         xs = [f[key] for f in front]
         ax.plot(xs, [f["accuracy_val"] for f in front], "-", color="#1f77b4", lw=1)
@@ -98,11 +100,12 @@ def plot_history(records: list[dict]) -> str | None:
     return _png(fig)
 
 
-def render(path: Path, summary: dict, records: list[dict]) -> Path:
+def render(path: Path, summary: dict, designs: list[dict], records: list[dict]) -> Path:
+    """The report of a search: ``designs`` every candidate (``records.candidates``), ``records`` the trials."""
     esc = html.escape
     cost = COST_LABEL[summary["objective"]]
-    plots = {f"Accuracy vs cost ({cost})": plot_front(records, summary["front"], summary["reference"], "cost", cost),
-             "Accuracy vs latency": plot_front(records, summary["front_latency"], summary["reference"],
+    plots = {f"Accuracy vs cost ({cost})": plot_front(designs, summary["front"], summary["reference"], "cost", cost),
+             "Accuracy vs latency": plot_front(designs, summary["front_latency"], summary["reference"],
                                                "latency_ns", "latency (ns)"),
              "Trial history": plot_history(records)}
     c = summary["counts"]
@@ -113,6 +116,7 @@ def render(path: Path, summary: dict, records: list[dict]) -> Path:
            f"({esc(summary['address'] or 'local, 127.0.0.1')}, {summary['workers']} workers); part "
            f"<code>{esc(summary['budget']['Part'])}</code> at {summary['budget']['ClockPeriod']} ns; "
            f"{c['completed']} feasible, {c['infeasible']} infeasible, {c['failed']} failed trials; "
+           f"{_designs_line(summary.get('designs'))}"
            f"{summary['epochs']} epochs per trial; generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
            "<h2>Budget</h2><p>" + esc(", ".join(f"{k} ≤ {v:,.0f}" for k, v in summary["budget_limits"].items()))
            + "</p>"]
@@ -138,17 +142,30 @@ def render(path: Path, summary: dict, records: list[dict]) -> Path:
 
 def _table(summary: dict) -> str:
     esc = html.escape
-    cols = ["model", "architecture", "val acc", "test acc (firmware)", "LUT", "DSP", "FF", "latency ns", "II",
-            "BOPs", "nonzero params"]
+    cols = ["model", "method", "architecture", "val acc", "test acc (firmware)", "LUT", "DSP", "FF", "latency ns",
+            "II", "BOPs", "EBOPs", "nonzero params"]
     rows = []
     for f in summary["front"]:
-        rows.append([f.get("model", f["trial_id"]), f.get("architecture", ""), f"{f['accuracy_val']:.4f}",
-                     f"{f['accuracy_test']:.4f}" if "accuracy_test" in f else "—", f"{f['lut']:,}", f"{f['dsp']:,}",
-                     f"{f['ff']:,}", f"{f['latency_ns']:g}", str(f["ii"]), f"{f['bops']:,}", f"{f['params']:,}"])
+        rows.append([f.get("model", f["design_id"]), f.get("method") or "qkeras", f.get("architecture", ""),
+                     f"{f['accuracy_val']:.4f}", f"{f['accuracy_test']:.4f}" if "accuracy_test" in f else "—",
+                     f"{f['lut']:,}", f"{f['dsp']:,}", f"{f['ff']:,}", f"{f['latency_ns']:g}", str(f["ii"]),
+                     f"{f['bops']:,}", _count(f.get("ebops")), f"{f['params']:,}"])
     for name, r in summary["reference"].items():
-        rows.append([f"{name} (reference)", "", "—", f"{r['accuracy_test']:.4f} (Keras)", f"{r['lut']:,}",
-                     f"{r['dsp']:,}", f"{r['ff']:,}", f"{r['latency_ns']:g}", str(r["ii"]), f"{r['bops']:,}",
-                     f"{r['params']:,}"])
+        rows.append([f"{name} (reference)", r.get("method", "qkeras"), "", "—", f"{r['accuracy_test']:.4f} (Keras)",
+                     f"{r['lut']:,}", f"{r['dsp']:,}", f"{r['ff']:,}", f"{r['latency_ns']:g}", str(r["ii"]),
+                     f"{r['bops']:,}", _count(r.get("ebops")), f"{r['params']:,}"])
     return ("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>"
             + "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in rows)
             + "</tbody></table>")
+
+
+def _count(value) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _designs_line(designs: dict | None) -> str:
+    """How many candidate designs the trials gave (an HGQ trial gives one per snapshot on its front)."""
+    if not designs:
+        return ""
+    by = ", ".join(f"{n} {m}" for m, n in designs["by_method"].items())
+    return f"{designs['total']} candidate designs ({by}), {designs['feasible']} within budget; "

@@ -1,9 +1,12 @@
 """The search space: Optuna distributions from ``search.space``, and one trial's parameters turned into the
 settings the existing stages take (a ``compression`` recipe section and an ``hls`` section).
 
-The space is flat (Optuna's fixed distributions): ``width_3`` exists even when a trial has two hidden
-layers and is then unused. That keeps every trial's parameters comparable for the sampler and the
-importances.
+A trial's ``method`` is qkeras (QKeras bits per layer, tfmot sparsity, ``Strategy``) or hgq (HGQ learns
+the bits from ``hgq_init_bits`` under a beta ramp ``hgq_beta_start`` -> ``hgq_beta_end``; ``hgq_Strategy``
+Latency or distributed_arithmetic, the latter at ReuseFactor 1). Width, depth, input precision,
+distillation and learning rate are shared. The space is flat (Optuna's fixed distributions): ``width_3``
+exists even when a trial has two hidden layers, the hgq parameters even in a qkeras trial, and are then
+unused. That keeps every trial's parameters comparable for the sampler and the importances.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ TUTORIAL_POINT = {"hidden_layers": 3, "widths": [64, 32, 32], "weight_bits": [6,
 COMPACT_POINT = {"hidden_layers": 3, "widths": [64, 32, 32], "weight_bits": [6, 4, 4], "weight_bits_out": 5,
                  "activation_bits": 6, "input_bits": 16, "sparsity": 0.85, "distill": False, "ReuseFactor": 1,
                  "Strategy": "Latency", "learning_rate": 0.002}
+# The HGQ recipe (configs/hgq.yaml) on the tutorial network, under distributed arithmetic: the third start.
+HGQ_POINT = {**TUTORIAL_POINT, "method": "hgq", "learning_rate": 0.003, "hgq_beta_start": 5e-7, "hgq_beta_end": 1e-4,
+             "hgq_init_bits": 2, "hgq_Strategy": "distributed_arithmetic"}
+QKERAS, HGQ = "qkeras", "hgq"
+INPUT_LAYER = "fc1_input"  # hls4ml's name of a Sequential tagger's input (its first Dense is fc1)
+DA = cfgmod.DA
 
 
 def search_settings(cfg: dict) -> dict:
@@ -35,6 +44,9 @@ def check_space(space: dict) -> None:
                          f"integer bits; raise input_bits to at least {integer} or lower input_integer")
     if space["activation_bits"][1] < 1 or space["weight_bits"][1] < 2:
         raise InputError("search.space: weight_bits must reach 2 bits and activation_bits 1 bit")
+    if HGQ in space["method"] and space["hgq_beta_end"][1] < space["hgq_beta_start"][0]:
+        raise InputError(f"search.space.hgq_beta_end {space['hgq_beta_end']} lies below hgq_beta_start "
+                         f"{space['hgq_beta_start']}: beta ramps up; raise hgq_beta_end")
 
 
 def max_layers(space: dict) -> int:
@@ -60,6 +72,12 @@ def distributions(space: dict) -> dict:
     dists["ReuseFactor"] = CategoricalDistribution(sorted(set(space["ReuseFactor"])))
     dists["Strategy"] = CategoricalDistribution(sorted(set(space["Strategy"])))
     dists["learning_rate"] = FloatDistribution(*space["learning_rate"], log=True)
+    dists["method"] = CategoricalDistribution(sorted(set(space["method"])))
+    if HGQ in space["method"]:
+        dists["hgq_beta_start"] = FloatDistribution(*space["hgq_beta_start"], log=True)
+        dists["hgq_beta_end"] = FloatDistribution(*space["hgq_beta_end"], log=True)
+        dists["hgq_init_bits"] = IntDistribution(*space["hgq_init_bits"])
+        dists["hgq_Strategy"] = CategoricalDistribution(sorted(set(space["hgq_Strategy"])))
     return dists
 
 
@@ -67,7 +85,9 @@ def starting_points(space: dict) -> list[dict]:
     """The reference recipes as trials (tutorial first), each value moved to the nearest one the space
     allows; a point the space maps onto an earlier one is dropped."""
     points = []
-    for point in (starting_point(space, TUTORIAL_POINT), starting_point(space, COMPACT_POINT)):
+    recipes = [TUTORIAL_POINT, COMPACT_POINT] if QKERAS in space["method"] else []
+    recipes += [HGQ_POINT] if HGQ in space["method"] else []
+    for point in (starting_point(space, t) for t in recipes):
         if point not in points:
             points.append(point)
     return points
@@ -78,7 +98,9 @@ def starting_point(space: dict, t: dict = TUTORIAL_POINT) -> dict:
     dists = distributions(space)
     wanted = {"hidden_layers": t["hidden_layers"], "weight_bits_out": t["weight_bits_out"],
               "input_bits": t["input_bits"], "sparsity": t["sparsity"], "distill": t["distill"],
-              "ReuseFactor": t["ReuseFactor"], "Strategy": t["Strategy"], "learning_rate": t["learning_rate"]}
+              "ReuseFactor": t["ReuseFactor"], "Strategy": t["Strategy"], "learning_rate": t["learning_rate"],
+              "method": t.get("method", QKERAS)}
+    wanted.update({k: HGQ_POINT[k] for k in ("hgq_beta_start", "hgq_beta_end", "hgq_init_bits", "hgq_Strategy")})
     for i in range(1, max_layers(space) + 1):
         wanted[f"width_{i}"] = t["widths"][min(i, len(t["widths"])) - 1]
         wanted[f"weight_bits_{i}"] = t["weight_bits"][min(i, len(t["weight_bits"])) - 1]
@@ -120,11 +142,36 @@ def recipe_section(params: dict, epochs: int) -> dict:
     }})["compression"]
 
 
+def hgq_recipe_section(params: dict, epochs: int) -> dict:
+    """An hgq trial as a ``compression`` section (kind hgq): HGQ student from scratch, optionally distilled."""
+    bits = float(params["hgq_init_bits"])
+    start = float(params["hgq_beta_start"])
+    return cfgmod.validate({"compression": {
+        "name": "trial", "kind": "hgq", "start": "scratch", "epochs": epochs,
+        "learning_rate": float(params["learning_rate"]), "student": {"hidden": hidden_widths(params)},
+        "hgq": {"input_bits": bits, "weight_bits": bits, "activation_bits": bits,
+                "beta": {"start": start, "end": max(start, float(params["hgq_beta_end"])), "interpolation": "log"}},
+        "distill": {"enabled": bool(params["distill"])},
+    }})["compression"]
+
+
+def strategy_and_reuse(params: dict) -> tuple[str, int]:
+    """The trial's hls4ml Strategy and ReuseFactor (distributed arithmetic only at ReuseFactor 1)."""
+    if params.get("method", QKERAS) == HGQ:
+        strategy = params["hgq_Strategy"]
+        return strategy, 1 if strategy == DA else int(params["ReuseFactor"])
+    return params["Strategy"], int(params["ReuseFactor"])
+
+
 def hls_section(params: dict, cfg: dict, search: dict) -> dict:
     """The config's ``hls`` section on the budget's part and clock, with the trial's reuse, strategy and input."""
     budget = search["budget"]
     layers = dict(cfg["hls"].get("LayerName") or {})
-    layers["fc1_input"] = {"Precision": input_precision(params, search["space"])}
-    hls = {**cfg["hls"], "Part": budget["Part"], "ClockPeriod": budget["ClockPeriod"],
-           "ReuseFactor": int(params["ReuseFactor"]), "Strategy": params["Strategy"], "LayerName": layers}
+    layers[INPUT_LAYER] = {"Precision": input_precision(params, search["space"])}
+    strategy, reuse = strategy_and_reuse(params)
+    hls = {**cfg["hls"], "Part": budget["Part"], "ClockPeriod": budget["ClockPeriod"], "ReuseFactor": reuse,
+           "Strategy": strategy, "LayerName": layers}
+    if strategy == DA:
+        hls["IOType"] = "io_parallel"
+        layers.update({name: {k: v for k, v in entry.items() if k != "ReuseFactor"} for name, entry in layers.items()})
     return cfgmod.validate({"hls": hls})["hls"]

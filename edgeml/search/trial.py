@@ -49,46 +49,128 @@ def splits_of(data: TrialData, input_type):
 
 
 def run_trial(params: dict, data: TrialData) -> dict:
-    """Train, convert and estimate one point; return its record (model bytes included, base64)."""
+    """Train, convert and estimate one point; return its result (model bytes included, base64).
+
+    A qkeras trial is one design. An hgq trial's training gives a front of snapshots, each one a design
+    converted, estimated and checked against the budget (``designs``); the trial reports to the sampler its
+    best design (the most accurate feasible one, else the one closest to the budget)."""
     pin_threads()
     import tensorflow as tf
 
-    from edgeml.compress.cost import model_cost
-    from edgeml.compress.recipes import Recipe, train_recipe
-    from edgeml.convert import build_hls_model
-    from edgeml.estimate import estimate
-    from edgeml.modelio import load_model, save_model
-
     started, started_at = time.monotonic(), time.time()
     tf.keras.backend.clear_session()  # a reused worker must not accumulate earlier trials' graphs
-    search = data.search
-    precision = spaces.input_precision(params, search["space"])
+    precision = spaces.input_precision(params, data.search["space"])
     t_in = Fixed.parse(precision)
     splits = splits_of(data, t_in)
-    hls = spaces.hls_section(params, data.cfg, search)
-    recipe = Recipe("trial", spaces.recipe_section(params, data.epochs))
+    hls = spaces.hls_section(params, data.cfg, data.search)
     with tempfile.TemporaryDirectory(prefix="edgeml-trial-") as tmp:
         teacher = _teacher(data.teacher_h5, Path(tmp)) if params["distill"] else None
-        trained, _, _ = train_recipe(recipe, data.cfg, splits, teacher, progress=False, autotune_input=False)
-        path = Path(tmp) / "model.h5"
-        save_model(trained, path)
-        model = load_model(path)  # accuracy and estimate of exactly the bytes the front will ship
-        model_bytes = path.read_bytes()
-        proba = model.predict(splits.X_val, batch_size=4096, verbose=0)
-        accuracy = float(np.mean(proba.argmax(axis=1) == splits.y_val))
-        total = estimate(build_hls_model(model, hls, Path(tmp) / "hls"))["total"]
-    cost = model_cost(model, input_bits=t_in.width)
-    row = {"lut": int(round(total["lut"])), "dsp": int(round(total["dsp"])), "ff": int(round(total["ff"])),
-           "bram": float(total["bram_18k"]), "latency_ns": float(total["latency_ns"]), "ii": int(total["ii"]),
-           "bops": int(cost["bops"]), "params": int(cost["nonzero_weights"])}
-    over = budgets.excess(total, budgets.limits(search["budget"]))
-    return {"accuracy": accuracy, "cost": cost_of(row, search["objective"]), **row,
-            "feasible": all(v <= 0 for v in over.values()), "excess": over,
-            "constraints": constraints(over),
-            "input_precision": precision, "sparsity_achieved": float(cost["sparsity"]),
+        if params.get("method", spaces.QKERAS) == spaces.HGQ:
+            designs = _hgq_designs(params, data, splits, teacher, hls, Path(tmp))
+        else:
+            designs = [_qkeras_design(params, data, splits, teacher, hls, t_in.width, Path(tmp))]
+    best = primary(designs)
+    models = {d.pop("key"): base64.b64encode(d.pop("model_bytes")).decode("ascii") for d in designs}
+    return {**{k: v for k, v in best.items() if k not in ("epoch", "beta")},
+            "method": params.get("method", spaces.QKERAS), "input_precision": precision,
+            "designs": designs if params.get("method") == spaces.HGQ else None, "design": best.get("epoch"),
             "seconds": round(time.monotonic() - started, 2), "started_at": started_at, "ended_at": time.time(),
             "pid": os.getpid(), "core": held_core(), "hostname": socket.gethostname(),
-            "node_id": _node_id(), "model_h5_b64": base64.b64encode(model_bytes).decode("ascii")}
+            "node_id": _node_id(), "models": models}
+
+
+def primary(designs: list[dict]) -> dict:
+    """The design a trial reports: the most accurate within budget (then the cheapest), else the least over it."""
+    feasible = [d for d in designs if d["feasible"]]
+    if feasible:
+        return max(feasible, key=lambda d: (d["accuracy"], -d["cost"]))
+    return min(designs, key=lambda d: (max(d["excess"].values(), default=0.0), -d["accuracy"]))
+
+
+def _measured(model_bytes: bytes, hls: dict, splits, search: dict, tmp: Path) -> tuple[dict, object]:
+    """Validation accuracy and estimate of exactly the bytes the front will ship, checked against the budget."""
+    from edgeml.convert import build_hls_model
+    from edgeml.estimate import estimate
+    from edgeml.modelio import load_model
+
+    path = tmp / "design.h5"
+    path.write_bytes(model_bytes)
+    model = load_model(path)
+    proba = model.predict(splits.X_val, batch_size=4096, verbose=0)
+    total = estimate(build_hls_model(model, hls_for(model, hls), tmp / "hls"))["total"]
+    over = budgets.excess(total, budgets.limits(search["budget"]))
+    row = {"accuracy": float(np.mean(proba.argmax(axis=1) == splits.y_val)), "lut": int(round(total["lut"])),
+           "dsp": int(round(total["dsp"])), "ff": int(round(total["ff"])), "bram": float(total["bram_18k"]),
+           "latency_ns": float(total["latency_ns"]), "ii": int(total["ii"]),
+           "feasible": all(v <= 0 for v in over.values()), "excess": over, "constraints": constraints(over),
+           "model_bytes": model_bytes}
+    return row, model
+
+
+def input_layer_name(model) -> str:
+    """The name hls4ml gives the model's input layer (a Sequential's is '<first layer>_input'; HGQ's proxy
+    models are functional, their InputLayer named by Keras)."""
+    config = model.get_config()
+    if config.get("input_layers"):
+        return config["input_layers"][0][0]
+    first = config["layers"][0]
+    return first["config"]["name"] if first["class_name"] == "InputLayer" else f"{model.layers[0].name}_input"
+
+
+def hls_for(model, hls: dict) -> dict:
+    """``hls`` with the trial's input precision (``spaces.hls_section`` sets it on 'fc1_input') on the input layer
+    of ``model``."""
+    layers = dict(hls.get("LayerName") or {})
+    name = input_layer_name(model)
+    if spaces.INPUT_LAYER in layers and name != spaces.INPUT_LAYER:
+        layers[name] = layers.pop(spaces.INPUT_LAYER)
+    return {**hls, "LayerName": layers}
+
+
+def _finish_row(row: dict, objective: str) -> dict:
+    row["status"] = "completed" if row["feasible"] else "infeasible"
+    row["cost"] = cost_of(row, objective)
+    return row
+
+
+def _qkeras_design(params: dict, data: TrialData, splits, teacher, hls: dict, input_bits: int, tmp: Path) -> dict:
+    from edgeml.compress.cost import model_cost
+    from edgeml.compress.recipes import Recipe, train_recipe
+    from edgeml.modelio import save_model
+
+    recipe = Recipe("trial", spaces.recipe_section(params, data.epochs))
+    trained, _, _ = train_recipe(recipe, data.cfg, splits, teacher, progress=False, autotune_input=False)
+    save_model(trained, tmp / "model.h5")
+    row, model = _measured((tmp / "model.h5").read_bytes(), hls, splits, data.search, tmp)
+    cost = model_cost(model, input_bits=input_bits)
+    row.update(bops=int(cost["bops"]), ebops=qkeras_ebops(cost), params=int(cost["nonzero_weights"]),
+               sparsity_achieved=float(cost["sparsity"]), key="")
+    return _finish_row(row, data.search["objective"])
+
+
+def qkeras_ebops(cost: dict) -> int:
+    """HGQ's EBOPs of a QKeras model: the multiplier bits (weight bits x input bits) of every nonzero weight,
+    with QKeras's one width per layer where HGQ has one per weight; no accumulator term (BOPs has one)."""
+    return int(sum(v["nonzero"] * v["weight_bits"] * v["input_bits"] for v in cost["cost_per_layer"].values()))
+
+
+def _hgq_designs(params: dict, data: TrialData, splits, teacher, hls: dict, tmp: Path) -> list[dict]:
+    from edgeml.compress.hgq import proxy_cost, train_hgq
+    from edgeml.modelio import save_model
+
+    front = train_hgq(spaces.hgq_recipe_section(params, data.epochs), splits, teacher=teacher, cfg=data.cfg,
+                      progress=False, autotune_input=False)
+    designs = []
+    for snap in front.snapshots:
+        save_model(snap.proxy, tmp / "model.h5")
+        row, model = _measured((tmp / "model.h5").read_bytes(), hls, splits, data.search, tmp)
+        cost = proxy_cost(model)
+        # BOPs of an HGQ design are its EBOPs (as `edgeml compress` reports them): HGQ counts per-weight bits
+        row.update(bops=int(round(snap.ebops)), ebops=int(round(snap.ebops)), params=int(cost["nonzero_weights"]),
+                   sparsity_achieved=float(cost["sparsity"]), epoch=snap.epoch, beta=snap.beta,
+                   key=f"e{snap.epoch:04d}")
+        designs.append(_finish_row(row, data.search["objective"]))
+    return designs
 
 
 def _teacher(teacher_h5: bytes | None, tmp: Path):
