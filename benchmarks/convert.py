@@ -197,7 +197,7 @@ def main(argv=None) -> int:
 
     n = 1000 if args.quick else 10000
     results = {"quick": args.quick, "python": platform.python_version(), "cpu_count": os.cpu_count(),
-               "runs": [], "softmax": []}
+               "load_average_start": os.getloadavg(), "runs": [], "softmax": []}
     with tempfile.TemporaryDirectory(prefix="edgeml-bench-convert-") as tmp:
         tmp = Path(tmp)
         results["other_designs"] = other_designs(tmp, n)
@@ -212,6 +212,7 @@ def main(argv=None) -> int:
             cached = convert(QKERAS_FIXTURE, output_dir=tmp / "m1" / "emulate", n=n, engine="emulate")
             results["cache_hit_s"] = time.perf_counter() - start
             results["cache_hit"] = cached["cache"]["hit"]
+    results["load_average_end"] = os.getloadavg()  # a shared machine: read the seconds with the load
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     for run in results["runs"]:
         e, c = run["engines"]["emulate"], run["engines"]["csim"]
