@@ -7,8 +7,8 @@
     (validation accuracy, EBOPs) front kept and calibrated (``edgeml.compress.hgq.train_hgq`` runs exactly
     that recipe; no distillation, no edgeml choices). Not budgeted.
 (2) ``qkeras_search``: ``edgeml.search`` (QKeras trials) for ``--budget-min`` of wall clock.
-(3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe distilled from the float
-    baseline (epochs scaled to half the budget), then ``edgeml.search`` for the rest of it
+(3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe (``--distill``: distilled
+    from the float baseline; epochs scaled to half the budget), then ``edgeml.search`` for the rest of it
     (``--edgeml-search-config``: a config whose search section asks for HGQ trials, once the search offers
     them; default: the default search).
 The search has no wall-clock stop: its trial count is the budget times the measured rate of a short
@@ -168,6 +168,7 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=None, help="wall-clock budget of (2) and of (3), minutes "
                     "(at most 30; default 10, --quick 1)")
     ap.add_argument("--edgeml-search-config", default=None, help="config whose search section (3) uses")
+    ap.add_argument("--distill", action="store_true", help="(3)'s HGQ recipe distils from the float baseline")
     args = ap.parse_args()
     budget = min(args.budget_min or (1.0 if args.quick else 10.0), 30.0)
     hgq_epochs = 30 if args.quick else 800
@@ -215,7 +216,7 @@ def main() -> None:
         # (3) edgeml with HGQ: its recipe (distilled) in half the budget, then the search
         started = time.monotonic()
         ours = cfgmod.load(ROOT / "configs" / "hgq.yaml")["compression"]
-        ours["distill"]["enabled"] = True
+        ours["distill"]["enabled"] = args.distill
         seconds_per_epoch = result["wall_s"]["hgq_alone"] / hgq_epochs
         epochs = max(10, min(hgq_epochs, int(budget * 60 / 2 / seconds_per_epoch)))
         front = train_hgq(ours, splits, teacher=teacher, epochs=epochs, cfg=cfg, progress=False)
