@@ -74,9 +74,9 @@ def test_rf_gt_1_ranges_cover_both_multiplier_readings(shared_dir, case, digits)
 
 
 def test_vitis_dense_per_kind_factors_and_extra_cycle(shared_dir):
-    """A dense design on Vitis HLS gets the dense Vitis factors and one more cycle (top-level port registers),
-    is flagged as unlike the fitted (Vivado-only) dense designs, and its ranges hold the published Vitis HLS
-    2024.1 totals of the tutorial jet tagger (a similar, not identical, trained model)."""
+    """A dense design on Vitis HLS gets the dense Vitis factors and one more cycle (top-level port registers), and
+    its ranges hold the published Vitis HLS 2024.1 totals of the tutorial jet tagger (a similar, not identical,
+    trained model). Vitis dense designs are in the fitted span now (AK_*, HGQ, KH, IRIS): no widening for the tool."""
     from edgeml.estimate.fit import PUBLISHED_VITIS_DENSE
     from edgeml.estimate.model import load_coefficients
 
@@ -87,10 +87,8 @@ def test_vitis_dense_per_kind_factors_and_extra_cycle(shared_dir):
         vitis = estimate(_prj(shared_dir, point["like"]), tool=point["tool"], calibration=False)
         assert vitis["settings"]["clock_uncertainty"] == 0.27  # hls4ml Vitis default, the published setting
         assert vitis["total"]["latency_max"] >= vivado["total"]["latency_max"] + 1
-        assert any("HLS tool vitis" in r for r in vitis["extrapolation"]["reasons"])
-        lo_vd, hi_vd = vivado["total"]["lut_range"]
-        lo_vt, hi_vt = vitis["total"]["lut_range"]
-        assert hi_vt / max(1.0, lo_vt) > hi_vd / max(1.0, lo_vd)  # widened
+        assert not any("HLS tool" in r for r in vitis["extrapolation"]["reasons"])
+        assert vitis["total"]["lut"] > vivado["total"]["lut"]  # the dense Vitis LUT factor (> 1)
         for k in ("lut", "ff", "latency_max"):
             lo, hi = vitis["total"][f"{k}_range"]
             assert lo <= point[k] <= hi, (point["like"], k, point[k], lo, hi)

@@ -419,13 +419,13 @@ def tool_evidence(cases: list[Case], co: dict) -> dict:
 
 def _tool_factors(cases: list[Case], co: dict) -> dict:
     """Vitis / Vivado LUT and FF factors per kind: each family's (or published pair's) mean log ratio is one vote
-    (``tool_evidence``); the geometric mean of the votes, shrunk toward 1 by one pseudo-vote so a single family
-    cannot set it alone. Extra io_parallel cycles: the median vote (one family's unexplained cycles, AK_har/mnist
-    +180/+40, must not shift every Vitis design)."""
+    (``tool_evidence``); the factor is the median of the votes and one pseudo-vote for 1, so neither a single family
+    nor one family's model error (IRIS's FF x8.7, HGQ_L53's x0.6) sets it. Extra io_parallel cycles: the median
+    vote (AK_har/mnist's unexplained +180/+40 cycles must not shift every Vitis design)."""
     out = {}
     for kind, ev in tool_evidence(cases, co).items():
         votes = {m: _votes(ev[m]) for m in ("lut", "ff", "cycles")}
-        entry = {m: round(math.exp(sum(votes[m]) / (len(votes[m]) + 1)), 4) for m in ("lut", "ff")}
+        entry = {m: round(math.exp(float(np.median(votes[m] + [0.0]))), 4) for m in ("lut", "ff")}
         entry["cycles"] = int(round(float(np.median(votes["cycles"])))) if votes["cycles"] else 0
         entry["evidence"] = len(votes["lut"])
         out[kind] = entry

@@ -226,7 +226,7 @@ def kbi_bits(k, b, i) -> tuple[np.ndarray, np.ndarray]:
 def apply_input_bits(spec: LayerSpec, bits: tuple[np.ndarray, np.ndarray]) -> None:
     """The products of inputs HGQ quantised to zero width (always zero) are dead code: their weights count as zeros.
     The live inputs keep the layer's declared input type: the quantizer masks values but the C++ datapath stays as
-    wide as the type, and csynth prices it so (HGQ_L53: 17.9k LUT estimated this way, 16.5k reported; with the
+    wide as the type, and csynth prices it so (HGQ_L53: 17.4k LUT estimated this way, 16.5k reported; with the
     per-element widths 7.8k)."""
     dead = bits[1] <= -64
     if dead.any() and spec.weights is not None:
