@@ -82,7 +82,8 @@ def search_on_cluster(tmp_path, env=ENV) -> None:
             time.sleep(2)
         out, err = search.communicate()
         assert search.returncode == 0, err[-3000:]
-        assert addresses and all(a.startswith(("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:")) for a in addresses), addresses
+        loopback = ("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:")
+        assert addresses and all(a.startswith(loopback) for a in addresses), addresses
         result = json.loads(out)
         assert result["address"] == f"127.0.0.1:{port}" and len(result["trials"]) == 3
         assert all(t["status"] in ("completed", "infeasible", "failed") for t in result["trials"])

@@ -51,12 +51,14 @@ def test_hgq_and_qkeras_trials_in_one_search(tmp_path):
     assert hgq["config"]["hgq_Strategy"] == "distributed_arithmetic" and hgq["designs"]
     for d in hgq["designs"]:  # each snapshot: its own estimate, budget check and model
         assert d["status"] in ("completed", "infeasible") and set(d["excess"]) >= {"LUT", "DSP", "latency"}
-        assert d["ebops"] == d["bops"] and recs.model_readable(run / "trials" / f"{hgq['trial_id']}_e{d['epoch']:04d}.h5")
+        model = run / "trials" / f"{hgq['trial_id']}_e{d['epoch']:04d}.h5"
+        assert d["ebops"] == d["bops"] and recs.model_readable(model)
     assert all(t["ebops"] > 0 and t["bops"] > t["ebops"] for t in records[:2])  # QKeras: BOPs add the accumulators
     header = (run / "trials.csv").read_text().splitlines()[0].split(",")
     assert {"method", "design", "bops", "ebops"} <= set(header)
     summary = json.loads((run / "search_summary.json").read_text())
-    assert summary["designs"]["by_method"]["hgq"] == len(hgq["designs"]) and summary["designs"]["by_method"]["qkeras"] == 2
+    by_method = summary["designs"]["by_method"]
+    assert by_method["hgq"] == len(hgq["designs"]) and by_method["qkeras"] == 2
     assert all(f["method"] in ("qkeras", "hgq") and f["ebops"] is not None for f in summary["front"])
     assert all((run / f["model"]).is_file() for f in summary["front"])
     html = (run / "search_report.html").read_text()

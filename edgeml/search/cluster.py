@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from edgeml.errors import InputError
@@ -90,7 +91,18 @@ def disconnect(info: dict) -> None:
     if ray.is_initialized():
         ray.shutdown()
     if info.get("temp_dir"):
-        shutil.rmtree(info["temp_dir"], ignore_errors=True)
+        remove_session_dir(Path(info["temp_dir"]))
+
+
+def remove_session_dir(path: Path, timeout_s: float = 10.0) -> None:
+    """Remove a local Ray's session directory; Ray's processes may still be writing their last logs into it
+    while they exit (seen on a busy machine: an empty session folder left behind), so try again a while."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 def local_token() -> tuple[str | None, str]:

@@ -19,8 +19,6 @@ def importances(records: list[dict]) -> dict[str, float] | None:
     """Optuna's fANOVA importance of each parameter for the validation accuracy (None: too few trials)."""
     import optuna
 
-    from edgeml.search.space import distributions
-
     done = [r for r in records if r.get("accuracy") is not None]
     if len(done) < 4:
         return None
