@@ -203,10 +203,11 @@ def _estimate_stage(ctx: RunContext) -> dict:
         if not result or "total" not in result:  # convert did not (or could not) estimate: use the project
             from edgeml.estimate import estimate
 
-            result = estimate(ctx.run_dir / files["project"])
-        t = result["total"]
-        print(f"  {name}: DSP {t['dsp']}, LUT {t['lut']}, FF {t['ff']}, BRAM18 {t['bram_18k']}, "
-              f"latency {t['latency_ns']} ns, II {t['ii']}, fits: {'yes' if t.get('fits') else 'no'}")
+            result = estimate(ctx.run_dir / files["project"], basis=ctx.cfg["estimate"]["basis"])
+        t = result.get("cost") or result["total"]
+        print(f"  {name} ({result.get('basis', 'csynth').replace('_', '-')}): DSP {t['dsp']}, LUT {t['lut']}, "
+              f"FF {t['ff']}, BRAM18 {t['bram_18k']}, latency {t['latency_ns']} ns, II {t['ii']}, "
+              f"fits: {'yes' if result['total'].get('fits') else 'no'}")
         estimates[name] = {"estimate": str(write_json(ctx.path("estimate", f"{name}.json"), result)
                                            .relative_to(ctx.run_dir))}
     return {"estimates": estimates}

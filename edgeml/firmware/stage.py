@@ -167,7 +167,7 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
             + "): overflow fractions and the precision advice hold for that distribution, not for real events")
     t = time.perf_counter()
     arrays = report.pop("arrays")
-    report["estimate"] = _estimate(hls_model)
+    report["estimate"] = _estimate(hls_model, cfg.get("estimate", {}).get("basis", "post_synthesis"))
     if report["estimate"] and "error" in report["estimate"]:
         report["warnings"].append(f"the resource/latency estimate failed: {report['estimate']['error']}")
     report["timing"] = timing
@@ -491,7 +491,7 @@ def _read_cache(out: Path) -> dict | None:
     return cache
 
 
-def _estimate(hls_model):
+def _estimate(hls_model, basis: str):
     """Hook for the resource/latency estimator (edgeml.estimate), never fatal to the conversion."""
     try:
         from edgeml import estimate as estimator
@@ -500,7 +500,7 @@ def _estimate(hls_model):
     if not hasattr(estimator, "estimate"):
         return None
     try:
-        return estimator.estimate(hls_model)
+        return estimator.estimate(hls_model, basis=basis)
     except Exception as e:  # the estimator's failure must not cost the user the conversion
         return {"error": f"{type(e).__name__}: {e}"}
 
