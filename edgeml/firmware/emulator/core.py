@@ -99,6 +99,7 @@ class Emulator:
         if bad:
             raise EdgemlError(f"the emulator does not cover {', '.join(bad)}; use the C-simulation for this model")
         self.inputs = _output_names(hls_model, hls_model.get_input_variables())
+        self.input_sizes = [int(np.prod(v.shape)) for v in hls_model.get_input_variables()]
         self.outputs = _output_names(hls_model, hls_model.get_output_variables())
         self.types = {name: step.out_t for step in self.steps for name in _names(step.output)}
         self.sizes = {name: step.size for step in self.steps for name in _names(step.output)}
@@ -117,8 +118,13 @@ class Emulator:
             raise EdgemlError(f"the input arrays have different numbers of rows: {[len(a) for a in arrays]}")
         # The matrices are small (a chunk of jets by a layer): a second BLAS thread only waits,
         # and on a shared machine it stalls the first. Cores are used by chunks of jets instead.
+        arrays = [a.reshape(n, -1) for a in arrays]
+        for k, (a, size) in enumerate(zip(arrays, self.input_sizes)):
+            if a.shape[1] != size:
+                raise EdgemlError(f"input {k} ({self.inputs[k]}) has {a.shape[1]} values per row; the model takes "
+                                  f"{size}")
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._run([a.reshape(n, -1) for a in arrays], n, trace)
+            return self._run(arrays, n, trace)
 
     def _run(self, arrays: list[np.ndarray], n: int, trace: bool) -> EmulationResult:
         cores = os.cpu_count() or 1

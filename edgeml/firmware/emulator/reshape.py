@@ -43,6 +43,13 @@ def _channels_last(layer) -> None:
         raise _Unsupported("channels_first data format")
 
 
+def _pixel_words(layer) -> None:
+    """The stream padding, cropping and resize templates read one pixel (n_chan values) per word."""
+    if _is_stream(layer) and _pack_size(layer.get_input_variable()) != int(layer.get_attr("n_chan")):
+        raise _Unsupported(f"io_stream input in words of {_pack_size(layer.get_input_variable())} values, "
+                           f"not one pixel of {layer.get_attr('n_chan')}")
+
+
 def _same_size(layer, info) -> None:
     if int(np.prod(layer.get_input_variable().shape)) != info["size"]:
         raise _Unsupported("input and output sizes differ")
@@ -81,6 +88,7 @@ def _grid(*shape: int) -> np.ndarray:
 def _zeropad_step(layer) -> _CopyStep:
     info = _common(layer)
     _channels_last(layer)
+    _pixel_words(layer)
     a = layer.get_attr
     h = int(a("in_height", 1))
     top, bottom = (int(a("pad_top")), int(a("pad_bottom"))) if layer.class_name == "ZeroPadding2D" else (0, 0)
@@ -93,6 +101,7 @@ def _zeropad_step(layer) -> _CopyStep:
 def _cropping_step(layer) -> _CopyStep:
     info = _common(layer)
     _channels_last(layer)
+    _pixel_words(layer)
     a = layer.get_attr
     h, w, c = int(a("in_height", 1)), int(a("in_width")), int(a("n_chan"))
     top = int(a("crop_top", 0))
@@ -112,6 +121,7 @@ def _resize_step(layer) -> _CopyStep:
     algorithm = str(layer.get_attr("algorithm", "nearest"))
     if algorithm != "nearest":
         raise _Unsupported(f"{algorithm} interpolation")
+    _pixel_words(layer)
     a = layer.get_attr
     h, w, c = int(a("in_height", 1)), int(a("in_width")), int(a("n_chan"))
     new_h, new_w = int(a("out_height", 1)), int(a("out_width"))
