@@ -175,15 +175,17 @@ def _stream_model(rng):
     cat1 = L.Concatenate(axis=-1, name="cat1")([s1, up1])  # 6x8
     gmp1 = L.GlobalMaxPooling1D(name="gmp1")(cat1)
     gap1 = L.GlobalAveragePooling1D(name="gap1")(L.Concatenate(axis=1, name="cat1h")([s1, mp1]))
-    vec = L.Concatenate(name="cat0")([gmp1, gap1, ])  # 12
-    both = L.Concatenate(name="cat_v")([vec, gap])
+    vec = L.Concatenate(name="cat0")([gmp1, gap1])  # 12
+    seq_t = L.Permute((2, 1), name="permute2")(seq)  # 4x11: the 2-d stream transpose
+    gmp_t = L.GlobalMaxPooling1D(name="gmp_t")(L.MaxPooling1D(2, name="mp_t")(seq_t))  # 11
+    both = L.Concatenate(name="cat_v")([vec, L.Concatenate(name="cat_t")([gap, gmp_t])])
     out = L.Dense(4, name="out")(L.Concatenate(name="cat_out")([both, gmp]))
     model = tf.keras.Model([img, seq], [d_img, out, gmp])
     _randomize(model, rng)
     layers = {name: _typed(rng, POOLS) for name in ("mp", "ap", "mp2", "gap", "gmp", "ap1r", "mp1", "ap1", "gmp1",
-                                                   "gap1")}
+                                                   "gap1", "mp_t", "gmp_t")}
     for name in ("add", "sub", "mul", "avg", "max", "min", "cat_c", "cat_h", "cat_w", "add1", "cat1", "cat1h",
-                 "cat0", "cat_v", "cat_out"):
+                 "cat0", "cat_t", "cat_v", "cat_out"):
         layers[name] = _typed(rng)
     for name in ("d_img", "out"):
         layers[name] = _typed(rng, ("weight", "bias", "accum", "result"))
@@ -221,7 +223,7 @@ def _run_stream(seed: int, tmp_path):
             "ZeroPadding1D", "ZeroPadding2D", "Cropping2D", "Resize", "Merge", "Concatenate",
             "BatchNormalization"} <= _classes(hls_model)
     traces = _assert_bit_exact(hls_model, _inputs(shapes, 1500, seed))
-    assert {"mp", "ap", "gap", "gmp", "permute", "ap1r", "out"} <= set(traces)
+    assert {"mp", "ap", "gap", "gmp", "permute", "permute2", "ap1r", "gmp_t", "out"} <= set(traces)
 
 
 @needs_gpp
