@@ -150,8 +150,10 @@ def test_conv1d_parallel_and_pointwise_forms(tmp_path):
                "Precision": {**CONV_TYPES, "accum": "ap_fixed<12,5,AP_RND_CONV,AP_SAT>", "result": "ap_fixed<10,4>"}},
         "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<10,3,AP_TRN,AP_WRAP>",
                              "result": "ap_fixed<9,3,AP_RND,AP_SAT>"}},
-        "c3": {"ParallelizationFactor": 3, "Precision": {"weight": "ap_fixed<7,2,AP_RND,AP_SAT>", "bias": "ap_fixed<6,1>",
-                             "accum": "ap_fixed<11,4,AP_RND_ZERO,AP_SAT>", "result": "ap_fixed<10,4,AP_TRN_ZERO,AP_SAT>"}},
+        "c3": {"ParallelizationFactor": 3,
+               "Precision": {"weight": "ap_fixed<7,2,AP_RND,AP_SAT>", "bias": "ap_fixed<6,1>",
+                             "accum": "ap_fixed<11,4,AP_RND_ZERO,AP_SAT>",
+                             "result": "ap_fixed<10,4,AP_TRN_ZERO,AP_SAT>"}},
         "c4": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<16,6>", "result": "ap_ufixed<8,3,AP_RND,AP_SAT>"}},
     }
     hls_model = _hls4ml_model(model, layers, tmp_path / "prj")
@@ -192,7 +194,7 @@ def test_conv2d_stream_line_buffer(tmp_path):
 
 
 @needs_gpp
-@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+@pytest.mark.parametrize("io_type", [pytest.param("io_parallel", marks=pytest.mark.slow), "io_stream"])
 def test_depthwise_and_separable_convs(io_type, tmp_path):
     """SeparableConv2D and SeparableConv1D (hls4ml splits them into DepthwiseConv + PointwiseConv), standalone
     DepthwiseConv2D/1D; narrow saturating accumulators. io_stream: Resource with the reuse factors of each
@@ -226,10 +228,9 @@ def test_depthwise_and_separable_convs(io_type, tmp_path):
 def test_qkeras_convs_and_batchnorm(tmp_path):
     """QConv2D (alpha=1, and alpha='auto' with hls4ml's ApplyAlpha per filter), a BatchNormalization kept after
     a QConv2D and one folded into a float Conv2D, QConv2DBatchnorm, QDepthwiseConv2D, QActivation
-    quantized_relu / quantized_bits, in io_parallel; a QConv1D and a QSeparableConv1D in a second project."""
+    quantized_relu / quantized_bits, in io_parallel."""
     import tensorflow as tf
-    from qkeras import (QActivation, QConv1D, QConv2D, QConv2DBatchnorm, QDepthwiseConv2D, QSeparableConv1D,
-                        quantized_bits, quantized_relu)
+    from qkeras import QActivation, QConv2D, QConv2DBatchnorm, QDepthwiseConv2D, quantized_bits, quantized_relu
 
     L = tf.keras.layers
     q6 = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
@@ -256,6 +257,14 @@ def test_qkeras_convs_and_batchnorm(tmp_path):
     X = np.random.default_rng(6).normal(0, 1, (300, 200))
     _check(hls_model, X, {"q1", "bnq", "qr1", "q2", "q2_alpha", "c3", "qbn", "qd"})
 
+
+@pytest.mark.slow
+@needs_gpp
+def test_qkeras_conv1d_and_separable(tmp_path):
+    """QConv1D with 'same' padding and stride 2, quantized_relu, QSeparableConv1D (depthwise + pointwise)."""
+    from qkeras import QActivation, QConv1D, QSeparableConv1D, quantized_bits, quantized_relu
+
+    q6 = dict(kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1))
     model = _keras((16, 3), [
         QConv1D(6, 4, strides=2, padding="same", name="q1", **q6),
         QActivation(quantized_relu(8, 3), name="qr1"),
@@ -267,6 +276,7 @@ def test_qkeras_convs_and_batchnorm(tmp_path):
     _check(hls_model, X, {"q1", "qr1", "qs_depthwise", "qs_pointwise"})
 
 
+@pytest.mark.slow
 @needs_gpp
 def test_stream_padding_and_encoded_windows(tmp_path):
     """io_stream: 'same' convs (hls4ml inserts a ZeroPadding layer and convolves 'valid'), the encoded
@@ -396,3 +406,26 @@ def test_random_conv_sweep(seed, tmp_path):
             assert hls_model.graph[layer.name].get_attr("reuse_factor") == entry["ReuseFactor"], layer.name
     X = np.random.default_rng(seed).normal(0, 3, (300, int(np.prod(shape))))
     _check(hls_model, X, {layer.name for layer in chain})
+
+
+@needs_gpp
+@pytest.mark.parametrize("io_type", [pytest.param("io_parallel", marks=pytest.mark.slow), "io_stream"])
+def test_trigger_shaped_models(io_type, tmp_path):
+    """The issue's model kinds whole: a conv autoencoder (same-padded convs, max pooling, upsampling) and a
+    DeepSets network (pointwise Conv1D per particle, global average pooling, Dense), with relu between."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    typed = {"Precision": {**CONV_TYPES, "accum": "ap_fixed<20,8>", "result": "ap_fixed<14,6,AP_RND,AP_SAT>"}}
+    autoencoder = _keras((12, 12, 1), [
+        L.Conv2D(4, 3, padding="same", name="e1"), L.ReLU(name="r1"), L.MaxPooling2D(2, name="p1"),
+        L.Conv2D(2, 3, padding="same", name="e2"), L.UpSampling2D(2, name="u1"),
+        L.Conv2D(1, 3, padding="same", name="d1")], seed=12, spread=0.7)
+    deepsets = _keras((8, 3), [
+        L.Conv1D(6, 1, name="phi1"), L.ReLU(name="r1"), L.Conv1D(4, 1, name="phi2"),
+        L.GlobalAveragePooling1D(name="pool"), L.Dense(3, name="rho")], seed=13, spread=0.7)
+    for k, model in enumerate((autoencoder, deepsets)):
+        convs = [layer.name for layer in model.layers if "conv" in type(layer).__name__.lower()]
+        hls_model = _hls4ml_model(model, {name: typed for name in convs}, tmp_path / f"prj{k}", io_type=io_type)
+        X = np.random.default_rng(k).uniform(0, 1, (300, int(np.prod(model.input_shape[1:]))))
+        _check(hls_model, X, set(convs))
