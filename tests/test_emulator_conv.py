@@ -150,8 +150,10 @@ def test_conv1d_parallel_and_pointwise_forms(tmp_path):
                "Precision": {**CONV_TYPES, "accum": "ap_fixed<12,5,AP_RND_CONV,AP_SAT>", "result": "ap_fixed<10,4>"}},
         "c2": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<10,3,AP_TRN,AP_WRAP>",
                              "result": "ap_fixed<9,3,AP_RND,AP_SAT>"}},
-        "c3": {"ParallelizationFactor": 3, "Precision": {"weight": "ap_fixed<7,2,AP_RND,AP_SAT>", "bias": "ap_fixed<6,1>",
-                             "accum": "ap_fixed<11,4,AP_RND_ZERO,AP_SAT>", "result": "ap_fixed<10,4,AP_TRN_ZERO,AP_SAT>"}},
+        "c3": {"ParallelizationFactor": 3,
+               "Precision": {"weight": "ap_fixed<7,2,AP_RND,AP_SAT>", "bias": "ap_fixed<6,1>",
+                             "accum": "ap_fixed<11,4,AP_RND_ZERO,AP_SAT>",
+                             "result": "ap_fixed<10,4,AP_TRN_ZERO,AP_SAT>"}},
         "c4": {"Precision": {**CONV_TYPES, "accum": "ap_fixed<16,6>", "result": "ap_ufixed<8,3,AP_RND,AP_SAT>"}},
     }
     hls_model = _hls4ml_model(model, layers, tmp_path / "prj")

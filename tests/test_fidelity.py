@@ -8,7 +8,7 @@ from edgeml.errors import InputError
 from edgeml.firmware.fidelity import (engine_agreement, first_broken_layer, mark_status, notes, one_hot_argmax,
                                       top_ties)
 from edgeml.firmware.tasks import (OutputTask, check_labels, reconstruction_score, regression_fidelity,
-                                   score_fidelity, threshold_at_rate, working_point, working_points)
+                                   score_fidelity, threshold_at_rate, tie_gaps, working_point, working_points)
 
 
 def test_decision_agreement_uses_the_first_maximum_like_the_firmware():
@@ -83,6 +83,19 @@ def test_working_point_reports_the_achieved_rate_and_the_ties():
     assert point["threshold"] == 0.5 and point["background_rate"] == pytest.approx(0.1)
     assert point["signal_efficiency"] == pytest.approx(2 / 5)  # 0.95 and 0.9; the two signal events at 0.5 stay out
     assert point["ties_at_threshold"] == 6 and point["background_ties_at_threshold"] == 4
+    # the next point the discrete score allows: every tied event in, above the target rate
+    assert point["background_rate_with_ties"] == pytest.approx(0.5)
+    assert point["signal_efficiency_with_ties"] == pytest.approx(4 / 5)
+
+
+def test_working_points_the_firmware_ties_cannot_reach_are_named():
+    y = np.array([0] * 100 + [1] * 100)
+    keras = np.concatenate([np.linspace(0, 0.9, 100), np.linspace(0.5, 1, 100)])[:, None]
+    firmware = np.minimum(keras, 0.85)  # a saturating output: 6 background events at 0.85, more than 1% of them
+    gaps = tie_gaps(working_points(y, keras, firmware, ["0", "1"]))
+    assert gaps == ["1 at 0.01: 0 or 0.06 with the 6 background events tied at 0.85",
+                    "1 at 0.001: 0 or 0.06 with the 6 background events tied at 0.85"]
+    assert tie_gaps(working_points(y, keras, keras, ["0", "1"])) == []
 
 
 def test_working_points_per_class_keras_against_firmware():

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgeml.errors import EdgemlError, InputError
 from edgeml.firmware.advice import argmax_agreement, extra_fraction_bits, table_size_needed
+from edgeml.firmware.tasks import tie_gaps
 from edgeml.simulate import Fixed, fixed_of, overflow_fraction
 
 RELATIVE_ERROR_LIMIT = 0.05  # a layer whose error exceeds 5% of its output span is not explained by rounding
@@ -122,8 +123,8 @@ def compare(hls_model, X: list[np.ndarray], labels: np.ndarray | None, classes: 
     }
     arrays = {"keras": ref["outputs"][0], "csim": outputs[0], "keras_quantized_input": keras_q[0]}
     if task.task == "classification":
-        report.update(_classification(hls_model, labels, classes, ref, keras_q_layers, keras_q[0], outputs[0],
-                                      traces))
+        report.update(_classification(hls_model, labels, classes, ref, keras_q_layers, keras_q[0], keras_float[0],
+                                      outputs[0], traces))
         arrays.update({"keras_logits": ref["logits"], "csim_logits": traces.get(report["logits_layer"], outputs[0]),
                        "keras_quantized_input_logits": keras_q_layers.get(report["logits_layer"], keras_q[0])})
     elif labels is not None and task.task == "regression":
@@ -145,9 +146,11 @@ def compare(hls_model, X: list[np.ndarray], labels: np.ndarray | None, classes: 
     return {"csim": report, "outputs": per_output, "layers": rows, "arrays": arrays}
 
 
-def _classification(hls_model, labels, classes, ref, keras_q_layers, keras_q, outputs, traces) -> dict:
+def _classification(hls_model, labels, classes, ref, keras_q_layers, keras_q, keras_float, outputs, traces) -> dict:
     """Decision agreement, accuracy/AUC (with labels) and trigger working points of a classifying output.
-    One sigmoid output is read as two classes, [1 - p, p], decided at 0.5."""
+    Keras's values are those of the firmware's output layer on the float inputs (``keras_float``: the
+    logits when hls4ml skips the softmax). One sigmoid output is read as two classes, [1 - p, p], decided
+    at 0.5."""
     from edgeml.metrics import classification_metrics
     from edgeml.firmware.tasks import working_points
 
@@ -157,15 +160,14 @@ def _classification(hls_model, labels, classes, ref, keras_q_layers, keras_q, ou
     softmax = output_softmax(hls_model)
     binary = outputs.shape[1] == 1
     two = (lambda a: np.hstack([1 - a, a])) if binary else (lambda a: a)
-    fw, kq, kf = two(outputs), two(keras_q), two(ref["outputs"][0])
+    fw, kq, kf = two(outputs), two(keras_q), two(keras_float)
     fw_l, kq_l = (fw, kq) if binary else (fw_logits, keras_q_logits)
     n_classes = fw.shape[1]
     names = [classes[i] if i < len(classes) else str(i) for i in range(n_classes)]
     out = {
         "argmax_agreement": argmax_agreement(fw, kq),
         "argmax_agreement_logits": argmax_agreement(fw_l, kq_l),
-        "argmax_agreement_float_input": argmax_agreement(fw, two(ref["layers"].get(list(hls_model.get_layers())[-1]
-                                                                                   .name, ref["outputs"][0]))),
+        "argmax_agreement_float_input": argmax_agreement(fw, kf),
         "max_abs_diff_logits": float(np.max(np.abs(fw_logits - keras_q_logits))),
         "mean_abs_diff_logits": float(np.mean(np.abs(fw_logits - keras_q_logits))),
         "softmax": None if softmax is None else softmax.get_attr("implementation"),
@@ -182,7 +184,7 @@ def _classification(hls_model, labels, classes, ref, keras_q_layers, keras_q, ou
         out.update({"accuracy_keras": m_keras["accuracy"], "accuracy_csim": m_fw["accuracy"],
                     "accuracy_keras_quantized_input": float(np.mean(kq.argmax(axis=1) == labels)),
                     "auc_keras": m_keras["auc"], "auc_csim": m_fw["auc"],
-                    "working_points": working_points(labels, ref["outputs"][0], outputs, names)})
+                    "working_points": working_points(labels, keras_float, outputs, names)})
     return out
 
 
@@ -228,6 +230,11 @@ def notes(c: dict) -> list[str]:
             out.append("the pre-softmax outputs are bit-exact with Keras on the quantized inputs")
         if c["accuracy_keras"] is None:
             out.append("the data has no labels 'y': accuracy, AUC and working points need them")
+        gaps = tie_gaps(c.get("working_points") or {})
+        if gaps:
+            out.append("the firmware outputs tie at some working points, so their background rate jumps over the "
+                       "target (" + "; ".join(gaps) + "); a threshold on the logits (softmax Skip: true or "
+                       "finer softmax types) gives the firmware distinct values there")
     if c["input_overflow_fraction"] > 0:
         out.append(f"{c['input_overflow_fraction']:.2%} of input values overflow the input type {c['input_type']}")
     return out

@@ -60,14 +60,16 @@ def _classification_md(c: dict) -> list[str]:
                   "Signal efficiency at a background rate (one class against the rest; events strictly above the "
                   "threshold, so events tied at it are never split: the achieved rate can fall below the target).",
                   "", "| class | target background rate | efficiency Keras (rate) | efficiency firmware (rate) | "
-                  "Keras-selected also selected by firmware | firmware events tied at threshold |",
-                  "|---|---|---|---|---|---|"]
+                  "firmware with its tied events (rate) | Keras-selected also selected by firmware | "
+                  "firmware events tied at threshold |",
+                  "|---|---|---|---|---|---|---|"]
         for cls, rows in c["working_points"].items():
             for r in rows:
                 k, f = r["keras"], r["firmware"]
                 lines.append(f"| {cls} | {r['background_rate_target']:g} | {_num(k['signal_efficiency'], '.4f')} "
                              f"({k['background_rate']:.4g}) | {_num(f['signal_efficiency'], '.4f')} "
-                             f"({f['background_rate']:.4g}) | {_num(r['selected_by_both_fraction'], '.2%')} | "
+                             f"({f['background_rate']:.4g}) | {_num(f['signal_efficiency_with_ties'], '.4f')} "
+                             f"({f['background_rate_with_ties']:.4g}) | {_num(r['selected_by_both_fraction'], '.2%')} | "
                              f"{f['ties_at_threshold']} |")
         lines.append("")
     return lines

@@ -142,10 +142,28 @@ def working_point(score: np.ndarray, signal: np.ndarray, rate: float) -> dict:
     t = threshold_at_rate(score[~signal], rate)
     selected = score > t
     tied = score == t
+    with_ties = selected | tied  # the next point the discrete score allows, above the target rate
     return {"threshold": t, "signal_efficiency": float(np.mean(selected[signal])) if signal.any() else None,
             "background_rate": float(np.mean(selected[~signal])),
             "ties_at_threshold": int(tied.sum()), "background_ties_at_threshold": int((tied & ~signal).sum()),
+            "signal_efficiency_with_ties": float(np.mean(with_ties[signal])) if signal.any() else None,
+            "background_rate_with_ties": float(np.mean(with_ties[~signal])),
             "selected": selected}
+
+
+def tie_gaps(points: dict) -> list[str]:
+    """Working points the firmware cannot reach: its background rate falls below half the target because
+    background events tie at the threshold (the threshold is itself a background value: one event at it
+    is no tie) -> 'class at rate: rate without or with the tied events'."""
+    gaps = []
+    for cls, rows in points.items():
+        for r in rows:
+            f = r["firmware"]
+            if f["background_ties_at_threshold"] > 1 and f["background_rate"] < r["background_rate_target"] / 2:
+                gaps.append(f"{cls} at {r['background_rate_target']:g}: {f['background_rate']:.3g} or "
+                            f"{f['background_rate_with_ties']:.3g} with the {f['background_ties_at_threshold']} "
+                            f"background events tied at {f['threshold']:g}")
+    return gaps
 
 
 def working_points(y: np.ndarray, keras: np.ndarray, firmware: np.ndarray, labels: list[str],

@@ -91,8 +91,9 @@ class _Geometry:
                    int(get("out_height", 1)) if two_d else 1, int(get("out_width")))
 
     @property
-    def kernel_size(self) -> int:
-        return self.filt_h * self.filt_w
+    def n_in(self) -> int:
+        """Inputs of one window."""
+        return self.filt_h * self.filt_w * self.n_chan
 
     def windows(self) -> np.ndarray:
         """(out pixels, filt_h * filt_w * n_chan) flat input indices in (kernel row, kernel column, channel)
@@ -171,10 +172,10 @@ def _check_form(layer, geometry: _Geometry):
         if implementation == "encoded" and "2D" in layer.class_name and (
                 geometry.filt_h != geometry.filt_w or geometry.stride_h != geometry.stride_w):
             raise _Unsupported("encoded conv with a non-square kernel or stride")
-    elif _strategy(layer) == "resource" and int(layer.get_attr("reuse_factor", 1)) > geometry.kernel_size * geometry.n_chan:
+    elif _strategy(layer) == "resource" and int(layer.get_attr("reuse_factor", 1)) > geometry.n_in:
         # conv_*_resource_cl asserts RF <= filt * n_chan: the C-simulation aborts
         raise _Unsupported(f"io_parallel Resource conv with reuse factor {layer.get_attr('reuse_factor')} "
-                           f"> kernel inputs {geometry.kernel_size * geometry.n_chan}")
+                           f"> kernel inputs {geometry.n_in}")
     if "Depthwise" in layer.class_name:
         if int(layer.get_attr("n_filt")) != geometry.n_chan:
             raise _Unsupported("depth_multiplier > 1 (hls4ml asserts a multiplier of 1)")
@@ -199,7 +200,7 @@ def _conv_step(layer) -> _ConvStep:
     info = _common(layer)
     geometry = _Geometry.of(layer)
     _check_form(layer, geometry)
-    n_in, n_filt = geometry.kernel_size * geometry.n_chan, int(layer.get_attr("n_filt"))
+    n_in, n_filt = geometry.n_in, int(layer.get_attr("n_filt"))
     w, w_t = _kernel_weights(layer, "weight", n_in, n_filt)
     b, b_t = _weight_ints(layer, "bias")
     kernel = dense_kernel(layer, info["in_t"], info["out_t"], w, w_t, b.reshape(-1), b_t)
@@ -214,8 +215,7 @@ def _depthwise_step(layer) -> _ConvStep:
     info = _common(layer)
     geometry = _Geometry.of(layer)
     _check_form(layer, geometry)
-    n_chan = geometry.n_chan
-    n_in = geometry.kernel_size * n_chan
+    n_chan, n_in = geometry.n_chan, geometry.n_in
     w, w_t = _weight_ints(layer, "weight")
     if w.size != n_in:
         raise _Unsupported(f"depthwise weight of {w.size} values for {n_in} window entries")
