@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +76,16 @@ def standard_callbacks(train_cfg: dict, checkpoint: Path | None = None, progress
         callbacks.append(tf.keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss",
                                                             save_best_only=True, save_weights_only=True))
     return callbacks
+
+
+def fit_inputs(X, y, X_val, y_val, batch_size: int, epochs: int, autotune_input: bool = True) -> dict:
+    """``fit`` keyword arguments for shuffled training batches and validation data: Keras's own arrays
+    (autotuned), or ``untuned_batches`` for a search trial's single inter-op thread."""
+    if autotune_input:
+        return {"x": X, "y": y, "batch_size": batch_size, "shuffle": True, "validation_data": (X_val, y_val)}
+    return {"x": untuned_batches(X, y, batch_size, epochs, shuffle=True),
+            "steps_per_epoch": math.ceil(len(y) / batch_size),
+            "validation_data": untuned_batches(X_val, y_val, batch_size)}
 
 
 def untuned_batches(X, y, batch_size: int, epochs: int = 1, shuffle: bool = False):

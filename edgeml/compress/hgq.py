@@ -196,7 +196,7 @@ def train_hgq(recipe, splits, teacher=None, epochs: int | None = None, cfg: dict
 
     from edgeml.compress.distill import distillation_loss, label_accuracy, pack_targets, teacher_logits
     from edgeml.progress import keras_callback
-    from edgeml.train import untuned_batches
+    from edgeml.train import fit_inputs
 
     s = getattr(recipe, "settings", recipe)
     h = hgq_settings(s)
@@ -229,13 +229,7 @@ def train_hgq(recipe, splits, teacher=None, epochs: int | None = None, cfg: dict
     callbacks = [training.callbacks[0], ResetMinMax(), FreeBOPs(), training.callbacks[1],
                  keras_callback(epochs, enabled=progress)]
     batch = h["batch_size"]
-    if autotune_input:
-        inputs = {"x": splits.X_train, "y": y_train, "batch_size": batch, "shuffle": True,
-                  "validation_data": (splits.X_val, y_val)}
-    else:
-        inputs = {"x": untuned_batches(splits.X_train, y_train, batch, epochs, shuffle=True),
-                  "steps_per_epoch": math.ceil(len(y_train) / batch),
-                  "validation_data": untuned_batches(splits.X_val, y_val, batch)}
+    inputs = fit_inputs(splits.X_train, y_train, splits.X_val, y_val, batch, epochs, autotune_input)
     history = model.fit(**inputs, epochs=epochs, verbose=0, callbacks=callbacks)
     logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     logs["beta"] = betas

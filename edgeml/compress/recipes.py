@@ -117,7 +117,7 @@ def fit_compressed(model, splits, y_train, y_val, train_cfg: dict, loss, extra_c
     import tensorflow as tf
 
     from edgeml.compress.distill import label_accuracy, logits_model
-    from edgeml.train import standard_callbacks, untuned_batches
+    from edgeml.train import fit_inputs, standard_callbacks
 
     callbacks = standard_callbacks(train_cfg, None, progress)
     stopper = next(c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping))
@@ -126,13 +126,7 @@ def fit_compressed(model, splits, y_train, y_val, train_cfg: dict, loss, extra_c
     trainable.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=train_cfg["learning_rate"]), loss=loss,
                       metrics=[label_accuracy])
     epochs, batch_size = train_cfg["epochs"], train_cfg["batch_size"]
-    if autotune_input:
-        inputs = {"x": splits.X_train, "y": y_train, "batch_size": batch_size, "shuffle": True,
-                  "validation_data": (splits.X_val, y_val)}
-    else:
-        inputs = {"x": untuned_batches(splits.X_train, y_train, batch_size, epochs, shuffle=True),
-                  "steps_per_epoch": math.ceil(len(y_train) / batch_size),
-                  "validation_data": untuned_batches(splits.X_val, y_val, batch_size)}
+    inputs = fit_inputs(splits.X_train, y_train, splits.X_val, y_val, batch_size, epochs, autotune_input)
     history = trainable.fit(**inputs, epochs=epochs, verbose=0, callbacks=callbacks + list(extra_callbacks))
     if stopper.best_weights is not None and not stopper.stopped_epoch:
         trainable.set_weights(stopper.best_weights)  # EarlyStopping restores only when it fires
