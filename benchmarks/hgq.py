@@ -6,13 +6,13 @@
     beta ramped log from 5e-7 to 1e-4 over 800 epochs, batch 2048, Adam 3e-3), every epoch on its
     (validation accuracy, EBOPs) front kept and calibrated (``edgeml.compress.hgq.train_hgq`` runs exactly
     that recipe; no distillation, no edgeml choices). Not budgeted.
-(2) ``qkeras_search``: ``edgeml.search`` (QKeras trials) for ``--budget-min`` of wall clock.
+(2) ``qkeras_search``: ``edgeml.search`` with QKeras trials only (``method: [qkeras]``) for ``--budget-min``
+    of wall clock.
 (3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe (``--distill``: distilled
     from the float baseline; epochs scaled to half the budget), then ``edgeml.search`` for the rest of it
-    (``--edgeml-search-config``: a config whose search section asks for HGQ trials, once the search offers
-    them; default: the default search).
-The search has no wall-clock stop: its trial count is the budget times the measured rate of a short
-calibration search (``trials_per_min``), and the JSON gives the wall time each method really took.
+    (the default space, QKeras and HGQ trials; ``--edgeml-search-config``: another config's search section).
+Each search stops on the wall clock (``edgeml.search``'s ``time_budget_min``, Tune's time budget), and
+the JSON gives the wall time each method really took.
 
 Every front design is measured the same way: firmware test accuracy from the bit-exact emulator on all
 test jets (``edgeml convert``), edgeml's estimate (LUT, DSP, FF, latency; cost = LUT + 55*DSP), EBOPs
@@ -115,19 +115,14 @@ def search_designs(summary: dict, run_dir: Path, method: str) -> list[dict]:
     return out
 
 
-def run_search(cfg: dict, run_dir: Path, trials: int, epochs: int | None, splits, teacher) -> tuple[dict, float]:
+def run_search(cfg: dict, run_dir: Path, minutes: float, epochs: int | None, splits, teacher) -> tuple[dict, float]:
+    """A search that runs as many trials as ``minutes`` of wall clock allow."""
     from edgeml.search import search
 
     started = time.monotonic()
-    summary = search(cfg, run_dir=run_dir, trials=max(trials, 1), workers=2, epochs=epochs, force=True,
-                     splits=splits, teacher=teacher)
+    summary = search(cfg, run_dir=run_dir, trials=100_000, workers=2, epochs=epochs, force=True,
+                     splits=splits, teacher=teacher, time_budget_min=minutes)
     return summary, time.monotonic() - started
-
-
-def trials_rate(cfg: dict, tmp: Path, epochs: int | None, splits, teacher) -> float:
-    """Trials per minute of this machine now (a 4-trial search), which turns a budget into a trial count."""
-    _, wall = run_search(cfg, tmp / "rate", 4, epochs, splits, teacher)
-    return 4 / (wall / 60)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -205,11 +200,9 @@ def main() -> None:
         result["wall_s"]["hgq_alone"] = round(time.monotonic() - started, 1)
 
         # (2) edgeml's QKeras search, budgeted
-        search_cfg = cfgmod.validate({**cfg, "search": {}})
-        rate = trials_rate(search_cfg, tmp, search_epochs, splits, teacher)
-        result["trials_per_min"] = round(rate, 2)
-        summary, wall = run_search(search_cfg, tmp / "qkeras_search", int(rate * budget), search_epochs, splits,
-                                   teacher)
+        qkeras_cfg = cfgmod.validate({**cfg, "search": {"space": {"method": ["qkeras"]}}})
+        summary, wall = run_search(qkeras_cfg, tmp / "qkeras_search", budget, search_epochs, splits, teacher)
+        result["trials"] = {"qkeras_search": summary["counts"]}
         designs["qkeras_search"] = search_designs(summary, tmp / "qkeras_search", "qkeras_search")
         result["wall_s"]["qkeras_search"] = round(wall, 1)
 
@@ -222,11 +215,12 @@ def main() -> None:
         front = train_hgq(ours, splits, teacher=teacher, epochs=epochs, cfg=cfg, progress=False)
         designs["edgeml"] = hgq_designs(front, splits, tmp / "edgeml", "edgeml")
         left = budget * 60 - (time.monotonic() - started)
-        own_search = cfgmod.load(args.edgeml_search_config) if args.edgeml_search_config else search_cfg
-        if left > 60 / rate:
-            summary, _ = run_search(own_search, tmp / "edgeml_search", int(rate * left / 60), search_epochs, splits,
-                                    teacher)
+        own_search = (cfgmod.load(args.edgeml_search_config) if args.edgeml_search_config
+                      else cfgmod.validate({**cfg, "search": {}}))  # the default space: QKeras and HGQ trials
+        if left > 60:
+            summary, _ = run_search(own_search, tmp / "edgeml_search", left / 60, search_epochs, splits, teacher)
             designs["edgeml"] += search_designs(summary, tmp / "edgeml_search", "edgeml")
+            result["trials"]["edgeml_search"] = summary["counts"]
         result["wall_s"]["edgeml"] = round(time.monotonic() - started, 1)
         result["edgeml_hgq_epochs"] = epochs
 

@@ -14,11 +14,14 @@ import click
               "(default runs/<name>/search/).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted search without rerunning finished trials.")
 @click.option("--epochs", type=int, help="Training epochs of each trial (default: search.epochs).")
+@click.option("--time-budget", type=float, metavar="MINUTES", help="Stop after this much wall clock of trials, "
+              "even before --trials have run (running trials are stopped).")
 @click.option("--force", is_flag=True, help="Start over in a run directory that holds a search.")
 @click.option("--wait", is_flag=True, help="If another edgeml process uses the run directory, wait for it "
               "instead of failing.")
 @click.option("--json", "as_json", is_flag=True, help="Print trials and front as JSON.")
-def search_command(config, trials, workers, address, run_dir, resume, epochs, force, wait, as_json) -> None:
+def search_command(config, trials, workers, address, run_dir, resume, epochs, time_budget, force, wait,
+                   as_json) -> None:
     """Search QKeras and HGQ taggers (widths, bits, input precision, sparsity, distillation, ReuseFactor,
     Strategy, HGQ's beta and initial bits) for the most accurate designs that fit search.budget (see
     docs/search.md).
@@ -42,7 +45,7 @@ def search_command(config, trials, workers, address, run_dir, resume, epochs, fo
         config = DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else packaged_configs() / "default.yaml"
     cfg = cfgmod.load(config)
     summary = search(cfg, run_dir=run_dir, trials=trials, workers=workers, address=address, epochs=epochs,
-                     resume=resume, force=force, wait=wait)
+                     resume=resume, force=force, wait=wait, time_budget_min=time_budget)
     if as_json:
         echo_json(json_result(summary, read_trials(Path(summary["run_dir"])) or []))
         return

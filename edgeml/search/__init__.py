@@ -56,11 +56,13 @@ def default_run_dir(cfg: dict) -> Path:
 
 def search(cfg: dict, run_dir: str | Path | None = None, trials: int | None = None, workers: int | None = None,
            address: str | None = None, epochs: int | None = None, resume: bool = False, force: bool = False,
-           splits=None, teacher=None, wait: bool = False) -> dict:
+           splits=None, teacher=None, wait: bool = False, time_budget_min: float | None = None) -> dict:
     """Run (or resume) a search; return the summary (also in ``<run_dir>/search_summary.json``).
 
     ``splits`` and ``teacher`` (the float baseline) default to the config's data and a baseline trained
     here; ``edgeml run`` passes its own. ``wait`` queues behind another process holding ``run_dir``.
+    ``time_budget_min``: stop after that many minutes of the trial phase (running trials are stopped),
+    even before ``trials`` have run.
     """
     quiet_library_warnings()
     settings = dict(spaces.search_settings(cfg))
@@ -69,6 +71,9 @@ def search(cfg: dict, run_dir: str | Path | None = None, trials: int | None = No
     settings["epochs"] = epochs or settings["epochs"]
     if settings["trials"] < 1 or (settings["workers"] is not None and settings["workers"] < 1):
         raise InputError("--trials and --workers must be at least 1")
+    if time_budget_min is not None and not time_budget_min > 0:
+        raise InputError(f"--time-budget must be a positive number of minutes, got {time_budget_min}")
+    settings["time_budget_s"] = time_budget_min * 60 if time_budget_min else None
     distributions = spaces.distributions(settings["space"])  # refuses an impossible space before any work
     budgets.limits(settings["budget"])  # refuses an unknown part
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
@@ -106,7 +111,8 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
                      splits.scaler, list(splits.classes), teacher_h5, cfg, settings, settings["epochs"])
     logged = recs.recover(run_dir, budgets.limits(settings["budget"])) if resume else []
     info = cluster.connect(address, settings["workers"])
-    announce(f"search: {settings['trials']} trials on Ray ({info['address'] or 'local, 127.0.0.1'}), "
+    limit = f" (at most {settings['time_budget_s'] / 60:g} min)" if settings["time_budget_s"] else ""
+    announce(f"search: {settings['trials']} trials{limit} on Ray ({info['address'] or 'local, 127.0.0.1'}), "
              f"{info['workers']} at a time, {settings['epochs']} epochs each; logging to {run_dir}")
     t_trials, trials_started_at = time.monotonic(), time.time()
     try:
@@ -115,7 +121,7 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
         log = TrialLog(run_dir, settings["trials"], logged)
         engine.run_trials(data, distributions, spaces.starting_points(settings["space"]), settings["trials"],
                           info["workers"], run_dir, resume, cfg["seed"], settings["sampler"],
-                          settings["max_failures"], log)
+                          settings["max_failures"], log, settings["time_budget_s"])
         seconds_trials = time.monotonic() - t_trials  # the trial phase: Ray's shutdown is not part of it
     finally:
         cluster.disconnect(info)

@@ -128,9 +128,11 @@ def can_resume(run_dir: Path) -> bool:
 
 
 def run_trials(data, distributions: dict, start: list[dict], n_trials: int, workers: int, run_dir: Path,
-               resume: bool, seed: int, sampler: str, max_failures: int, log) -> None:
-    """Run (or resume) the search until ``n_trials`` trials are logged; finished trials reach ``log`` (a Tune
-    callback holding the records so far) as they end."""
+               resume: bool, seed: int, sampler: str, max_failures: int, log,
+               time_budget_s: float | None = None) -> None:
+    """Run (or resume) the search until ``n_trials`` trials are logged, or ``time_budget_s`` of wall clock have
+    passed (Tune then stops the running trials); finished trials reach ``log`` (a Tune callback holding the
+    records so far) as they end."""
     from ray import tune
 
     replay = recs.replayable(list(log.records.values())) if resume else {}
@@ -158,7 +160,7 @@ def run_trials(data, distributions: dict, start: list[dict], n_trials: int, work
     tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials - done, max_concurrent_trials=workers,
-                                    reuse_actors=True),
+                                    reuse_actors=True, time_budget_s=time_budget_s),
         run_config=tune.RunConfig(name=name, storage_path=str(path.parent),
                                   failure_config=tune.FailureConfig(max_failures=max_failures),
                                   callbacks=[log], verbose=0)).fit()
