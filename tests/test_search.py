@@ -91,6 +91,7 @@ def test_budget_excess_and_tightest_constraint():
     ([], TINY.replace("distill: [false]", "distill: []"), "search.space.distill is empty"),
     ([], TINY.replace("distill: [false]", "distill: [false], input_bits: [2, 3]"), "input_integer"),
     ([], TINY.replace("trials: 2", "trials: 2\n  colour: red"), "unknown key 'search.colour'"),
+    (["--time-budget", "0"], TINY, "--time-budget must be a positive number of minutes"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, config, word):
     started = time.monotonic()
@@ -179,6 +180,19 @@ def test_budget_no_trial_meets(tmp_path):
     records = json.loads((run / "trials.json").read_text())
     assert len(records) == 2 and all(r["status"] == "infeasible" for r in records)
     assert json.loads((run / "search_summary.json").read_text())["front"] == []
+
+
+@pytest.mark.slow
+def test_time_budget_stops_the_search_on_the_wall_clock(tmp_path):
+    """--time-budget ends a 500-trial search after its minutes, with the trials that finished logged and a front."""
+    run = tmp_path / "run"
+    r = edgeml("search", str(write_config(tmp_path, TINY.replace("trials: 2", "trials: 500"))), "--run-dir",
+               str(run), "--epochs", "1", "--time-budget", "0.5")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "(at most 0.5 min)" in r.stderr
+    records = json.loads((run / "trials.json").read_text())
+    assert 2 <= len(records) < 500  # 500 one-epoch trials take far longer than half a minute on two workers
+    assert json.loads((run / "search_summary.json").read_text())["front"]
 
 
 @pytest.mark.slow
