@@ -15,7 +15,8 @@ Each search stops on the wall clock (``edgeml.search``'s ``time_budget_min``, Tu
 the JSON gives the wall time each method really took.
 
 Every front design is measured the same way: firmware test accuracy from the bit-exact emulator on all
-test jets (``edgeml convert``), edgeml's estimate (LUT, DSP, FF, latency; cost = LUT + 55*DSP), EBOPs
+test jets (``edgeml convert``), edgeml's estimate (LUT, DSP, FF on its ranking basis, Vivado post-synthesis
+by default, latency from csynth; cost = LUT + 55*DSP, ``cost_csynth`` the same from csynth), EBOPs
 (HGQ designs) or BOPs (QKeras designs), and da4ml's adder-graph cost (sum of hls4ml's ``da_kernel_cost``
 over the Dense layers, ``Strategy: distributed_arithmetic``) for designs at ReuseFactor 1 (null otherwise).
 Checks: at accuracy 0.72, 0.73, 0.735, 0.74 and float - 0.005, (3)'s cheapest design costs at most (1)'s
@@ -60,11 +61,14 @@ def firmware_row(model_path: Path, hls: dict, test_jets: Path, project: Path) ->
         n = len(z["y"])
     report = convert(model_path, config={"hls": hls}, output_dir=project, data=test_jets, n=n, force=True,
                      engine="emulate")
-    t = (report.get("estimate") or {}).get("total") or {}
+    estimate = report.get("estimate") or {}
+    t, csynth = estimate.get("cost") or estimate.get("total") or {}, estimate.get("total") or {}
     lut, dsp = t.get("lut"), t.get("dsp")
     return {"accuracy_test": float(report["csim"]["accuracy_csim"]), "n_test": n,
-            "engine": report["csim"]["engine"], "lut": lut, "dsp": dsp, "ff": t.get("ff"),
-            "latency_ns": t.get("latency_ns"), "cost": None if lut is None else float(lut + DSP_LUT * dsp)}
+            "engine": report["csim"]["engine"], "basis": estimate.get("basis", "csynth"), "lut": lut, "dsp": dsp,
+            "ff": t.get("ff"), "latency_ns": t.get("latency_ns"),
+            "cost": None if lut is None else float(lut + DSP_LUT * dsp),
+            "cost_csynth": None if csynth.get("lut") is None else float(csynth["lut"] + DSP_LUT * csynth["dsp"])}
 
 
 def da_cost(model_path: Path, hls: dict, project: Path) -> float:
@@ -225,7 +229,7 @@ def main() -> None:
         result["edgeml_hgq_epochs"] = epochs
 
         fronts = {m: measure(d, hls, test_jets, tmp, da_max) for m, d in designs.items()}
-        keep = ("method", "accuracy_test", "val_accuracy", "cost", "lut", "dsp", "ff", "latency_ns", "ebops", "bops",
+        keep = ("method", "accuracy_test", "val_accuracy", "cost", "cost_csynth", "basis", "lut", "dsp", "ff", "latency_ns", "ebops", "bops",
                 "da_cost", "reuse_factor", "architecture", "engine", "n_test")
         result["fronts"] = {m: [{k: r.get(k) for k in keep} for r in rows] for m, rows in fronts.items()}
         result["checks"] = checks(fronts, float_accuracy, ref)

@@ -118,7 +118,7 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
     try:
         from edgeml.search.log import TrialLog
 
-        log = TrialLog(run_dir, settings["trials"], logged)
+        log = TrialLog(run_dir, settings["trials"], logged, settings["time_budget_s"])
         engine.run_trials(data, distributions, spaces.starting_points(settings["space"]), settings["trials"],
                           info["workers"], run_dir, resume, cfg["seed"], settings["sampler"],
                           settings["max_failures"], log, settings["time_budget_s"])

@@ -31,8 +31,8 @@ def _live_log(run_dir: str) -> "TrialLog":
 class TrialLog(Callback):
     """Log every finished trial (see the module docstring) and print one progress line for it."""
 
-    def __init__(self, run_dir: Path, total: int, records: list[dict]):
-        self.run_dir, self.total = Path(run_dir).resolve(), total
+    def __init__(self, run_dir: Path, total: int, records: list[dict], time_budget_s: float | None = None):
+        self.run_dir, self.total, self.time_budget_s = Path(run_dir).resolve(), total, time_budget_s
         self.records = {r["trial_id"]: r for r in records}
         self.resumed = len(self.records)
         self.offset = 0  # trials logged before the running Tune experiment began (it numbers its own from 1)
@@ -80,6 +80,8 @@ class TrialLog(Callback):
         now = done - self.resumed
         elapsed = time.monotonic() - self.started
         eta = elapsed / now * max(self.total - done, 0) if now else 0.0
+        if self.time_budget_s is not None:  # the wall clock ends the search first
+            eta = min(eta, max(self.time_budget_s - elapsed, 0.0))
         best = recs.best_feasible(list(self.records.values()))
         designs = record.get("designs") or []
         what = (f"{record.get('method') or 'qkeras'} {record['status']}, val acc {record['accuracy']:.4f}, cost "
