@@ -41,32 +41,19 @@ def drivers(weight_bits: float, resource_share: float, stream: bool, series7: bo
 
 
 def spec_drivers(specs, device: dict, tool_kind: str) -> dict:
-    """Drivers of a design from its layer specs: the weight width (the constants' value width where the weights are
-    known, else the declared one), strategy, IOType, FPGA family, HLS tool."""
+    """Drivers of a design from its layer specs: the declared weight width (what report-only designs state too, so
+    the ratio is learned on one scale), strategy, IOType, FPGA family, HLS tool."""
     bits = weights = resource = 0.0
     for s in specs:
         if s.kind not in ("dense", "conv1d", "conv2d"):
             continue
         n = float(s.n_in * s.n_out * max(1, s.n_positions))
-        bits += n * constant_width(s)
+        bits += n * float(s.weight_type.width if s.weight_type else 16)
         weights += n
         resource += n * (s.strategy == "resource")
     stream = any(s.io_type == "io_stream" for s in specs)
     return drivers(bits / weights if weights else 16.0, resource / weights if weights else 0.0, stream,
                    device["family"] == "7series", tool_kind == "vitis")
-
-
-def constant_width(spec) -> float:
-    """A layer's weight width for the ratio model: its nonzero constants' mean value width (significant bits plus
-    sign; HGQ's few-bit weights inside a wide layer type count their own bits) at Latency RF 1, where HLS folds
-    them into the logic; the declared width otherwise (a multiplexed or ROM weight travels at the type's width)."""
-    from edgeml.estimate.model import constant_bits
-
-    declared = float(spec.weight_type.width if spec.weight_type else 16)
-    if spec.weights is None or max(1, spec.reuse_factor) > 1 or spec.strategy == "distributed_arithmetic":
-        return declared
-    q = spec.weights[spec.weights != 0]
-    return min(declared, float((constant_bits(q) + 1).mean())) if q.size else declared
 
 
 def ratio(coefficients: dict, resource: str, values: dict) -> float:
