@@ -396,7 +396,8 @@ def _bound_to_dsp(in_bits: int, const_bits: np.ndarray, dsp_rule: dict, mul_impl
     ``csd_max_lut`` signed digits): those whose wider operand, the input or the constant by its value, has at least
     ``min_input_bits``. csynth's multiplier instances (``mul_<a>_<b>``, ground-truth designs without a ``config_op
     mul`` binding): 16x5, 12x6, 11x7, 12x8 bits on DSPs, 9x10, 10x10 in LUTs. A floor on the constant's own width
-    (4, 5, 6 bits) fits the ground truth's csynth DSP worse (HGQ_L53: 35 or 18 DSP, 50 reported, 60 without it).
+    (5 or 6 bits; 4 changes nothing) fits the ground truth's csynth DSP worse (HGQ_L53: 35 or 18 DSP, 50 reported, 60
+    without it).
     ``config_op mul -impl dsp|fabric`` overrides the widths."""
     if mul_impl in ("dsp", "fabric"):
         return np.full(const_bits.shape, mul_impl == "dsp")
