@@ -98,6 +98,26 @@ def test_powers_of_two_cost_fewer_lut_than_dense_random_constants():
     assert _one_dense(zeros)["total"]["lut"] < 0.65 * costly["total"]["lut"]
 
 
+def test_small_values_inside_a_wide_type_cost_what_their_bits_need():
+    """HGQ declares a layer's weight type as wide as its widest weight: constants of 2-4 significant bits in an
+    ap_fixed<14,3> type are priced by their values (narrow products, few signed digits, no DSP), not the type's
+    14 bits; the same layer with full-width random constants of that type costs far more, in csynth and after
+    synthesis, and its constants keep their DSPs (a 16-bit input)."""
+    rng = np.random.default_rng(1)
+    t = Fixed(14, 3)
+    shape = (32, 16)
+    full = quantize(rng.uniform(-3.9, 3.9, size=shape), t)
+    full[full == 0] = 3
+    small = np.sign(full) * rng.integers(1, 16, size=shape)  # |w| < 16 ulp of the type: at most 4 bits
+    kw = dict(in_type="ap_fixed<16,6>", w_type="ap_fixed<14,3>")
+    cheap, costly = _one_dense(small, **kw), _one_dense(full, **kw)
+    assert costly["total"]["dsp"] > 0 and cheap["total"]["dsp"] < 0.25 * costly["total"]["dsp"]
+    assert cheap["total"]["lut"] < 0.9 * costly["total"]["lut"]
+    assert cheap["post_synthesis"]["lut"] < 0.9 * costly["post_synthesis"]["lut"]
+    assert cheap["post_synthesis"]["lut"] + 55 * cheap["post_synthesis"]["dsp"] < \
+        0.3 * (costly["post_synthesis"]["lut"] + 55 * costly["post_synthesis"]["dsp"])
+
+
 def test_build_script_multiplier_binding(shared_dir, tmp_path):
     """`config_op mul -impl fabric` (AK_*_lut) forbids DSPs; `-impl dsp` binds the 8-bit products HLS would otherwise
     leave to LUTs (AK_*_dsp: csynth DSP = the products with >= 3 signed digits)."""

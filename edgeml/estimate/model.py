@@ -167,11 +167,11 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     rf = max(1, spec.reuse_factor)
     per_dsp = _dsp_per_product(in_bits, w_bits, device)
     if spec.weights is not None:
-        q, digits, product_bits = _weight_stats(spec)
+        q, digits, product_bits, const_bits = _weight_stats(spec)
         nnz = int(q.size)
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
-        product_bits = np.full(nnz, acc_bits)
+        product_bits, const_bits = np.full(nnz, acc_bits), np.full(nnz, w_bits)
     add_bits = float(product_bits.sum())
     # a rounding/saturating accum_t (AP_RND*/AP_SAT*) rounds and clamps every product and every partial sum
     saturating = spec.accum_type.saturate or spec.accum_type.rounding
@@ -190,7 +190,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # Latency, and Resource at RF 1 too: its loop runs once, every weight index is a constant, so HLS folds the
         # weights into constant multiplications exactly as the Latency kernel does (wa-hls4ml single layers: Resource
         # RF 1 has the Latency DSP count, no weight ROM)
-        to_dsp = (digits > dsp_rule["csd_max_lut"]) & wide_input
+        to_dsp = (digits > dsp_rule["csd_max_lut"]) & _bound_to_dsp(in_bits, const_bits, dsp_rule, mul_impl)
+        if to_dsp.any():  # the slices one product needs, for the widest constant bound to a DSP (not the type)
+            per_dsp = _dsp_per_product(in_bits, int(const_bits[to_dsp].max()) + 1, device)
         est.dsp = float(to_dsp.sum()) * per_dsp
         # what the DSP-bound constants would cost as shift-adds (Vivado moves them to LUTs on a full part)
         fabric_bits = float(((digits - 1) * product_bits)[to_dsp].sum())
@@ -333,10 +335,11 @@ def _memo(obj, key: tuple, compute):
 
 
 def _weight_stats(spec: LayerSpec) -> tuple:
-    """The nonzero quantised weights of a layer, their CSD digits and product widths (they depend on nothing fitted)."""
+    """The nonzero quantised weights of a layer, their CSD digits, product widths and value widths (they depend on
+    nothing fitted)."""
     def compute():
         q = spec.weights[spec.weights != 0]
-        return q, csd_digits(q), _product_bits(spec, q)
+        return q, csd_digits(q), _product_bits(spec, q), constant_bits(q)
 
     return _memo(spec, ("stats", id(spec)), compute)
 
@@ -378,6 +381,27 @@ def _product_bits(spec: LayerSpec, q: np.ndarray) -> np.ndarray:
     weight_frac = w.frac - _trailing_zeros(mag)
     frac = np.minimum(acc.frac, x.frac + weight_frac)
     return np.clip(x.integer + weight_msb + frac + 1, 1, acc.width)
+
+
+def constant_bits(q: np.ndarray) -> np.ndarray:
+    """Significant bits of each nonzero integer constant: its magnitude from the highest to the lowest set bit. This is
+    the operand HLS multiplies by (the trailing zeros are a shift, the sign a subtraction), whatever width the declared
+    type allows: an HGQ weight of 3 bits in an ap_fixed<14,3> layer type is a 3-bit constant."""
+    mag = np.abs(np.asarray(q)).astype(np.int64)
+    return np.floor(np.log2(mag.astype(np.float64))).astype(np.int64) + 1 - _trailing_zeros(mag)
+
+
+def _bound_to_dsp(in_bits: int, const_bits: np.ndarray, dsp_rule: dict, mul_impl: str | None) -> np.ndarray:
+    """Which constant multiplications HLS binds to a DSP slice when it keeps them as multiplications (>
+    ``csd_max_lut`` signed digits): those whose wider operand, the input or the constant by its value, has at least
+    ``min_input_bits``. csynth's multiplier instances (``mul_<a>_<b>``, ground-truth designs without a ``config_op
+    mul`` binding): 16x5, 12x6, 11x7, 12x8 bits on DSPs, 9x10, 10x10 in LUTs. A floor on the constant's own width
+    (5 or 6 bits; 4 changes nothing) fits the ground truth's csynth DSP worse (HGQ_L53: 35 or 18 DSP, 50 reported, 60
+    without it).
+    ``config_op mul -impl dsp|fabric`` overrides the widths."""
+    if mul_impl in ("dsp", "fabric"):
+        return np.full(const_bits.shape, mul_impl == "dsp")
+    return np.maximum(const_bits, in_bits) >= dsp_rule["min_input_bits"]
 
 
 def _trailing_zeros(mag: np.ndarray) -> np.ndarray:
