@@ -101,6 +101,7 @@ def main():
     if shared_dir() is None:
         raise SystemExit("shared/models/ is not present: nothing to measure")
     n = 1000 if args.quick else 10_000
+    load_before = os.getloadavg()  # 2 cores shared with other jobs: wall times include waiting for a core
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(name, Path(tmp), n, args.io_type) for name in (MODELS[:1] if args.quick else MODELS)]
     for r in rows:
@@ -112,8 +113,9 @@ def main():
               f"{r['emulator_untraced']['cpu_s']:.1f} CPU s): {r['speedup_untraced']:.1f}x; "
               f"identical in every layer: {r['identical_in_every_layer']}")
     if args.out:
-        args.out.write_text(json.dumps({"machine": platform.node(), "cpus": os.cpu_count(), "results": rows},
-                                       indent=1) + "\n")
+        load = {"before": load_before, "after": os.getloadavg()}  # 1, 5, 15 min load averages
+        args.out.write_text(json.dumps({"machine": platform.node(), "cpus": os.cpu_count(), "load_average": load,
+                                        "results": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -43,17 +43,30 @@ def test_windows_are_hls4ml_im2col_and_read_back_from_fill_buffer():
 
 def test_image_models_run_in_small_chunks_with_prefaulted_traces():
     """Narrow models keep MIN_CHUNK events per chunk; a 28x28x16 layer gets chunks of <= 2 MB arrays. Large
-    trace arrays come from a populated mmap and behave like np.empty's (writable, float64, C order)."""
-    from edgeml.firmware.emulator.core import MIN_CHUNK, WIDE_CHUNK_BYTES, _prefaulted, _split
+    trace arrays come from an mmap faulted in chunk by chunk in the background, and behave like np.empty's
+    (writable, float64, C order); the fallback for kernels without MADV_POPULATE_WRITE writes nothing visible."""
+    from edgeml.firmware.emulator import core
+    from edgeml.firmware.emulator.core import MIN_CHUNK, WIDE_CHUNK_BYTES, _Prefaulter, _split, _trace_array
 
     assert {c.stop - c.start for c in _split(4 * MIN_CHUNK, 2, width=64)} == {MIN_CHUNK}
     wide = _split(10_000, 2, width=26 * 26 * 16)
     sizes = {c.stop - c.start for c in wide}
     assert len(wide) % 2 == 0 and max(sizes) * 26 * 26 * 16 * 8 <= 2 * WIDE_CHUNK_BYTES and min(sizes) >= 1
     assert wide[0].start == 0 and wide[-1].stop == 10_000
-    big = _prefaulted((1000, 10_000))
-    big[:] = 1.5
-    assert big.dtype == np.float64 and big.flags["C_CONTIGUOUS"] and big.flags["WRITEABLE"] and big.sum() == 1.5e7
+    for madvise in (core._libc_madvise, lambda: None):
+        big = _trace_array((1000, 10_000))
+        chunks = _split(1000, 2, width=10_000)
+        core._libc_madvise, real = madvise, core._libc_madvise
+        try:
+            prefaulter = _Prefaulter([big], chunks)
+            for k, c in enumerate(chunks):
+                prefaulter.wait(k)
+                big[c] = 1.5
+            prefaulter.close()
+        finally:
+            core._libc_madvise = real
+        assert big.dtype == np.float64 and big.flags["C_CONTIGUOUS"] and big.flags["WRITEABLE"]
+        assert big.sum() == 1.5e7
 
 
 def _keras(input_shape, layers, seed: int, spread: float = 1.5):

@@ -19,9 +19,11 @@ The interface (stable; other modules build on it):
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -131,16 +133,22 @@ class Emulator:
         chunks = _split(n, cores, max(self.sizes.values(), default=1))
         workers = min(len(chunks), cores)
         # Each chunk writes its trace values into these (a CNN's traces are gigabytes: one copy, no concatenation)
-        traces = {s.name: _prefaulted((n, s.size)) for s in self.steps if s.traced} if trace else {}
+        traces = {s.name: _trace_array((n, s.size)) for s in self.steps if s.traced} if trace else {}
+        ready = _Prefaulter(list(traces.values()), chunks)
 
-        def one(c):
-            return self._chunk([a[c] for a in arrays], {k: v[c] for k, v in traces.items()})
+        def one(k):
+            ready.wait(k)
+            c = chunks[k]
+            return self._chunk([a[c] for a in arrays], {name: v[c] for name, v in traces.items()})
 
-        if workers > 1:  # NumPy releases the GIL inside its integer kernels
-            with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(one, chunks))
-        else:
-            parts = [one(c) for c in chunks]
+        try:
+            if workers > 1:  # NumPy releases the GIL inside its integer kernels
+                with ThreadPoolExecutor(workers) as pool:
+                    parts = list(pool.map(one, range(len(chunks))))
+            else:
+                parts = [one(k) for k in range(len(chunks))]
+        finally:
+            ready.close()
         outputs = [np.concatenate([o[k] for o in parts]) if parts else np.zeros((0, self.sizes[name]))
                    for k, name in enumerate(self.outputs)]
         return EmulationResult(outputs[0] if len(outputs) == 1 else outputs, traces)
@@ -161,20 +169,88 @@ class Emulator:
             else:
                 values[step.output] = last = result
             if step.name in traces:
-                np.ldexp(last, -step.out_t.frac, out=traces[step.name])  # Fixed.to_float, in place
+                # Fixed.to_float in place: int64 -> double, then an exact power-of-two scaling (faster than ldexp)
+                np.multiply(last, np.ldexp(1.0, -step.out_t.frac), out=traces[step.name])
         return [self.types[name].to_float(values[name]) for name in self.outputs]
 
 
-def _prefaulted(shape: tuple[int, int]) -> np.ndarray:
-    """``np.empty(shape)`` of doubles; a large one has its pages faulted in by one mmap(MAP_POPULATE) call.
+# Traces larger than this are mapped memory whose pages a background thread faults in ahead of the chunks
+PREFAULT_BYTES = 1 << 26
+_MADV_POPULATE_WRITE = 23  # Linux >= 5.14: fault in (writable) a range of pages in one call
 
-    A CNN's traces are gigabytes, and page by page first touches cost far more than one populating call
-    where memory is lent by a hypervisor (this VM: 800 MB in 3-6 s page by page, 0.3-0.5 s populated)."""
-    nbytes = shape[0] * shape[1] * 8
-    if nbytes < 1 << 26 or not hasattr(mmap, "MAP_POPULATE"):
+
+def _mapped(shape: tuple[int, ...]) -> bool:
+    return int(np.prod(shape)) * 8 >= PREFAULT_BYTES and hasattr(mmap, "MAP_ANONYMOUS")
+
+
+def _trace_array(shape: tuple[int, int]) -> np.ndarray:
+    """``np.empty(shape)`` of doubles; a large one is anonymous mapped memory, faulted in by ``_Prefaulter``."""
+    if not _mapped(shape):
         return np.empty(shape)
-    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)
+    buffer = mmap.mmap(-1, shape[0] * shape[1] * 8, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return np.frombuffer(buffer, dtype=np.float64).reshape(shape)
+
+
+class _Prefaulter:
+    """Faults in the rows of the mapped trace arrays chunk by chunk, in chunk order, in a background thread;
+    ``wait(k)`` returns once chunk k's rows are in.
+
+    A CNN's traces are gigabytes, and where memory is lent by a hypervisor first touches stall far longer
+    than they compute (this VM: 800 MB in 3-6 s page by page, 0.3-0.6 s by one populating call, of which
+    0.2 s CPU). The stalls then overlap the emulation of the chunks before (libc's madvise through
+    ctypes releases the GIL); page by page writes where the kernel lacks MADV_POPULATE_WRITE."""
+
+    def __init__(self, arrays: list[np.ndarray], chunks: list[slice]):
+        self.arrays = [a for a in arrays if _mapped(a.shape)]
+        self.chunks = chunks
+        self.done = [threading.Event() for _ in chunks]
+        self.stop = False
+        self.thread = None
+        if not self.arrays:
+            for event in self.done:
+                event.set()
+            return
+        self.thread = threading.Thread(target=self._fault_in, name="edgeml-prefault", daemon=True)
+        self.thread.start()
+
+    def _fault_in(self):
+        page = mmap.PAGESIZE
+        madvise = _libc_madvise()
+        try:
+            for k, c in enumerate(self.chunks):
+                if self.stop:
+                    return
+                for a in self.arrays:
+                    row = a.shape[1] * 8  # the mapping starts on a page
+                    start, end = int(c.start) * row // page * page, int(c.stop) * row
+                    if madvise is None or madvise(a.ctypes.data + start, end - start, _MADV_POPULATE_WRITE) != 0:
+                        madvise = None
+                        # a write into each page that starts in these rows (the page they start in is the
+                        # previous chunk's: a worker may be writing it)
+                        first = -(-int(c.start) * row // page) * page
+                        a.reshape(-1).view(np.uint8)[first:end:page] = 0
+                self.done[k].set()
+        finally:
+            for event in self.done:
+                event.set()
+
+    def wait(self, k: int):
+        self.done[k].wait()
+
+    def close(self):
+        self.stop = True
+        if self.thread is not None:
+            self.thread.join()
+
+
+def _libc_madvise():
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    return madvise
 
 
 def _names(output) -> tuple[str, ...]:

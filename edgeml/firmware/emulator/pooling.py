@@ -34,12 +34,20 @@ class _PoolStep(_Step):
     op: str = "Max"
     stream: bool = False
     tree: bool = True  # io_stream windows reduce as a tree; global pooling runs in order
+    # io_stream 2D/1D pooling (no padding, stride = pool): (h, w, c, pool_h, pool_w, out_h, out_w), whose
+    # windows are then strided views of the input instead of gathered copies
+    grid: tuple = None
 
     def __post_init__(self):
         self.frac = max(self.in_t.frac, self.acc_t.frac)
         self.pads = (self.windows < 0).any(axis=1)
         lo, hi = self.in_t.int_range
         self.pad = lo if self.in_t.signed else hi + 1 >> 1  # the bit pattern with only the top bit set
+        # Rounding and saturation are monotone, wrapping is where no input overflows accum_t: the max of
+        # the cast window elements is then the cast of their max (one cast per output, not per element)
+        cast = self.acc_t.rescale(np.array([lo, hi]), self.in_t.frac)
+        a_lo, a_hi = self.acc_t.int_range
+        self.monotone = self.acc_t.saturation == "SAT" or bool(a_lo <= cast[0] and cast[1] <= a_hi)
 
     def _element(self, x, k):
         v = x[:, np.maximum(self.windows[k], 0)]
@@ -47,20 +55,42 @@ class _PoolStep(_Step):
             v[:, self.windows[k] < 0] = self.pad if self.op == "Max" else 0
         return v
 
+    def _views(self, x):
+        """The window elements of io_stream pooling: strided views of ``x`` (grid) or gathered copies."""
+        if self.grid is None:
+            return (x[:, self.windows[k]] for k in range(len(self.windows)))
+        h, w, c, pool_h, pool_w, out_h, out_w = self.grid
+        image = x.reshape(len(x), h, w, c)[:, :out_h * pool_h, :out_w * pool_w]
+        return (image[:, ky::pool_h, kx::pool_w] for ky in range(pool_h) for kx in range(pool_w))
+
+    def _stream_max(self, x):
+        """Running max over the window elements (each cast to accum_t first), no stacked copy."""
+        if not self.monotone:
+            x = self.acc_t.requantize(x, self.in_t.frac)
+        views = self._views(x)
+        acc = np.array(next(views))
+        for v in views:
+            np.maximum(acc, v, out=acc)
+        acc = acc.reshape(len(x), -1)
+        return self.acc_t.requantize(acc, self.in_t.frac) if self.monotone else acc
+
     def __call__(self, x):
         k_all = range(len(self.windows))
-        if self.stream:
+        if self.stream and self.op == "Max":
+            acc = self._stream_max(x)
+        elif self.stream:
             terms = [self.acc_t.requantize(self._element(x, k), self.in_t.frac) for k in k_all]
-            if self.op == "Max":
-                acc = np.maximum.reduce(terms)  # any order: max of the same values
-            elif self.tree:
+            if self.tree:
                 acc = _tree_sum(terms, self.acc_t)
             else:
                 acc = terms[0]
                 for term in terms[1:]:
                     acc = self.acc_t.fold(acc + term)
         elif self.op == "Max":
-            acc = self.acc_t.requantize(np.maximum.reduce([self._element(x, k) for k in k_all]), self.in_t.frac)
+            acc = self._element(x, 0)  # a fresh gathered copy
+            for k in k_all[1:]:
+                np.maximum(acc, self._element(x, k), out=acc)
+            acc = self.acc_t.requantize(acc, self.in_t.frac)
         else:
             up = self.frac - self.in_t.frac
             acc = np.zeros((len(x), self.windows.shape[1]), dtype=np.int64)
@@ -127,8 +157,9 @@ def _pooling_step(layer) -> _PoolStep:
     windows = _windows(h, w, c, pool_h, pool_w, stride_h, stride_w, pad_t, pad_l, out_h, out_w)
     count_pad = bool(a("count_pad", False))
     counts = np.full(windows.shape[1], len(windows)) if count_pad or stream else (windows >= 0).sum(axis=0)
+    grid = (h, w, c, pool_h, pool_w, out_h, out_w) if stream else None
     return _PoolStep(**info, acc_t=_type_attr(layer, "accum_t"), windows=windows, counts=counts, op=op,
-                     stream=stream)
+                     stream=stream, grid=grid)
 
 
 @register("GlobalPooling1D", "GlobalPooling2D")
