@@ -7,18 +7,15 @@ import numpy as np
 import pytest
 
 from edgeml import config as cfgmod
-from edgeml.data import JetData, make_splits
 from edgeml.errors import ConfigError, InputError
+from tiny_data import separable_jet_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def splits():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 5, 1000)
-    X = rng.normal(size=(1000, 16)).astype(np.float32) + y[:, None] * np.linspace(0.2, 1.0, 16, dtype=np.float32)
-    return make_splits(JetData(X, y, "tiny"), 0.2, 0.2, 0)
+    return separable_jet_splits(1000)
 
 
 def hgq_section(**hgq):
