@@ -406,6 +406,11 @@ def defaults(section: Section = SCHEMA) -> dict:
     return out
 
 
+def estimate_basis(cfg: dict) -> str:
+    """The config's ``estimate.basis``, or its schema default for a config made in code without that section."""
+    return (cfg.get("estimate") or {}).get("basis") or SCHEMA.keys["estimate"].keys["basis"].default
+
+
 def validate(raw: Any, section: Section = SCHEMA, where: str = "") -> dict:
     """Return ``raw`` merged over the defaults; raise ConfigError naming the first bad key."""
     out = _validate_section(raw, section, where)

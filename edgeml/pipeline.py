@@ -203,7 +203,7 @@ def _estimate_stage(ctx: RunContext) -> dict:
         if not result or "total" not in result:  # convert did not (or could not) estimate: use the project
             from edgeml.estimate import estimate
 
-            result = estimate(ctx.run_dir / files["project"], basis=ctx.cfg["estimate"]["basis"])
+            result = estimate(ctx.run_dir / files["project"], basis=cfgmod.estimate_basis(ctx.cfg))
         t = result.get("cost") or result["total"]
         print(f"  {name} ({result.get('basis', 'csynth').replace('_', '-')}): DSP {t['dsp']}, LUT {t['lut']}, "
               f"FF {t['ff']}, BRAM18 {t['bram_18k']}, latency {t['latency_ns']} ns, II {t['ii']}, "

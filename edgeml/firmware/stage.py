@@ -167,7 +167,7 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
             + "): overflow fractions and the precision advice hold for that distribution, not for real events")
     t = time.perf_counter()
     arrays = report.pop("arrays")
-    report["estimate"] = _estimate(hls_model, cfg.get("estimate", {}).get("basis", "post_synthesis"))
+    report["estimate"] = _estimate(hls_model, cfgmod.estimate_basis(cfg))
     if report["estimate"] and "error" in report["estimate"]:
         report["warnings"].append(f"the resource/latency estimate failed: {report['estimate']['error']}")
     report["timing"] = timing

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeml import config as cfgmod
 from edgeml.io import read_json
 from edgeml.search import budget as budgets
 from edgeml.search import space as spaces
@@ -94,7 +95,7 @@ def references(cfg: dict, search: dict) -> dict:
         model = load_model(folder / f"{name}.h5")
         with tempfile.TemporaryDirectory(prefix="edgeml-ref-") as tmp:
             total = budgets.ranked(estimate(build_hls_model(model, hls, tmp),
-                                            basis=(cfg.get("estimate") or {}).get("basis", "post_synthesis")))
+                                            basis=cfgmod.estimate_basis(cfg)))
         row = {"accuracy_test": float(metrics["accuracy"]), "lut": int(round(total["lut"])),
                "dsp": int(round(total["dsp"])), "ff": int(round(total["ff"])), "bram": float(total["bram_18k"]),
                "latency_ns": float(total["latency_ns"]), "ii": int(total["ii"]), "bops": int(metrics["bops"]),

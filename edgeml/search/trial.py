@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeml import config as cfgmod
 from edgeml.fixed import Fixed
 from edgeml.search import budget as budgets
 from edgeml.search import space as spaces
@@ -87,8 +88,7 @@ def primary(designs: list[dict]) -> dict:
     return min(designs, key=lambda d: (max(d["excess"].values(), default=0.0), -d["accuracy"]))
 
 
-def _measured(model_bytes: bytes, hls: dict, splits, search: dict, tmp: Path,
-              basis: str = "post_synthesis") -> tuple[dict, object]:
+def _measured(model_bytes: bytes, hls: dict, splits, data: TrialData, tmp: Path) -> tuple[dict, object]:
     """Validation accuracy and estimate of exactly the bytes the front will ship, checked against the budget
     on the run's ``estimate.basis`` (resources after synthesis by default; latency and II from csynth)."""
     from edgeml.convert import build_hls_model
@@ -99,18 +99,15 @@ def _measured(model_bytes: bytes, hls: dict, splits, search: dict, tmp: Path,
     path.write_bytes(model_bytes)
     model = load_model(path)
     proba = model.predict(splits.X_val, batch_size=4096, verbose=0)
-    total = budgets.ranked(estimate(build_hls_model(model, hls_for(model, hls), tmp / "hls"), basis=basis))
-    over = budgets.excess(total, budgets.limits(search["budget"]))
+    total = budgets.ranked(estimate(build_hls_model(model, hls_for(model, hls), tmp / "hls"),
+                                    basis=cfgmod.estimate_basis(data.cfg)))
+    over = budgets.excess(total, budgets.limits(data.search["budget"]))
     row = {"accuracy": float(np.mean(proba.argmax(axis=1) == splits.y_val)), "lut": int(round(total["lut"])),
            "dsp": int(round(total["dsp"])), "ff": int(round(total["ff"])), "bram": float(total["bram_18k"]),
            "latency_ns": float(total["latency_ns"]), "ii": int(total["ii"]),
            "feasible": all(v <= 0 for v in over.values()), "excess": over, "constraints": constraints(over),
            "model_bytes": model_bytes}
     return row, model
-
-
-def _basis(cfg: dict) -> str:
-    return (cfg.get("estimate") or {}).get("basis", "post_synthesis")
 
 
 def input_layer_name(model) -> str:
@@ -147,7 +144,7 @@ def _qkeras_design(params: dict, data: TrialData, splits, teacher, hls: dict, in
     recipe = Recipe("trial", spaces.recipe_section(params, data.epochs))
     trained, _, _ = train_recipe(recipe, data.cfg, splits, teacher, progress=False, autotune_input=False)
     save_model(trained, tmp / "model.h5")
-    row, model = _measured((tmp / "model.h5").read_bytes(), hls, splits, data.search, tmp, _basis(data.cfg))
+    row, model = _measured((tmp / "model.h5").read_bytes(), hls, splits, data, tmp)
     cost = model_cost(model, input_bits=input_bits)
     row.update(bops=int(cost["bops"]), ebops=qkeras_ebops(cost), params=int(cost["nonzero_weights"]),
                sparsity_achieved=float(cost["sparsity"]), key="")
@@ -169,7 +166,7 @@ def _hgq_designs(params: dict, data: TrialData, splits, teacher, hls: dict, tmp:
     designs = []
     for snap in front.snapshots:
         save_model(snap.proxy, tmp / "model.h5")
-        row, model = _measured((tmp / "model.h5").read_bytes(), hls, splits, data.search, tmp, _basis(data.cfg))
+        row, model = _measured((tmp / "model.h5").read_bytes(), hls, splits, data, tmp)
         cost = proxy_cost(model)
         # BOPs of an HGQ design are its EBOPs (as `edgeml compress` reports them): HGQ counts per-weight bits
         row.update(bops=int(round(snap.ebops)), ebops=int(round(snap.ebops)), params=int(cost["nonzero_weights"]),
