@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import _common, _is_stream, _Step, _Unsupported, _weight_ints, register
+from edgeml.firmware.emulator.core import (_channels_last, _common, _is_stream, _Step, _Unsupported, _weight_ints,
+                                           register)
 from edgeml.firmware.emulator.dense import DenseKernel, dense_kernel
 from edgeml.fixed import Fixed
 
@@ -156,8 +157,7 @@ def _strategy(layer) -> str:
 
 
 def _check_form(layer, geometry: _Geometry):
-    if layer.get_attr("data_format", "channels_last") != "channels_last":
-        raise _Unsupported("channels_first data")
+    _channels_last(layer)
     if _is_stream(layer):
         if geometry.pad_top or geometry.pad_left or layer.get_attr("pad_bottom", 0) or layer.get_attr("pad_right", 0):
             raise _Unsupported("padding inside an io_stream conv")

@@ -337,6 +337,12 @@ def _common(layer, source: bool = True) -> dict:
     return info
 
 
+def _channels_last(layer) -> None:
+    """Refuse a channels_first layer: the steps index pixels channels-last, as hls4ml's io_parallel data is."""
+    if layer.get_attr("data_format", "channels_last") != "channels_last":
+        raise _Unsupported("channels_first data format")
+
+
 def _is_integer(precision) -> bool:
     from hls4ml.model.types import IntegerPrecisionType
 

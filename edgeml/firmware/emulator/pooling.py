@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import _common, _is_stream, _pack_size, _Step, _trunc_div, _type_attr, _Unsupported, register
+from edgeml.firmware.emulator.core import (_channels_last, _common, _is_stream, _pack_size, _Step, _trunc_div,
+                                           _type_attr, _Unsupported, register)
 from edgeml.firmware.emulator.softmax import _tree_sum
 from edgeml.fixed import Fixed
 
@@ -133,8 +134,7 @@ def _windows(h, w, c, pool_h, pool_w, stride_h, stride_w, pad_t, pad_l, out_h, o
 @register("Pooling1D", "Pooling2D")
 def _pooling_step(layer) -> _PoolStep:
     info = _common(layer)
-    if layer.get_attr("data_format", "channels_last") != "channels_last":
-        raise _Unsupported("channels_first data format")
+    _channels_last(layer)
     a = layer.get_attr
     two_d = layer.class_name == "Pooling2D"
     h, out_h = (int(a("in_height")), int(a("out_height"))) if two_d else (1, 1)
@@ -165,8 +165,7 @@ def _pooling_step(layer) -> _PoolStep:
 @register("GlobalPooling1D", "GlobalPooling2D")
 def _global_pooling_step(layer) -> _PoolStep:
     info = _common(layer)
-    if layer.get_attr("data_format", "channels_last") != "channels_last":
-        raise _Unsupported("channels_first data format")
+    _channels_last(layer)
     a = layer.get_attr
     pixels = int(a("in_height")) * int(a("in_width")) if layer.class_name == "GlobalPooling2D" else int(a("n_in"))
     c = int(a("n_filt"))

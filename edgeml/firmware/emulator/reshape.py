@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeml.firmware.emulator.core import _common, _is_stream, _pack_size, _Step, _Unsupported, register
+from edgeml.firmware.emulator.core import _channels_last, _common, _is_stream, _pack_size, _Step, _Unsupported, register
 from edgeml.fixed import Fixed
 
 
@@ -36,11 +36,6 @@ class _CopyStep(_Step):
                 x[:, self.zeros] = 0
         y = self.out_t.requantize(x, self.in_t.frac)
         return tuple(y for _ in self.output) if isinstance(self.output, tuple) else y
-
-
-def _channels_last(layer) -> None:
-    if layer.get_attr("data_format", "channels_last") != "channels_last":
-        raise _Unsupported("channels_first data format")
 
 
 def _pixel_words(layer) -> None:
