@@ -8,9 +8,10 @@
     that recipe; no distillation, no edgeml choices). Not budgeted.
 (2) ``qkeras_search``: ``edgeml.search`` with QKeras trials only (``method: [qkeras]``) for ``--budget-min``
     of wall clock.
-(3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe (``--distill``: distilled
-    from the float baseline; epochs scaled to half the budget), then ``edgeml.search`` for the rest of it
-    (the default space, QKeras and HGQ trials; ``--edgeml-search-config``: another config's search section).
+(3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe over HGQ's full 800-epoch
+    ramp (``--distill``: distilled from the float baseline), then ``edgeml.search`` for the rest of it (the
+    default space, QKeras trials and HGQ trials of ``search.hgq_epochs``; ``--edgeml-search-config``: another
+    config's search section).
 Each search stops on the wall clock (``edgeml.search``'s ``time_budget_min``, Tune's time budget), and
 the JSON gives the wall time each method really took.
 
@@ -22,6 +23,9 @@ over the Dense layers, ``Strategy: distributed_arithmetic``) for designs at Reus
 Checks: at accuracy 0.72, 0.73, 0.735, 0.74 and float - 0.005, (3)'s cheapest design costs at most (1)'s
 and (2)'s cheapest; at float - 0.01, (3)'s cheapest da4ml cost is at most 0.15x tutorial_qkeras's.
 --quick: 30 HGQ epochs, a 1-minute budget, da4ml cost of at most 3 designs per method (checks the script).
+
+``--work-dir DIR`` keeps every design's model there (listed in the JSON); ``--reprice FILE`` measures the
+designs of an earlier result again (e.g. after an estimator change) without training anything.
 """
 
 from __future__ import annotations
@@ -160,6 +164,62 @@ def checks(fronts: dict, float_accuracy: float, tutorial: dict) -> dict:
 # ----------------------------------------------------------------------------- main
 
 
+KEEP = ("method", "accuracy_test", "val_accuracy", "cost", "cost_csynth", "basis", "lut", "dsp", "ff", "latency_ns",
+        "ebops", "bops", "da_cost", "reuse_factor", "architecture", "engine", "n_test", "model")
+DESIGN = ("method", "model", "ebops", "bops", "val_accuracy", "reuse_factor", "architecture")
+
+
+def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) -> dict:
+    """(1), (2) and (3): every front design of each method (model files under ``work``); wall times into ``result``."""
+    from edgeml.compress.hgq import train_hgq
+
+    budget, hgq_epochs = result["budget_min"], result["hgq_epochs"]
+    search_epochs = 3 if args.quick else None
+    designs = {}
+    # (1) HGQ alone
+    started = time.monotonic()
+    recipe = cfgmod.validate({"compression": {**HGQ_RECIPE, "epochs": hgq_epochs}})["compression"]
+    front = train_hgq(recipe, splits, cfg=cfg, progress=False)
+    designs["hgq_alone"] = hgq_designs(front, splits, work / "hgq_alone", "hgq_alone")
+    result["wall_s"]["hgq_alone"] = round(time.monotonic() - started, 1)
+
+    # (2) edgeml's QKeras search, budgeted
+    qkeras_cfg = cfgmod.validate({**cfg, "search": {"space": {"method": ["qkeras"]}}})
+    summary, wall = run_search(qkeras_cfg, work / "qkeras_search", budget, search_epochs, splits, teacher)
+    result["trials"] = {"qkeras_search": summary["counts"]}
+    designs["qkeras_search"] = search_designs(summary, work / "qkeras_search", "qkeras_search")
+    result["wall_s"]["qkeras_search"] = round(wall, 1)
+
+    # (3) edgeml with HGQ: its recipe over the full ramp, then the search in what is left of the budget
+    started = time.monotonic()
+    ours = cfgmod.load(ROOT / "configs" / "hgq.yaml")["compression"]
+    ours["distill"]["enabled"] = args.distill
+    front = train_hgq(ours, splits, teacher=teacher, epochs=hgq_epochs, cfg=cfg, progress=False)
+    designs["edgeml"] = hgq_designs(front, splits, work / "edgeml", "edgeml")
+    left = budget * 60 - (time.monotonic() - started)
+    own_search = (cfgmod.load(args.edgeml_search_config) if args.edgeml_search_config
+                  else cfgmod.validate({**cfg, "search": {}}))  # the default space: QKeras and HGQ trials
+    if left > 60:
+        summary, _ = run_search(own_search, work / "edgeml_search", left / 60, search_epochs, splits, teacher)
+        designs["edgeml"] += search_designs(summary, work / "edgeml_search", "edgeml")
+        result["trials"]["edgeml_search"] = summary["counts"]
+    result["wall_s"]["edgeml"] = round(time.monotonic() - started, 1)
+    result["edgeml_hgq_epochs"] = hgq_epochs
+    result["edgeml_distill"] = args.distill
+    return designs
+
+
+def earlier_designs(path: Path) -> tuple[dict, dict]:
+    """An earlier result and its designs, refused when their model files are gone."""
+    earlier = json.loads(path.read_text())
+    designs = {m: [{k: r.get(k) for k in DESIGN} for r in rows] for m, rows in earlier["fronts"].items()}
+    missing = [d["model"] for rows in designs.values() for d in rows if not d["model"] or not Path(d["model"]).exists()]
+    if missing:
+        sys.exit(f"error: {len(missing)} design models of {path} are gone (e.g. {missing[0]}); --reprice needs the "
+                 "--work-dir of that run")
+    return earlier, designs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -168,13 +228,10 @@ def main() -> None:
                     "(at most 30; default 10, --quick 1)")
     ap.add_argument("--edgeml-search-config", default=None, help="config whose search section (3) uses")
     ap.add_argument("--distill", action="store_true", help="(3)'s HGQ recipe distils from the float baseline")
+    ap.add_argument("--work-dir", default=None, help="keep every design's model here (default: a temporary folder)")
+    ap.add_argument("--reprice", default=None, help="measure the designs of this earlier result again, no training")
     args = ap.parse_args()
-    budget = min(args.budget_min or (1.0 if args.quick else 10.0), 30.0)
-    hgq_epochs = 30 if args.quick else 800
-    search_epochs = 3 if args.quick else None
-    da_max = 3 if args.quick else None
 
-    from edgeml.compress.hgq import train_hgq
     from edgeml.data import splits_from_config
     from edgeml.modelio import load_model
     from edgeml.search.front import test_jets_file
@@ -185,54 +242,30 @@ def main() -> None:
     splits = splits_from_config(cfg)
     teacher = load_model(ROOT / "models" / "baseline.h5")
     float_accuracy = json.loads((ROOT / "models" / "baseline_metrics.json").read_text())["accuracy"]
-    result = {"quick": args.quick, "budget_min": budget, "float_accuracy": float_accuracy, "wall_s": {},
-              "hgq_epochs": hgq_epochs}
+    if args.work_dir and not args.reprice and Path(args.work_dir).exists() and any(Path(args.work_dir).iterdir()):
+        sys.exit(f"error: --work-dir {args.work_dir} is not empty; give a new folder (its designs are kept there)")
+    if args.reprice:
+        result, designs = earlier_designs(Path(args.reprice))
+        result["repriced_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    else:
+        budget = min(args.budget_min or (1.0 if args.quick else 10.0), 30.0)
+        result, designs = {"quick": args.quick, "budget_min": budget, "float_accuracy": float_accuracy, "wall_s": {},
+                           "hgq_epochs": 30 if args.quick else 800}, None
     with tempfile.TemporaryDirectory(prefix="edgeml-bench-hgq-") as tmp:
         tmp = Path(tmp)
+        work = Path(args.work_dir).resolve() if args.work_dir else tmp / "designs"
         test_jets = test_jets_file(cfg, tmp / "test_jets.npz")
         tutorial = ROOT / "models" / "tutorial_qkeras.h5"
         ref = firmware_row(tutorial, hls, test_jets, tmp / "tutorial")
         ref["da_cost"] = da_cost(tutorial, hls, tmp / "tutorial_da")
         result["reference"] = {"tutorial_qkeras": ref}
-
-        designs = {}
-        # (1) HGQ alone
-        started = time.monotonic()
-        recipe = cfgmod.validate({"compression": {**HGQ_RECIPE, "epochs": hgq_epochs}})["compression"]
-        front = train_hgq(recipe, splits, cfg=cfg, progress=False)
-        designs["hgq_alone"] = hgq_designs(front, splits, tmp / "hgq_alone", "hgq_alone")
-        result["wall_s"]["hgq_alone"] = round(time.monotonic() - started, 1)
-
-        # (2) edgeml's QKeras search, budgeted
-        qkeras_cfg = cfgmod.validate({**cfg, "search": {"space": {"method": ["qkeras"]}}})
-        summary, wall = run_search(qkeras_cfg, tmp / "qkeras_search", budget, search_epochs, splits, teacher)
-        result["trials"] = {"qkeras_search": summary["counts"]}
-        designs["qkeras_search"] = search_designs(summary, tmp / "qkeras_search", "qkeras_search")
-        result["wall_s"]["qkeras_search"] = round(wall, 1)
-
-        # (3) edgeml with HGQ: its recipe (distilled) in half the budget, then the search
-        started = time.monotonic()
-        ours = cfgmod.load(ROOT / "configs" / "hgq.yaml")["compression"]
-        ours["distill"]["enabled"] = args.distill
-        seconds_per_epoch = result["wall_s"]["hgq_alone"] / hgq_epochs
-        epochs = max(10, min(hgq_epochs, int(budget * 60 / 2 / seconds_per_epoch)))
-        front = train_hgq(ours, splits, teacher=teacher, epochs=epochs, cfg=cfg, progress=False)
-        designs["edgeml"] = hgq_designs(front, splits, tmp / "edgeml", "edgeml")
-        left = budget * 60 - (time.monotonic() - started)
-        own_search = (cfgmod.load(args.edgeml_search_config) if args.edgeml_search_config
-                      else cfgmod.validate({**cfg, "search": {}}))  # the default space: QKeras and HGQ trials
-        if left > 60:
-            summary, _ = run_search(own_search, tmp / "edgeml_search", left / 60, search_epochs, splits, teacher)
-            designs["edgeml"] += search_designs(summary, tmp / "edgeml_search", "edgeml")
-            result["trials"]["edgeml_search"] = summary["counts"]
-        result["wall_s"]["edgeml"] = round(time.monotonic() - started, 1)
-        result["edgeml_hgq_epochs"] = epochs
-
+        if designs is None:
+            designs = train_designs(args, cfg, splits, teacher, work, result)
+        da_max = 3 if result["quick"] else None
         fronts = {m: measure(d, hls, test_jets, tmp, da_max) for m, d in designs.items()}
-        keep = ("method", "accuracy_test", "val_accuracy", "cost", "cost_csynth", "basis", "lut", "dsp", "ff", "latency_ns", "ebops", "bops",
-                "da_cost", "reuse_factor", "architecture", "engine", "n_test")
+        keep = KEEP if args.work_dir or args.reprice else KEEP[:-1]
         result["fronts"] = {m: [{k: r.get(k) for k in keep} for r in rows] for m, rows in fronts.items()}
-        result["checks"] = checks(fronts, float_accuracy, ref)
+        result["checks"] = checks(fronts, result["float_accuracy"], ref)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"wall_s": result["wall_s"], "checks": result["checks"]}, indent=1))

@@ -273,8 +273,11 @@ SEARCH_SECTION = Section(
         "workers": Key(int, None, "Trials at once on a local Ray (--workers); null: one per core. When the "
                        "workers fill every core, each trial worker is pinned to a core of its own.", min=1,
                        max=1024, nullable=True),
-        "epochs": Key(int, 20, "Training epochs of each trial (--epochs overrides; also the teacher's).", min=1,
-                      max=10000),
+        "epochs": Key(int, 20, "Training epochs of each qkeras trial (--epochs sets both kinds; also the "
+                      "teacher's).", min=1, max=10000),
+        "hgq_epochs": Key(int, 200, "Training epochs of each hgq trial (--epochs sets both kinds): the length of "
+                          "its beta ramp. HGQ needs a long ramp (its own jet recipe trains 800); a short one leaves "
+                          "the bits unlearned.", min=1, max=10000),
         "sampler": Key(str, "tpe", "Optuna multi-objective sampler, seeded with `seed`; `random` proposes the same "
                        "points whatever the results (a baseline, and a fair 1- vs N-worker comparison).",
                        choices=("tpe", "nsga2", "random")),

@@ -13,7 +13,8 @@ import click
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Where trials and results go "
               "(default runs/<name>/search/).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted search without rerunning finished trials.")
-@click.option("--epochs", type=int, help="Training epochs of each trial (default: search.epochs).")
+@click.option("--epochs", type=int, help="Training epochs of every trial, qkeras and hgq (default: search.epochs, "
+              "search.hgq_epochs).")
 @click.option("--time-budget", type=float, metavar="MINUTES", help="Stop after this much wall clock of trials, "
               "even before --trials have run (running trials are stopped).")
 @click.option("--force", is_flag=True, help="Start over in a run directory that holds a search.")

@@ -54,6 +54,11 @@ def default_run_dir(cfg: dict) -> Path:
     return Path("runs") / cfg["name"] / "search"
 
 
+def _epochs_note(settings: dict) -> str:
+    hgq = settings["hgq_epochs"] if "hgq" in settings["space"]["method"] else settings["epochs"]
+    return f"{settings['epochs']} epochs each" + (f" (hgq trials {hgq})" if hgq != settings["epochs"] else "")
+
+
 def search(cfg: dict, run_dir: str | Path | None = None, trials: int | None = None, workers: int | None = None,
            address: str | None = None, epochs: int | None = None, resume: bool = False, force: bool = False,
            splits=None, teacher=None, wait: bool = False, time_budget_min: float | None = None) -> dict:
@@ -68,7 +73,8 @@ def search(cfg: dict, run_dir: str | Path | None = None, trials: int | None = No
     settings = dict(spaces.search_settings(cfg))
     settings["trials"] = trials or settings["trials"]
     settings["workers"] = workers or settings["workers"]
-    settings["epochs"] = epochs or settings["epochs"]
+    if epochs:  # --epochs sets every trial's length, HGQ ramps included
+        settings["epochs"] = settings["hgq_epochs"] = epochs
     if settings["trials"] < 1 or (settings["workers"] is not None and settings["workers"] < 1):
         raise InputError("--trials and --workers must be at least 1")
     if time_budget_min is not None and not time_budget_min > 0:
@@ -113,7 +119,7 @@ def _search(cfg, settings, distributions, run_dir: Path, address, resume, splits
     info = cluster.connect(address, settings["workers"])
     limit = f" (at most {settings['time_budget_s'] / 60:g} min)" if settings["time_budget_s"] else ""
     announce(f"search: {settings['trials']} trials{limit} on Ray ({info['address'] or 'local, 127.0.0.1'}), "
-             f"{info['workers']} at a time, {settings['epochs']} epochs each; logging to {run_dir}")
+             f"{info['workers']} at a time, {_epochs_note(settings)}; logging to {run_dir}")
     t_trials, trials_started_at = time.monotonic(), time.time()
     try:
         from edgeml.search.log import TrialLog

@@ -161,8 +161,8 @@ def _hgq_designs(params: dict, data: TrialData, splits, teacher, hls: dict, tmp:
     from edgeml.compress.hgq import proxy_cost, train_hgq
     from edgeml.modelio import save_model
 
-    front = train_hgq(spaces.hgq_recipe_section(params, data.epochs), splits, teacher=teacher, cfg=data.cfg,
-                      progress=False, autotune_input=False)
+    recipe = spaces.hgq_recipe_section(params, data.search["hgq_epochs"])
+    front = train_hgq(recipe, splits, teacher=teacher, cfg=data.cfg, progress=False, autotune_input=False)
     designs = []
     for snap in front.snapshots:
         save_model(snap.proxy, tmp / "model.h5")
