@@ -9,7 +9,7 @@
 (2) ``qkeras_search``: ``edgeml.search`` with QKeras trials only (``method: [qkeras]``) for ``--budget-min``
     of wall clock.
 (3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe over HGQ's full 800-epoch
-    ramp (``--distill``: distilled from the float baseline), then ``edgeml.search`` for the rest of it (the
+    ramp (``--distill``: distilled from the float baseline; ``--from-baseline``: from its weights), then ``edgeml.search`` for the rest of it (the
     default space, QKeras trials and HGQ trials of ``search.hgq_epochs``; ``--edgeml-search-config``: another
     config's search section).
 Each search stops on the wall clock (``edgeml.search``'s ``time_budget_min``, Tune's time budget), and
@@ -194,7 +194,8 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
     started = time.monotonic()
     ours = cfgmod.load(ROOT / "configs" / "hgq.yaml")["compression"]
     ours["distill"]["enabled"] = args.distill
-    front = train_hgq(ours, splits, teacher=teacher, epochs=hgq_epochs, cfg=cfg, progress=False)
+    ours["start"] = "baseline" if args.from_baseline else "scratch"
+    front = train_hgq(ours, splits, teacher=teacher, epochs=hgq_epochs, cfg=cfg, progress=False, baseline=teacher)
     designs["edgeml"] = hgq_designs(front, splits, work / "edgeml", "edgeml")
     left = budget * 60 - (time.monotonic() - started)
     own_search = (cfgmod.load(args.edgeml_search_config) if args.edgeml_search_config
@@ -205,7 +206,7 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
         result["trials"]["edgeml_search"] = summary["counts"]
     result["wall_s"]["edgeml"] = round(time.monotonic() - started, 1)
     result["edgeml_hgq_epochs"] = hgq_epochs
-    result["edgeml_distill"] = args.distill
+    result["edgeml_recipe"] = {"distill": args.distill, "start": ours["start"]}
     return designs
 
 
@@ -228,6 +229,8 @@ def main() -> None:
                     "(at most 30; default 10, --quick 1)")
     ap.add_argument("--edgeml-search-config", default=None, help="config whose search section (3) uses")
     ap.add_argument("--distill", action="store_true", help="(3)'s HGQ recipe distils from the float baseline")
+    ap.add_argument("--from-baseline", action="store_true", help="(3)'s HGQ recipe starts from the float baseline's "
+                    "weights (compression.start: baseline) instead of from scratch")
     ap.add_argument("--work-dir", default=None, help="keep every design's model here (default: a temporary folder)")
     ap.add_argument("--reprice", default=None, help="measure the designs of this earlier result again, no training")
     args = ap.parse_args()
