@@ -9,9 +9,9 @@
 (2) ``qkeras_search``: ``edgeml.search`` with QKeras trials only (``method: [qkeras]``) for ``--budget-min``
     of wall clock.
 (3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe over HGQ's full 800-epoch
-    ramp (``--distill``: distilled from the float baseline; ``--from-baseline``: from its weights), then ``edgeml.search`` for the rest of it (the
-    default space, QKeras trials and HGQ trials of ``search.hgq_epochs``; ``--edgeml-search-config``: another
-    config's search section).
+    ramp (``--distill``: distilled from the float baseline; ``--from-baseline``: from its weights), then
+    ``edgeml.search`` for the rest of it (the default space, QKeras trials and HGQ trials of
+    ``search.hgq_epochs``; ``--edgeml-search-config``: another config's search section).
 Each search stops on the wall clock (``edgeml.search``'s ``time_budget_min``, Tune's time budget), and
 the JSON gives the wall time each method really took.
 
