@@ -41,9 +41,10 @@ def test_every_design_is_a_candidate_and_the_front_is_chosen_over_designs():
 def test_hgq_and_qkeras_trials_in_one_search(tmp_path):
     """A real 3-trial search: the two QKeras reference recipes and the HGQ one (distributed arithmetic)."""
     run = tmp_path / "run"
-    config = TINY.replace("trials: 2", "trials: 3").replace("method: [qkeras]", "method: [qkeras, hgq]")
-    r = edgeml("search", str(write_config(tmp_path, config)), "--run-dir", str(run),
-               "--epochs", "4", "--workers", "2", cwd=tmp_path, timeout=1800)
+    config = (TINY.replace("trials: 2", "trials: 3\n  epochs: 3\n  hgq_epochs: 6")
+              .replace("method: [qkeras]", "method: [qkeras, hgq]"))
+    r = edgeml("search", str(write_config(tmp_path, config)), "--run-dir", str(run), "--workers", "2",
+               cwd=tmp_path, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     records = json.loads((run / "trials.json").read_text())
     assert [t["method"] for t in records] == ["qkeras", "qkeras", "hgq"]
@@ -57,6 +58,8 @@ def test_hgq_and_qkeras_trials_in_one_search(tmp_path):
     header = (run / "trials.csv").read_text().splitlines()[0].split(",")
     assert {"method", "design", "bops", "ebops"} <= set(header)
     summary = json.loads((run / "search_summary.json").read_text())
+    assert (summary["epochs"], summary["hgq_epochs"]) == (3, 6)  # an HGQ ramp is longer than a QKeras fine-tune
+    assert max(d["epoch"] for d in hgq["designs"]) <= 6 and "3 epochs each (hgq trials 6)" in r.stderr + r.stdout
     by_method = summary["designs"]["by_method"]
     assert by_method["hgq"] == len(hgq["designs"]) and by_method["qkeras"] == 2
     assert all(f["method"] in ("qkeras", "hgq") and f["ebops"] is not None for f in summary["front"])

@@ -201,7 +201,8 @@ def _finish(cfg, settings, run_dir: Path, records: list[dict], splits, info: dic
     return {"engine": info["engine"], "address": info["address"], "workers": info["workers"],
             "nodes": info["nodes"], "run_dir": str(run_dir), "objective": settings["objective"],
             "budget": settings["budget"], "budget_limits": budgets.limits(settings["budget"]),
-            "trials_requested": settings["trials"], "epochs": settings["epochs"], "counts": counts,
+            "trials_requested": settings["trials"], "epochs": settings["epochs"], "hgq_epochs": settings["hgq_epochs"],
+            "counts": counts,
             "designs": {"total": len(designs), "feasible": sum(c["status"] == "completed" for c in designs),
                         "by_method": {m: sum(c["method"] == m for c in designs)
                                       for m in sorted({c["method"] for c in designs})}},
