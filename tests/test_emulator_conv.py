@@ -41,32 +41,40 @@ def test_windows_are_hls4ml_im2col_and_read_back_from_fill_buffer():
     np.testing.assert_array_equal(_generated_windows(source, 5, 12, 27), geometry.windows())
 
 
-def test_image_models_run_in_small_chunks_with_prefaulted_traces():
-    """Narrow models keep MIN_CHUNK events per chunk; a 28x28x16 layer gets chunks of <= 2 MB arrays. Large
-    trace arrays come from an mmap faulted in chunk by chunk in the background, and behave like np.empty's
-    (writable, float64, C order); the fallback for kernels without MADV_POPULATE_WRITE writes nothing visible."""
-    from edgeml.firmware.emulator import core
-    from edgeml.firmware.emulator.core import MIN_CHUNK, WIDE_CHUNK_BYTES, _Prefaulter, _split, _trace_array
+def test_image_models_run_in_small_chunks():
+    """Narrow models keep MIN_CHUNK events per chunk; a 28x28x16 layer gets chunks of <= 2 MB arrays."""
+    from edgeml.firmware.emulator.core import MIN_CHUNK, WIDE_CHUNK_BYTES, _split
 
     assert {c.stop - c.start for c in _split(4 * MIN_CHUNK, 2, width=64)} == {MIN_CHUNK}
     wide = _split(10_000, 2, width=26 * 26 * 16)
     sizes = {c.stop - c.start for c in wide}
     assert len(wide) % 2 == 0 and max(sizes) * 26 * 26 * 16 * 8 <= 2 * WIDE_CHUNK_BYTES and min(sizes) >= 1
     assert wide[0].start == 0 and wide[-1].stop == 10_000
-    for madvise in (core._libc_madvise, lambda: None):
-        big = _trace_array((1000, 10_000))
-        chunks = _split(1000, 2, width=10_000)
-        core._libc_madvise, real = madvise, core._libc_madvise
-        try:
-            prefaulter = _Prefaulter([big], chunks)
-            for k, c in enumerate(chunks):
-                prefaulter.wait(k)
-                big[c] = 1.5
-            prefaulter.close()
-        finally:
-            core._libc_madvise = real
-        assert big.dtype == np.float64 and big.flags["C_CONTIGUOUS"] and big.flags["WRITEABLE"]
-        assert big.sum() == 1.5e7
+
+
+def test_traces_keep_the_narrowest_integers_and_decode_exactly():
+    """Each type's extreme integers fit the dtype chosen for it and decode to the doubles of Fixed.to_float, in
+    whole and by blocks of rows; a large trace array (mapped memory) behaves like np.empty's."""
+    from edgeml.firmware.emulator.core import Traces, _int_dtype, _trace_array
+    from edgeml.fixed import Fixed
+
+    cases = {Fixed(True, 8, 3): np.int8, Fixed(False, 8, 0): np.uint8, Fixed(False, 6, 0): np.uint8,
+             Fixed(True, 16, 6): np.int16, Fixed(True, 17, 20): np.int32, Fixed(True, 27, 12): np.int32,
+             Fixed(False, 32, 2): np.uint32, Fixed(False, 33, 1): np.int64, Fixed(True, 40, 8): np.int64}
+    for t, dtype in cases.items():
+        lo, hi = t.int_range
+        ints = np.array([[lo, hi], [lo + 1, hi - 1], [0, 1]], dtype=np.int64)
+        stored = _trace_array(ints.shape, _int_dtype(t))
+        stored[...] = ints
+        traces = Traces({"x": stored}, {"x": t.frac})
+        assert stored.dtype == dtype and list(traces) == ["x"], t
+        np.testing.assert_array_equal(traces["x"], t.to_float(ints), err_msg=str(t))
+        np.testing.assert_array_equal(traces.block("x", slice(1, 3)), t.to_float(ints[1:]), err_msg=str(t))
+        assert traces["x"].dtype == np.float64 and traces.ints("x")[1] == t.frac
+    big = _trace_array((1000, 10_000), np.int16)
+    big[...] = 3
+    assert big.dtype == np.int16 and big.flags["C_CONTIGUOUS"] and big.flags["WRITEABLE"]
+    assert big.sum(dtype=np.int64) == 3e7
 
 
 def _keras(input_shape, layers, seed: int, spread: float = 1.5):

@@ -242,7 +242,8 @@ def notes(c: dict) -> list[str]:
 
 def engine_agreement(a_outputs: list[np.ndarray], a_traces: dict, b_outputs: list[np.ndarray], b_traces: dict) -> dict:
     """How many events two firmware evaluations (emulator, C-sim) give identical values in the outputs and
-    in every layer both traced: ``{n, identical_fraction, max_abs_diff, layers: {name: identical_fraction}}``."""
+    in every layer both traced: ``{n, identical_fraction, max_abs_diff, layers: {name: identical_fraction}}``.
+    Traces are compared block by block of events (the emulator's are decoded one block at a time)."""
     a_outputs = [np.asarray(a).reshape(len(a), -1) for a in a_outputs]
     b_outputs = [np.asarray(b).reshape(len(b), -1) for b in b_outputs]
     n = len(a_outputs[0])
@@ -253,14 +254,27 @@ def engine_agreement(a_outputs: list[np.ndarray], a_traces: dict, b_outputs: lis
         worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
     layers = {}
     for name in sorted(set(a_traces) & set(b_traces)):
-        a, b = np.asarray(a_traces[name]), np.asarray(b_traces[name])
-        a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-        equal = np.all(a == b, axis=1)
+        equal = np.ones(n, dtype=bool)
+        for rows in _blocks(n, _trace_block(b_traces, name, slice(0, 1)).size):
+            a, b = _trace_block(a_traces, name, rows), _trace_block(b_traces, name, rows)
+            equal[rows] = np.all(a == b, axis=1)
+            worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
         layers[name] = float(np.mean(equal)) if n else 1.0
         same &= equal
-        worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
     return {"n": int(n), "identical_fraction": float(np.mean(same)) if n else 1.0,
             "max_abs_diff": worst, "layers": layers}
+
+
+def _trace_block(traces, name: str, rows: slice) -> np.ndarray:
+    """Rows of a layer's trace as (rows, size) values: decoded from the emulator's ``Traces``, else a view."""
+    block = traces.block(name, rows) if hasattr(traces, "block") else np.asarray(traces[name])[rows]
+    return block.reshape(len(block), -1)
+
+
+def _blocks(n: int, width: int, values: int = 1 << 18) -> list[slice]:
+    """Row slices of about ``values`` values each (2 MB of doubles: the temporaries stay in cache)."""
+    step = max(1, values // max(width, 1))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
 def layer_fidelity(hls_model, traces: dict, keras_q: dict, keras_float: dict, X: list[np.ndarray],

@@ -210,7 +210,7 @@ def evaluate(hls_model, X: list[np.ndarray], engine: str, timing: dict, library:
         t = time.perf_counter()
         result = emulate(hls_model, feed)  # the emulator chunks wide (image) models itself
         seconds = time.perf_counter() - t
-        runs["emulate"] = (_output_list(result.outputs, n), {k: _rows(v, n) for k, v in result.traces.items()})
+        runs["emulate"] = (_output_list(result.outputs, n), result.traces)  # (n, size) each, decoded when read
         timing["emulate"] = timing.get("emulate", 0.0) + seconds
         engines["emulate"] = _rate(n, seconds)
     if engine in ("csim", "both") or gaps:

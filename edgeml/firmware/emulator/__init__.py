@@ -35,6 +35,6 @@ refuses such a model instead of approximating it.
 
 from edgeml.firmware.emulator import (activations, convolution, dense, merges, normalization, pooling,  # noqa: F401
                                      quantizers, reshape, softmax)  # (they register their layers)
-from edgeml.firmware.emulator.core import EmulationResult, Emulator, emulate, unsupported_layers
+from edgeml.firmware.emulator.core import EmulationResult, Emulator, Traces, emulate, unsupported_layers
 
-__all__ = ["EmulationResult", "Emulator", "emulate", "unsupported_layers"]
+__all__ = ["EmulationResult", "Emulator", "Traces", "emulate", "unsupported_layers"]

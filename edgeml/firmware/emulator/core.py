@@ -20,10 +20,11 @@ The interface (stable; other modules build on it):
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import os
 import re
-import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -44,15 +45,45 @@ WIDE_LAYER = 256
 WIDE_CHUNK_BYTES = 2 << 20
 
 
+class Traces(Mapping):
+    """Layer name -> that layer's output values, (n, size) float64, like a traced C-simulation.
+
+    Stored as what the emulator computes, the integers of each layer's type (units of its lsb), in the
+    narrowest integer dtype that holds every value of the type: a 28x28 CNN's traces of 10,000 images take
+    0.9 GB instead of 3.3 GB of doubles, and writing them costs little more than not tracing. A layer is
+    decoded (an exact power-of-two scaling) when it is read; ``block(name, rows)`` decodes only some rows, for
+    a comparison that goes block by block; ``ints(name)`` gives the stored integers and their lsb exponent."""
+
+    def __init__(self, ints: dict[str, np.ndarray], fracs: dict[str, int]):
+        self._ints, self._fracs = ints, fracs
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.block(name, slice(None))
+
+    def __iter__(self):
+        return iter(self._ints)
+
+    def __len__(self) -> int:
+        return len(self._ints)
+
+    def block(self, name: str, rows) -> np.ndarray:
+        ints = self._ints[name][rows]
+        return np.multiply(ints, np.ldexp(1.0, -self._fracs[name]), out=_trace_array(ints.shape, np.float64))
+
+    def ints(self, name: str) -> tuple[np.ndarray, int]:
+        """The stored (n, size) integers of layer ``name`` and F: the values are the integers times 2**-F."""
+        return self._ints[name], self._fracs[name]
+
+
 @dataclass
 class EmulationResult:
     """``outputs``: the model output as the float values of its fixed-point numbers: (n, n_out) for a model
     with one output, else a list of (n, size) arrays in ``get_output_variables()`` order (as hls4ml's
     ``ModelGraph.predict``). ``traces``: layer name -> that layer's output values, (n, size), like a
-    traced C-simulation."""
+    traced C-simulation (a ``Traces``; empty when run untraced)."""
 
     outputs: np.ndarray | list[np.ndarray]
-    traces: dict[str, np.ndarray] = field(default_factory=dict)
+    traces: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def emulate(hls_model, X, trace: bool = True) -> EmulationResult:
@@ -125,6 +156,7 @@ class Emulator:
             if a.shape[1] != size:
                 raise EdgemlError(f"input {k} ({self.inputs[k]}) has {a.shape[1]} values per row; the model takes "
                                   f"{size}")
+        _chunk_arrays_from_the_heap()
         with threadpool_limits(limits=1, user_api="blas"):
             return self._run(arrays, n, trace)
 
@@ -132,29 +164,26 @@ class Emulator:
         cores = os.cpu_count() or 1
         chunks = _split(n, cores, max(self.sizes.values(), default=1))
         workers = min(len(chunks), cores)
-        # Each chunk writes its trace values into these (a CNN's traces are gigabytes: one copy, no concatenation)
-        traces = {s.name: _trace_array((n, s.size)) for s in self.steps if s.traced} if trace else {}
-        ready = _Prefaulter(list(traces.values()), chunks)
+        # Each chunk writes its trace integers into these (a CNN's traces are large: one copy, no concatenation)
+        traces = {s.name: _trace_array((n, s.size), _int_dtype(s.out_t)) for s in self.steps if s.traced} \
+            if trace else {}
 
         def one(k):
-            ready.wait(k)
             c = chunks[k]
             return self._chunk([a[c] for a in arrays], {name: v[c] for name, v in traces.items()})
 
-        try:
-            if workers > 1:  # NumPy releases the GIL inside its integer kernels
-                with ThreadPoolExecutor(workers) as pool:
-                    parts = list(pool.map(one, range(len(chunks))))
-            else:
-                parts = [one(k) for k in range(len(chunks))]
-        finally:
-            ready.close()
+        if workers > 1:  # NumPy releases the GIL inside its integer kernels
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(one, range(len(chunks))))
+        else:
+            parts = [one(k) for k in range(len(chunks))]
         outputs = [np.concatenate([o[k] for o in parts]) if parts else np.zeros((0, self.sizes[name]))
                    for k, name in enumerate(self.outputs)]
-        return EmulationResult(outputs[0] if len(outputs) == 1 else outputs, traces)
+        fracs = {s.name: s.out_t.frac for s in self.steps if s.name in traces}
+        return EmulationResult(outputs[0] if len(outputs) == 1 else outputs, Traces(traces, fracs) if trace else {})
 
     def _chunk(self, xs: list[np.ndarray], traces: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The outputs of one chunk of events; the traced layers' values go into ``traces`` (views of its rows)."""
+        """The outputs of one chunk of events; the traced layers' integers go into ``traces`` (views of its rows)."""
         values = dict(zip(self.inputs, xs))  # raw doubles until the Input step quantizes them
         for step in self.steps:
             if step.input is None:
@@ -169,88 +198,50 @@ class Emulator:
             else:
                 values[step.output] = last = result
             if step.name in traces:
-                # Fixed.to_float in place: int64 -> double, then an exact power-of-two scaling (faster than ldexp)
-                np.multiply(last, np.ldexp(1.0, -step.out_t.frac), out=traces[step.name])
+                traces[step.name][...] = last  # in the type's range, so the narrower integer is exact
         return [self.types[name].to_float(values[name]) for name in self.outputs]
 
 
-# Traces larger than this are mapped memory whose pages a background thread faults in ahead of the chunks
-PREFAULT_BYTES = 1 << 26
-_MADV_POPULATE_WRITE = 23  # Linux >= 5.14: fault in (writable) a range of pages in one call
+# glibc's malloc options (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
-def _mapped(shape: tuple[int, ...]) -> bool:
-    return int(np.prod(shape)) * 8 >= PREFAULT_BYTES and hasattr(mmap, "MAP_ANONYMOUS")
+@functools.cache
+def _chunk_arrays_from_the_heap() -> None:
+    """Keep the chunks' arrays (a few MB each) in the malloc heap instead of fresh mappings, once per process.
 
-
-def _trace_array(shape: tuple[int, int]) -> np.ndarray:
-    """``np.empty(shape)`` of doubles; a large one is anonymous mapped memory, faulted in by ``_Prefaulter``."""
-    if not _mapped(shape):
-        return np.empty(shape)
-    buffer = mmap.mmap(-1, shape[0] * shape[1] * 8, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(buffer, dtype=np.float64).reshape(shape)
-
-
-class _Prefaulter:
-    """Faults in the rows of the mapped trace arrays chunk by chunk, in chunk order, in a background thread;
-    ``wait(k)`` returns once chunk k's rows are in.
-
-    A CNN's traces are gigabytes, and where memory is lent by a hypervisor first touches stall far longer
-    than they compute (this VM: 800 MB in 3-6 s page by page, 0.3-0.6 s by one populating call, of which
-    0.2 s CPU). The stalls then overlap the emulation of the chunks before (libc's madvise through
-    ctypes releases the GIL); page by page writes where the kernel lacks MADV_POPULATE_WRITE."""
-
-    def __init__(self, arrays: list[np.ndarray], chunks: list[slice]):
-        self.arrays = [a for a in arrays if _mapped(a.shape)]
-        self.chunks = chunks
-        self.done = [threading.Event() for _ in chunks]
-        self.stop = False
-        self.thread = None
-        if not self.arrays:
-            for event in self.done:
-                event.set()
-            return
-        self.thread = threading.Thread(target=self._fault_in, name="edgeml-prefault", daemon=True)
-        self.thread.start()
-
-    def _fault_in(self):
-        page = mmap.PAGESIZE
-        madvise = _libc_madvise()
-        try:
-            for k, c in enumerate(self.chunks):
-                if self.stop:
-                    return
-                for a in self.arrays:
-                    row = a.shape[1] * 8  # the mapping starts on a page
-                    start, end = int(c.start) * row // page * page, int(c.stop) * row
-                    if madvise is None or madvise(a.ctypes.data + start, end - start, _MADV_POPULATE_WRITE) != 0:
-                        madvise = None
-                        # a write into each page that starts in these rows (the page they start in is the
-                        # previous chunk's: a worker may be writing it)
-                        first = -(-int(c.start) * row // page) * page
-                        a.reshape(-1).view(np.uint8)[first:end:page] = 0
-                self.done[k].set()
-        finally:
-            for event in self.done:
-                event.set()
-
-    def wait(self, k: int):
-        self.done[k].wait()
-
-    def close(self):
-        self.stop = True
-        if self.thread is not None:
-            self.thread.join()
-
-
-def _libc_madvise():
+    glibc maps every block above its mmap threshold (128 kB, raised only as large blocks are freed) fresh
+    from the kernel and trims the heap once twice that lies free on top, so an image model's chunks fault
+    their arrays in page by page again and again: ~1M page faults per 10,000 MNIST images, 1.6-2 of 5 CPU
+    seconds (and more wall time) on this VM. The thresholds set here are glibc's own ceiling for its dynamic
+    threshold (32 MB) and a 128 MB trim. Process-wide; nothing happens without glibc."""
     try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return None
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    return madvise
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 128 << 20)
+
+
+# NumPy asks the kernel for transparent huge pages for any array of 4 MB or more; where a hypervisor lends the
+# memory, faulting those in costs several times the CPU of 4 kB pages (this VM: 900 MB in 1.5-2.5 CPU s and
+# 8-11 s of wall time, against 0.4 s and 1.5-3 s). A trace that large is anonymous mapped memory instead.
+HUGE_PAGE_ARRAY = 4 << 20
+
+
+def _trace_array(shape: tuple[int, int], dtype: type) -> np.ndarray:
+    """``np.empty(shape, dtype)``, in 4 kB pages when it is large."""
+    nbytes = shape[0] * shape[1] * np.dtype(dtype).itemsize
+    if nbytes < HUGE_PAGE_ARRAY or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.empty(shape, dtype)
+    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+def _int_dtype(t: Fixed) -> type:
+    """The narrowest integer dtype that holds every value of ``t`` in units of its lsb."""
+    kinds = (np.int8, np.int16, np.int32) if t.signed else (np.uint8, np.uint16, np.uint32)
+    return next((d for d in kinds if t.width <= np.iinfo(d).bits), np.int64)
 
 
 def _names(output) -> tuple[str, ...]:
