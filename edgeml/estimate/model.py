@@ -77,7 +77,7 @@ DEFAULT_COEFFICIENTS = {
                          # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
                          "lut_da": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
+           for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
                         "ff_line": 1.0, "ff_fifo": 1.0, "ff_da": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
@@ -209,9 +209,12 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         delay = logic_delay(device, t) * (t["t_mul"] * bool(to_dsp.any()) + t_level * levels)
         est.cycles = math.floor(delay / clock_eff)
         est.ii = 1
-        # registers cut the adder trees once per cycle; shorter clocks cut them earlier, where more
-        # partial sums are live (same clock dependence as the boundary registers)
-        f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
+        # registers cut the adder trees once per cycle: what is live at each cut (see tree_register_bits)
+        terms_total = nnz + float((digits[shift_add] - 1).sum())
+        f["ff_pipe"] = tree_register_bits(terms_total / max(1, spec.n_out) + 1, spec.n_out, float(product_bits.mean()),
+                                          acc_bits, logic_delay(device, t) * t["t_mul"] * bool(to_dsp.any()),
+                                          logic_delay(device, t) * t_level, clock_eff, est.cycles,
+                                          float(to_dsp.sum()) / max(1, nnz))
         units = nnz
         if spec.strategy == "resource":
             mul_ops = None
@@ -257,7 +260,10 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # the unrolled adder trees are the RF 1 ones (one adder per nonzero product) and HLS cuts them with
             # registers the same way: the RF 1 pipeline-register term with the tree's own depth (AK_* RF 2: csynth
             # FF ~70% of RF 1, not the few hundred the partial sums alone give)
-            f["ff_pipe"] = tree * nnz * acc_bits * boundary_share(clock_ns, co)
+            f["ff_pipe"] = tree_register_bits(terms, spec.n_out, float(product_bits.mean()) if nnz else acc_bits,
+                                              acc_bits, logic_delay(device, t) * t["t_mul"],
+                                              logic_delay(device, t) * t_level, clock_eff, tree,
+                                              0.0 if narrow else 1.0)
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
@@ -288,6 +294,33 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         est.info["mul_ops"] = mul_ops
     est.features = f
     return est
+
+
+def tree_register_bits(terms: float, n_out: int, product_bits: float, acc_bits: int, t_products: float,
+                       t_level: float, clock_eff: float, cycles: int, dsp_share: float = 0.0) -> float:
+    """Register bits HLS puts into the unrolled multiply-accumulate of ``dense_latency`` (all outputs).
+
+    HLS schedules the products and the balanced adder tree of each output as soon as possible and cuts them with a
+    register wherever a clock edge falls: at edge k (k = 1..cycles, every ``clock_eff`` ns) the values live are the
+    partial sums of the last adder level finished by then, ceil(terms / 2^level) of them, each as wide as a product
+    plus one bit per level (at most accum_t). Before the products are ready (``t_products``: the DSP's delay) the
+    products themselves are in flight; the DSP-bound ones (``dsp_share``) sit in the slice's own pipeline registers,
+    which csynth does not count as FF. So a deep pipeline at a short clock (AK_* at 3.33 ns on a 7-series part: cuts
+    early in the tree, where most terms are live) holds far more registers per product than one cut near the tree's
+    root (A at 5 ns on UltraScale+: ~2 partial sums per output, csynth fc1 2059 FF for 64 outputs), and a
+    combinational layer (0 cycles: D, H's first layer) none. The layer's output register is the boundary's (ff_io)."""
+    if cycles <= 0 or terms <= 0:
+        return 0.0
+    top = _levels(terms)
+    bits = 0.0
+    for k in range(1, int(cycles) + 1):
+        now = k * clock_eff
+        if now < t_products:
+            bits += terms * (1.0 - dsp_share) * product_bits
+            continue
+        level = min(top, int((now - t_products) / max(t_level, 1e-9)))
+        bits += math.ceil(terms / 2 ** level) * min(acc_bits, product_bits + level)
+    return bits * n_out
 
 
 def _da_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, est: LayerEstimate, f: dict) -> LayerEstimate:
