@@ -205,7 +205,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         f["lut_add"] = add_bits + float(((digits - 1) * product_bits)[shift_add].sum())
         f["lut_sat"] = nnz * acc_bits * saturating
         # an adder level is routing plus a carry chain as long as the accumulator (t_add is for 16 bits)
-        t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
+        t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
         delay = logic_delay(device, t) * (t["t_mul"] * bool(to_dsp.any()) + t_level * levels)
         est.cycles = math.floor(delay / clock_eff)
         est.ii = 1
@@ -253,7 +253,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # the ALLOCATION limit caps the multipliers; when fewer constants need one, fewer are built (AK_*_dsp at
             # RF 2: csynth DSP as at RF 1, not multiplier_limit)
             est.dsp = 0.0 if narrow else float(min(units, ops) * per_dsp)
-            t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
+            t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
             mul_ops = ops
@@ -294,6 +294,14 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         est.info["mul_ops"] = mul_ops
     est.features = f
     return est
+
+
+def adder_bits(product_bits: np.ndarray, acc_bits: int, levels: int) -> float:
+    """Mean carry-chain length of an adder tree: its products' width growing a bit per level, at most accum_t (HLS
+    sizes each adder to its operands; HGQ's few-bit products in a 24-bit accum_t add in short chains)."""
+    if product_bits.size == 0:
+        return float(acc_bits)
+    return float(min(acc_bits, float(product_bits.mean()) + levels / 2))
 
 
 def tree_register_bits(terms: float, n_out: int, product_bits: float, acc_bits: int, t_products: float,
