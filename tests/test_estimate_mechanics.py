@@ -388,3 +388,59 @@ def test_io_stream_fifos_are_counted_one_pixel_wide():
     _, stream = _dense_layer(w, io_type="io_stream")
     assert stream.features["str.lut_fifo"] == stream.features["str.ff_fifo"] == (16 + 8) * 16
     assert not any(k.endswith("_fifo") and v for k, v in parallel.features.items())
+
+
+def test_pipeline_registers_follow_what_is_live_at_each_clock_edge():
+    """dense_latency's adder trees are cut where clock edges fall: no edge, no register; an edge before the products
+    are ready holds every product; an edge near the root one partial sum per output. So the same tree cut at a short
+    clock (many edges, early in the tree) holds far more register bits than at a long clock (one edge near the root)."""
+    from edgeml.estimate.model import tree_register_bits
+
+    # 16 terms per output, 64 outputs, 12-bit products, 16-bit accum_t, products ready at 2 ns, 0.5 ns per level
+    args = dict(terms=16, n_out=64, product_bits=12.0, acc_bits=16, t_products=2.0, t_level=0.5)
+    assert tree_register_bits(**args, clock_eff=5.0, cycles=0) == 0
+    # one edge at 3.9 ns: level 3 done, 2 partial sums of 15 bits per output
+    assert tree_register_bits(**args, clock_eff=3.9, cycles=1) == 64 * 2 * 15
+    # edges at 1 ns (products in flight: 16 x 12 bits), 2 ns (level 0), 3 ns (level 2: 4 x 14 bits)
+    assert tree_register_bits(**args, clock_eff=1.0, cycles=3) == 64 * (16 * 12 + 16 * 12 + 4 * 14)
+    deep = tree_register_bits(**args, clock_eff=1.0, cycles=3)
+    shallow = tree_register_bits(**args, clock_eff=3.9, cycles=1)
+    assert deep > 5 * shallow
+
+
+def test_short_clock_layer_holds_more_registers_than_a_long_clock_one():
+    """The same dense layer at 3.33 ns on a 7-series part pipelines deeper than at 10 ns on UltraScale+, and its
+    estimated FF (the tree registers, not only the boundary) grows with it."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import LayerSpec, parse_type
+    from edgeml.estimate.model import combine, estimate_layers, load_coefficients
+
+    w = np.random.default_rng(3).integers(100, 900, size=(32, 16))
+    spec = LayerSpec("fc1", "dense", n_in=32, n_out=16, weights=w, weight_type=parse_type("ap_fixed<16,6>"),
+                     accum_type=parse_type("ap_fixed<16,6>"))
+    co = load_coefficients()
+    fast = estimate_layers([spec], devices.lookup("xc7z007s-clg225-2"), 3.33, 0.27, co)
+    slow = estimate_layers([spec], devices.lookup("xcu250-figd2104-2L-e"), 10.0, 0.125, co)
+    assert fast[0].cycles > slow[0].cycles
+    assert fast[0].features["mac.ff_pipe"] > 2 * slow[0].features["mac.ff_pipe"]
+    assert combine([spec], fast, 3.33, co)["ff"] > combine([spec], slow, 10.0, co)["ff"]
+
+
+def test_adder_delay_follows_the_products_width():
+    """HLS sizes each adder to its operands: the same products in a 24-bit accum_t add in chains as short as in a
+    16-bit one, so the layer does not pipeline deeper just because accum_t is wider."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import LayerSpec, parse_type
+    from edgeml.estimate.model import estimate_layers, load_coefficients
+
+    def cycles(accum):  # same fraction bits, so the same products; only accum_t's integer bits differ
+        spec = LayerSpec("fc1", "dense", n_in=128, n_out=16, weights=w, weight_type=parse_type("ap_fixed<16,6>"),
+                         accum_type=parse_type(accum))
+        return estimate_layers([spec], devices.lookup("xc7z007s-clg225-2"), 3.33, 0.27, load_coefficients())[0].cycles
+
+    w = np.random.default_rng(4).integers(1, 8, size=(128, 16))  # few-bit constants: narrow products
+    assert cycles("ap_fixed<24,14>") == cycles("ap_fixed<16,6>") > 1
