@@ -41,12 +41,12 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
             "lut_win", "lut_line", "lut_fifo", "lut_da")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_rmul",
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_rmul",
                  "ff_ctrl",
                  "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
@@ -71,7 +71,11 @@ DEFAULT_COEFFICIENTS = {
             # lut_sat: a rounding + saturating accumulation costs ~4 more accumulator-wide operations per product
             # than a plain add (round the product, detect overflow, clamp it, clamp the sum): 4 x 1.5 LUT per bit.
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
-            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 8.0, "lut_ctrl": 300.0, "lut_sat": 6.0,
+            # lut_rin: the rewind pipeline's phi multiplexers on every input copy (csynth "Multiplexer" rows of O6, O8,
+            # PK_suits/PK_rank dense_wrapper: 2.4-2.8 LUT per input bit, whatever the RF); lut_rchain: one 2-to-1
+            # select per bit and step of a select chain (csynth "select" expressions: one LUT per bit each)
+            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 8.0, "lut_rin": 2.75, "lut_rchain": 1.0,
+                         "lut_ctrl": 300.0, "lut_sat": 6.0,
                          "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5,
                          "lut_line": 0.25, "lut_fifo": 1.0,
                          # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
@@ -241,6 +245,10 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             f[mux] = products * (in_bits + w_bits)
         else:
             f[mux] = resource_mux_bits(spec.n_in, spec.n_out, rf, units, in_bits, acc_bits)
+            if not spec.inline_kernel:  # hls4ml <= 0.6 inlines a kernel without the rewind copies (csynth U: ~250
+                # multiplexer LUT per conv module, where the copies would be 1.5-3k)
+                f["lut_rin"] = spec.n_in * in_bits
+                f["lut_rchain"] = select_chain_bits(spec.n_in, rf, units, in_bits)
             f["lut_ctrl"] = 1.0  # the RF loop's counters and index logic, once per layer
         f[mux] += units * in_bits * w_bits if narrow else 0.0  # narrow products become LUT multipliers
         if spec.strategy == "latency":
@@ -407,6 +415,17 @@ def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, 
     if rf % n_in == 0:
         return in_bits + n_out * acc_bits
     return units * in_bits + n_out * acc_bits
+
+
+def select_chain_bits(n_in: int, rf: int, units: int, in_bits: int) -> int:
+    """Select-chain bits of ``dense_resource_rf_leq_nin`` (RF < n_in): multiplier im reads data[ir + im*RF] (wrapped at
+    n_in), so the distinct input selectors are the distinct offsets, at most ceil(n_in / RF) + 1 of them (and never
+    more than the multipliers), each choosing among RF inputs, which csynth prices as RF - 1 two-to-one selects per bit
+    (PK_suits dense, n_in 784: 1172 16-bit selects at RF 392 = 3 x 391, 13.4k LUT at RF 196; O6 dense: 809 LUT of
+    expressions at RF 8, n_in 32). RF >= n_in: one index for all, no chain; RF 1: constants."""
+    if rf <= 1 or rf >= n_in:
+        return 0
+    return min(units, math.ceil(n_in / rf) + 1) * (rf - 1) * in_bits
 
 
 def _product_bits(spec: LayerSpec, q: np.ndarray) -> np.ndarray:
@@ -586,6 +605,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
     live = 1.0
     lanes = 1
     specs = effective_specs(specs)
+    channels = parallel_dataflow(specs)
     for spec in specs:
         if spec.kind in MAC_KINDS:
             est = _mac_layer(spec, device, clock_ns, clock_eff, co, mul_impl,
@@ -599,7 +619,16 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
         if mul_impl == "fabric" and spec.kind not in MAC_KINDS:
             est.dsp = 0.0  # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0)
         shared_mac = spec.kind in MAC_KINDS and spec.reuse_factor > 1
-        if spec.io_type != "io_stream" and not shared_mac:
+        if channels:
+            # io_parallel under DATAFLOW: every element of a layer's output array is a channel between two processes,
+            # a small FIFO of its width (the first layer's input too); the same FIFO as an io_stream one, so the same
+            # top-level coefficient. No pipeline register at the boundary: the processes hand over through these
+            bits = spec.n_out * spec.n_positions * spec.result_type.width
+            if not out:
+                bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind in MAC_KINDS else 0
+            est.features["lut_fifo"] += bits
+            est.features["ff_fifo"] += bits
+        elif spec.io_type != "io_stream" and not shared_mac:
             # io_parallel: HLS registers a share of the layer boundaries (more at short clocks, the same
             # share that costs overhead cycles); RF>1 layers already hold their outputs in accumulators
             bits = spec.n_out * spec.n_positions * spec.result_type.width
@@ -616,10 +645,19 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
                 bits += max(1, spec.n_chan or spec.n_in) * spec.in_type.width
             est.features["lut_fifo"] += bits
             est.features["ff_fifo"] += bits
-        est.features = {feature_name(k, spec.io_type): v for k, v in est.features.items()}
+        est.features = {feature_name(k, "io_stream" if channels and k.endswith("_fifo") else spec.io_type): v
+                        for k, v in est.features.items()}
         out.append(est)
         live = _live_outputs(spec)
     return out
+
+
+def parallel_dataflow(specs: list[LayerSpec]) -> bool:
+    """Does hls4ml put an io_parallel design under ``#pragma HLS DATAFLOW``? Its SetPipelineStyle pass ('auto') does
+    when any layer uses the Resource strategy (NG_*: csynth shows the layers as dataflow processes with 1310 FF and
+    6296 LUT of FIFO channels)."""
+    return all(s.io_type == "io_parallel" for s in specs) and any(
+        s.kind in MAC_KINDS and s.strategy == "resource" for s in specs)
 
 
 def _stream_lanes(spec: LayerSpec, previous: int) -> int:
