@@ -444,3 +444,66 @@ def test_adder_delay_follows_the_products_width():
 
     w = np.random.default_rng(4).integers(1, 8, size=(128, 16))  # few-bit constants: narrow products
     assert cycles("ap_fixed<24,14>") == cycles("ap_fixed<16,6>") > 1
+
+
+@pytest.mark.parametrize("n_in,rf,units,expected", [
+    (784, 392, 8, 3 * 391 * 16),  # csynth PK_suits dense at RF 392: 1172 16-bit selects (18752 LUT)
+    (784, 196, 16, 5 * 195 * 16),  # RF 196: 15957 LUT of expressions
+    (784, 784, 13, 0),  # RF == n_in: one index for all multipliers, no chain (PK_rank: 927 LUT of expressions)
+    (32, 64, 5, 0),  # RF > n_in
+    (32, 1, 320, 0),  # RF 1: constants
+])
+def test_resource_select_chains_follow_the_distinct_input_offsets(n_in, rf, units, expected):
+    from edgeml.estimate.model import select_chain_bits
+
+    assert select_chain_bits(n_in, rf, units, 16) == expected
+
+
+def test_resource_kernel_prices_its_rewind_multiplexers_except_inlined_old_kernels():
+    """Every input of a dense_resource kernel passes a rewind multiplexer (hls4ml >= 0.7); hls4ml <= 0.6's inlined
+    kernel has none. The large-fan-in design that was 5-9x low (PK_suits: 784 inputs) now lands near csynth."""
+    import dataclasses
+
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import Fixed, LayerSpec
+    from edgeml.estimate.model import _mac_layer, load_coefficients
+
+    weights = np.random.default_rng(0).integers(-300, 300, size=(784, 4))
+    spec = LayerSpec("fc", "dense", io_type="io_stream", strategy="resource", reuse_factor=392, n_in=784, n_out=4,
+                     weights=weights, weight_type=Fixed(16, 6))
+    args = (devices.lookup("xczu5ev-sfvc784-2LV-e"), 5.0, 4.375, load_coefficients())
+    new, old = _mac_layer(spec, *args), _mac_layer(dataclasses.replace(spec, inline_kernel=True), *args)
+    assert new.features["lut_rin"] == 784 * 16 and new.features["lut_rchain"] == 3 * 391 * 16
+    assert old.features["lut_rin"] == old.features["lut_rchain"] == 0
+
+
+def test_suits_resource_dense_lut_near_csynth(shared_dir):
+    total, report, _ = _total_and_report(shared_dir, "PK_suits_zu5ev_rf196")
+    assert 0.6 * report["lut"] <= total["lut"] <= 1.5 * report["lut"]
+
+
+def test_io_parallel_resource_designs_are_dataflow_with_fifo_channels():
+    """hls4ml's SetPipelineStyle puts an io_parallel design with any Resource layer under DATAFLOW: its layer outputs
+    become FIFO channels (the io_stream FIFO coefficient), not pipeline boundary registers."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import Fixed, LayerSpec
+    from edgeml.estimate.model import estimate_layers, load_coefficients, parallel_dataflow
+
+    w = np.random.default_rng(5).integers(-300, 300, size=(16, 8))
+
+    def layers(strategy):
+        spec = LayerSpec("fc", "dense", strategy=strategy, reuse_factor=1 if strategy == "latency" else 16, n_in=16,
+                         n_out=8, weights=w, weight_type=Fixed(16, 6))
+        return [spec], estimate_layers([spec], devices.lookup("xc7z020-clg400-1"), 5.0, 0.125, load_coefficients())
+
+    specs, dataflow = layers("resource")
+    assert parallel_dataflow(specs)
+    assert dataflow[0].features["str.lut_fifo"] == dataflow[0].features["str.ff_fifo"] == (16 + 8) * 16
+    assert not dataflow[0].features.get("par.ff_io")
+    specs, pipeline = layers("latency")
+    assert not parallel_dataflow(specs) and not pipeline[0].features.get("str.lut_fifo")
+    assert pipeline[0].features["par.ff_io"] > 0
