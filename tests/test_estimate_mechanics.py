@@ -498,12 +498,16 @@ def test_io_parallel_resource_designs_are_dataflow_with_fifo_channels():
     def layers(strategy):
         spec = LayerSpec("fc", "dense", strategy=strategy, reuse_factor=1 if strategy == "latency" else 16, n_in=16,
                          n_out=8, weights=w, weight_type=Fixed(16, 6))
-        return [spec], estimate_layers([spec], devices.lookup("xc7z020-clg400-1"), 5.0, 0.125, load_coefficients())
+        relu = LayerSpec("relu", "activation", activation="relu", n_in=8, n_out=8)
+        specs = [spec, relu]
+        return specs, estimate_layers(specs, devices.lookup("xc7z020-clg400-1"), 5.0, 0.125, load_coefficients())
 
     specs, dataflow = layers("resource")
     assert parallel_dataflow(specs)
-    assert dataflow[0].features["str.lut_fifo"] == dataflow[0].features["str.ff_fifo"] == (16 + 8) * 16
-    assert not dataflow[0].features.get("par.ff_io")
+    # the dense output feeding the relu is 8 channels of 16 bits; the top's input and the relu's output are ports
+    assert dataflow[0].features["str.lut_fifo"] == dataflow[0].features["str.ff_fifo"] == 8 * 16
+    assert not dataflow[1].features.get("str.lut_fifo")
+    assert not dataflow[0].features.get("par.ff_io") and not dataflow[1].features.get("par.ff_io")
     specs, pipeline = layers("latency")
     assert not parallel_dataflow(specs) and not pipeline[0].features.get("str.lut_fifo")
     assert pipeline[0].features["par.ff_io"] > 0

@@ -620,14 +620,14 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             est.dsp = 0.0  # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0)
         shared_mac = spec.kind in MAC_KINDS and spec.reuse_factor > 1
         if channels:
-            # io_parallel under DATAFLOW: every element of a layer's output array is a channel between two processes,
-            # a small FIFO of its width (the first layer's input too); the same FIFO as an io_stream one, so the same
-            # top-level coefficient. No pipeline register at the boundary: the processes hand over through these
-            bits = spec.n_out * spec.n_positions * spec.result_type.width
-            if not out:
-                bits += spec.n_in * spec.n_positions * spec.in_type.width if spec.kind in MAC_KINDS else 0
-            est.features["lut_fifo"] += bits
-            est.features["ff_fifo"] += bits
+            # io_parallel under DATAFLOW: every element of an output array that feeds the next layer is a channel
+            # between two processes, a small FIFO of its width; the same FIFO as an io_stream one, so the same
+            # top-level coefficient. The top function's own input and output arrays are ports, not channels (a
+            # single-layer design has none), and no boundary holds a pipeline register: the processes hand over
+            if spec is not specs[-1]:
+                bits = spec.n_out * spec.n_positions * spec.result_type.width
+                est.features["lut_fifo"] += bits
+                est.features["ff_fifo"] += bits
         elif spec.io_type != "io_stream" and not shared_mac:
             # io_parallel: HLS registers a share of the layer boundaries (more at short clocks, the same
             # share that costs overhead cycles); RF>1 layers already hold their outputs in accumulators
