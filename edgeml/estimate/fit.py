@@ -471,6 +471,12 @@ def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], f
 
 PRIOR_WEIGHT = 0.5  # pull of each coefficient's physical default, in units of one design's row
 
+# Coefficients read off csynth's per-instance tables instead of fitted (the fit would trade them against features
+# the same designs exercise): the dense_resource rewind multiplexers on every input bit (O6 and O8 dense_wrapper
+# "Multiplexer" rows: 1404 and 1428 LUT for 32 16-bit inputs, 2.75 per bit) and a 2-to-1 select (csynth prices a
+# w-bit select at w LUT).
+MEASURED = {"mac.lut_rin": 2.75, "mac.lut_rchain": 1.0}
+
 
 def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str, sample_weight: np.ndarray | None = None) -> dict:
     """Non-negative least squares of relative error, each coefficient pulled toward its physical default.
@@ -480,10 +486,14 @@ def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str, sample_weight: np.nd
     """
     from scipy.optimize import nnls
 
-    keep = X.any(axis=0)  # a feature no training case exercises keeps its physical default
     # relative error (small designs count as much as large), floored so that a module csynth reports as empty (D: the
     # dense modules of a design whose layers are all combinational) cannot outweigh the rows with registers
     w = 1.0 / np.maximum(y, 1000.0)
+    fixed = np.array([n in MEASURED for n in names])
+    if fixed.any():  # counted from csynth's own per-instance prices, not fitted: their share leaves the target
+        y = y - X[:, fixed] @ np.array([MEASURED[n] for n in np.array(names)[fixed]])
+        X = np.where(fixed[None, :], 0.0, X)
+    keep = X.any(axis=0)  # a feature no training case exercises keeps its physical default
     if sample_weight is not None:
         w = w * sample_weight
     coef = np.zeros(X.shape[1])
@@ -494,7 +504,7 @@ def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str, sample_weight: np.nd
         A = np.vstack([A, np.diag(scale)])
         b = np.concatenate([b, scale * prior])
         coef[keep] = nnls(A, b)[0]
-    return {n: (round(float(c), 5) if k else None) for n, c, k in zip(names, coef, keep)}
+    return {n: (MEASURED[n] if n in MEASURED else round(float(c), 5) if k else None) for n, c, k in zip(names, coef, keep)}
 
 
 def _fill_defaults(co: dict) -> dict:

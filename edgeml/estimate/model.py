@@ -41,12 +41,12 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
             "lut_win", "lut_line", "lut_fifo", "lut_da")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_rmul",
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_rmul",
                  "ff_ctrl",
                  "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
@@ -71,13 +71,17 @@ DEFAULT_COEFFICIENTS = {
             # lut_sat: a rounding + saturating accumulation costs ~4 more accumulator-wide operations per product
             # than a plain add (round the product, detect overflow, clamp it, clamp the sum): 4 x 1.5 LUT per bit.
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
-            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 8.0, "lut_ctrl": 300.0, "lut_sat": 6.0,
+            # lut_rin: the rewind pipeline's phi multiplexers on every input copy (csynth "Multiplexer" rows of O6, O8,
+            # PK_suits/PK_rank dense_wrapper: 2.4-2.8 LUT per input bit, whatever the RF); lut_rchain: one 2-to-1
+            # select per bit and step of a select chain (csynth "select" expressions: one LUT per bit each)
+            for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 8.0, "lut_rin": 2.75, "lut_rchain": 1.0,
+                         "lut_ctrl": 300.0, "lut_sat": 6.0,
                          "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5,
                          "lut_line": 0.25, "lut_fifo": 1.0,
                          # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
                          "lut_da": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 0.15, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
+           for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
                         "ff_line": 1.0, "ff_fifo": 1.0, "ff_da": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
@@ -205,13 +209,16 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         f["lut_add"] = add_bits + float(((digits - 1) * product_bits)[shift_add].sum())
         f["lut_sat"] = nnz * acc_bits * saturating
         # an adder level is routing plus a carry chain as long as the accumulator (t_add is for 16 bits)
-        t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
+        t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
         delay = logic_delay(device, t) * (t["t_mul"] * bool(to_dsp.any()) + t_level * levels)
         est.cycles = math.floor(delay / clock_eff)
         est.ii = 1
-        # registers cut the adder trees once per cycle; shorter clocks cut them earlier, where more
-        # partial sums are live (same clock dependence as the boundary registers)
-        f["ff_pipe"] = est.cycles * nnz * acc_bits * boundary_share(clock_ns, co)
+        # registers cut the adder trees once per cycle: what is live at each cut (see tree_register_bits)
+        terms_total = nnz + float((digits[shift_add] - 1).sum())
+        f["ff_pipe"] = tree_register_bits(terms_total / max(1, spec.n_out) + 1, spec.n_out, float(product_bits.mean()),
+                                          acc_bits, logic_delay(device, t) * t["t_mul"] * bool(to_dsp.any()),
+                                          logic_delay(device, t) * t_level, clock_eff, est.cycles,
+                                          float(to_dsp.sum()) / max(1, nnz))
         units = nnz
         if spec.strategy == "resource":
             mul_ops = None
@@ -238,6 +245,10 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             f[mux] = products * (in_bits + w_bits)
         else:
             f[mux] = resource_mux_bits(spec.n_in, spec.n_out, rf, units, in_bits, acc_bits)
+            if not spec.inline_kernel:  # hls4ml <= 0.6 inlines a kernel without the rewind copies (csynth U: ~250
+                # multiplexer LUT per conv module, where the copies would be 1.5-3k)
+                f["lut_rin"] = spec.n_in * in_bits
+                f["lut_rchain"] = select_chain_bits(spec.n_in, rf, units, in_bits)
             f["lut_ctrl"] = 1.0  # the RF loop's counters and index logic, once per layer
         f[mux] += units * in_bits * w_bits if narrow else 0.0  # narrow products become LUT multipliers
         if spec.strategy == "latency":
@@ -250,14 +261,17 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # the ALLOCATION limit caps the multipliers; when fewer constants need one, fewer are built (AK_*_dsp at
             # RF 2: csynth DSP as at RF 1, not multiplier_limit)
             est.dsp = 0.0 if narrow else float(min(units, ops) * per_dsp)
-            t_level = t["t_add"] * (0.5 + 0.5 * acc_bits / 16)
+            t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
             mul_ops = ops
             # the unrolled adder trees are the RF 1 ones (one adder per nonzero product) and HLS cuts them with
             # registers the same way: the RF 1 pipeline-register term with the tree's own depth (AK_* RF 2: csynth
             # FF ~70% of RF 1, not the few hundred the partial sums alone give)
-            f["ff_pipe"] = tree * nnz * acc_bits * boundary_share(clock_ns, co)
+            f["ff_pipe"] = tree_register_bits(terms, spec.n_out, float(product_bits.mean()) if nnz else acc_bits,
+                                              acc_bits, logic_delay(device, t) * t["t_mul"],
+                                              logic_delay(device, t) * t_level, clock_eff, tree,
+                                              0.0 if narrow else 1.0)
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
@@ -288,6 +302,41 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         est.info["mul_ops"] = mul_ops
     est.features = f
     return est
+
+
+def adder_bits(product_bits: np.ndarray, acc_bits: int, levels: int) -> float:
+    """Mean carry-chain length of an adder tree: its products' width growing a bit per level, at most accum_t (HLS
+    sizes each adder to its operands; HGQ's few-bit products in a 24-bit accum_t add in short chains)."""
+    if product_bits.size == 0:
+        return float(acc_bits)
+    return float(min(acc_bits, float(product_bits.mean()) + levels / 2))
+
+
+def tree_register_bits(terms: float, n_out: int, product_bits: float, acc_bits: int, t_products: float,
+                       t_level: float, clock_eff: float, cycles: int, dsp_share: float = 0.0) -> float:
+    """Register bits HLS puts into the unrolled multiply-accumulate of ``dense_latency`` (all outputs).
+
+    HLS schedules the products and the balanced adder tree of each output as soon as possible and cuts them with a
+    register wherever a clock edge falls: at edge k (k = 1..cycles, every ``clock_eff`` ns) the values live are the
+    partial sums of the last adder level finished by then, ceil(terms / 2^level) of them, each as wide as a product
+    plus one bit per level (at most accum_t). Before the products are ready (``t_products``: the DSP's delay) the
+    products themselves are in flight; the DSP-bound ones (``dsp_share``) sit in the slice's own pipeline registers,
+    which csynth does not count as FF. So a deep pipeline at a short clock (AK_* at 3.33 ns on a 7-series part: cuts
+    early in the tree, where most terms are live) holds far more registers per product than one cut near the tree's
+    root (A at 5 ns on UltraScale+: ~2 partial sums per output, csynth fc1 2059 FF for 64 outputs), and a
+    combinational layer (0 cycles: D, H's first layer) none. The layer's output register is the boundary's (ff_io)."""
+    if cycles <= 0 or terms <= 0:
+        return 0.0
+    top = _levels(terms)
+    bits = 0.0
+    for k in range(1, int(cycles) + 1):
+        now = k * clock_eff
+        if now < t_products:
+            bits += terms * (1.0 - dsp_share) * product_bits
+            continue
+        level = min(top, int((now - t_products) / max(t_level, 1e-9)))
+        bits += math.ceil(terms / 2 ** level) * min(acc_bits, product_bits + level)
+    return bits * n_out
 
 
 def _da_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, est: LayerEstimate, f: dict) -> LayerEstimate:
@@ -366,6 +415,17 @@ def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, 
     if rf % n_in == 0:
         return in_bits + n_out * acc_bits
     return units * in_bits + n_out * acc_bits
+
+
+def select_chain_bits(n_in: int, rf: int, units: int, in_bits: int) -> int:
+    """Select-chain bits of ``dense_resource_rf_leq_nin`` (RF < n_in): multiplier im reads data[ir + im*RF] (wrapped at
+    n_in), so the distinct input selectors are the distinct offsets, at most ceil(n_in / RF) + 1 of them (and never
+    more than the multipliers), each choosing among RF inputs, which csynth prices as RF - 1 two-to-one selects per bit
+    (PK_suits dense, n_in 784: 1172 16-bit selects at RF 392 = 3 x 391, 13.4k LUT at RF 196; O6 dense: 809 LUT of
+    expressions at RF 8, n_in 32). RF >= n_in: one index for all, no chain; RF 1: constants."""
+    if rf <= 1 or rf >= n_in:
+        return 0
+    return min(units, math.ceil(n_in / rf) + 1) * (rf - 1) * in_bits
 
 
 def _product_bits(spec: LayerSpec, q: np.ndarray) -> np.ndarray:
@@ -545,6 +605,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
     live = 1.0
     lanes = 1
     specs = effective_specs(specs)
+    channels = parallel_dataflow(specs)
     for spec in specs:
         if spec.kind in MAC_KINDS:
             est = _mac_layer(spec, device, clock_ns, clock_eff, co, mul_impl,
@@ -558,7 +619,16 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
         if mul_impl == "fabric" and spec.kind not in MAC_KINDS:
             est.dsp = 0.0  # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0)
         shared_mac = spec.kind in MAC_KINDS and spec.reuse_factor > 1
-        if spec.io_type != "io_stream" and not shared_mac:
+        if channels:
+            # io_parallel under DATAFLOW: every element of an output array that feeds the next layer is a channel
+            # between two processes, a small FIFO of its width; the same FIFO as an io_stream one, so the same
+            # top-level coefficient. The top function's own input and output arrays are ports, not channels (a
+            # single-layer design has none), and no boundary holds a pipeline register: the processes hand over
+            if spec is not specs[-1]:
+                bits = spec.n_out * spec.n_positions * spec.result_type.width
+                est.features["lut_fifo"] += bits
+                est.features["ff_fifo"] += bits
+        elif spec.io_type != "io_stream" and not shared_mac:
             # io_parallel: HLS registers a share of the layer boundaries (more at short clocks, the same
             # share that costs overhead cycles); RF>1 layers already hold their outputs in accumulators
             bits = spec.n_out * spec.n_positions * spec.result_type.width
@@ -575,10 +645,19 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
                 bits += max(1, spec.n_chan or spec.n_in) * spec.in_type.width
             est.features["lut_fifo"] += bits
             est.features["ff_fifo"] += bits
-        est.features = {feature_name(k, spec.io_type): v for k, v in est.features.items()}
+        est.features = {feature_name(k, "io_stream" if channels and k.endswith("_fifo") else spec.io_type): v
+                        for k, v in est.features.items()}
         out.append(est)
         live = _live_outputs(spec)
     return out
+
+
+def parallel_dataflow(specs: list[LayerSpec]) -> bool:
+    """Does hls4ml put an io_parallel design under ``#pragma HLS DATAFLOW``? Its SetPipelineStyle pass ('auto') does
+    when any layer uses the Resource strategy (NG_*: csynth shows the layers as dataflow processes with 1310 FF and
+    6296 LUT of FIFO channels)."""
+    return all(s.io_type == "io_parallel" for s in specs) and any(
+        s.kind in MAC_KINDS and s.strategy == "resource" for s in specs)
 
 
 def _stream_lanes(spec: LayerSpec, previous: int) -> int:
