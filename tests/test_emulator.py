@@ -568,3 +568,30 @@ def test_random_activation_precisions_sweep(seed, tmp_path):
     X = np.random.default_rng(seed).normal(0, 3, (3000, 8))
     y, traces, result = _csim_and_emulate(hls_model, X)
     _assert_identical(y, traces, result)
+
+
+def test_distributed_arithmetic_code_with_constant_literals_is_replayed_exactly():
+    """da4ml writes a value whose weights were all pruned as a literal (``v1 = 0.0;``) and a negated output as
+    ``T(-v)``: exact constants and negations, not reasons to fall back to the C-simulation."""
+    from edgeml.firmware.emulator.distributed import _DAStep, parse
+
+    code = """void dense_da_3(inp_t model_inp[2], out_t model_out[5]) {
+    ap_fixed<8,4> v0 = model_inp[0]; // 0.0
+    ap_ufixed<1,0> v1 = 0.0; // 0.0
+    ap_fixed<6,2> v2 = 0.75;
+    ap_fixed<10,5> v3 = v0 + bit_shift<-1>(v0);
+    model_out[0] = v3;
+    model_out[1] = v1;
+    model_out[2] = v3 - v2;
+    model_out[3] = ap_fixed<10,5>(-bit_shift<-1>(v3));
+    model_out[4] = ap_fixed<9,5>(-v0);
+}"""
+    statements, n_in, n_out = parse(code, "dense_da_3")
+    assert (n_in, n_out) == (2, 5)
+    in_t, out_t = Fixed(True, 8, 4), Fixed(True, 16, 6)
+    step = _DAStep(name="fc", input="x", output="y", variable="y", out_t=out_t, size=5, in_t=in_t,
+                   statements=statements, n_out=5)
+    x = np.array([[0.5, 1.0], [-2.25, 0.0], [7.9375, 3.0]])
+    got = out_t.to_float(step(in_t.quantize_to_ints(x)))
+    np.testing.assert_array_equal(got, [[0.75, 0.0, 0.0, -0.375, -0.5], [-3.375, 0.0, -4.125, 1.6875, 2.25],
+                                        [11.90625, 0.0, 11.15625, -5.96875, -7.9375]])  # -5.953125 truncated to 1/32

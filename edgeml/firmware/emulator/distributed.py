@@ -25,7 +25,7 @@ _TERM = rf"(?:bit_shift<(-?\d+)>\(({_NAME})\)|({_NAME})|({_TYPE})\(([-+0-9.eE]+)
 _ASSIGN = re.compile(rf"^\s*({_TYPE})\s+(v\d+|model_inp_q_\d+)\s*=\s*(.+?);")
 _OUTPUT = re.compile(r"^\s*model_out\[(\d+)\]\s*=\s*(.+?);")
 _BINARY = re.compile(rf"^{_TERM}\s*([+-])\s*{_TERM}$")
-_UNARY = re.compile(rf"^{_TERM}$")
+_UNARY = re.compile(rf"^(-?){_TERM}$")  # da4ml negates a term in place of a subtraction from 0
 _CAST = re.compile(rf"^({_TYPE})\((.+)\)$")
 _SIGNATURE = re.compile(r"void\s+(dense_da_\d+)\s*\(\s*inp_t\s+model_inp\[(\d+)\],\s*out_t\s+model_out\[(\d+)\]\)")
 
@@ -57,6 +57,21 @@ def _term(groups) -> _Term:
     return _Term(None, const=int(t.quantize_to_ints(np.array([float(cvalue)]))[0]), const_frac=t.frac)
 
 
+_LITERAL = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _literal(text: str) -> _Term:
+    """A C++ number literal as an exact constant: da4ml writes an output that its adder graph proves
+    always zero (every weight into it pruned) as ``ap_ufixed<1,0> v8 = 0.0;``."""
+    value = float(text)
+    frac = 0
+    while value * 2.0**frac != int(value * 2.0**frac):
+        frac += 1
+        if frac > 60:
+            raise _Unsupported(f"distributed-arithmetic constant {text} is not a binary fraction")
+    return _Term(None, const=int(value * 2.0**frac), const_frac=frac)
+
+
 def _expression(text: str):
     """(sign, terms, cast type or None) of one right-hand side."""
     text = text.strip()
@@ -64,14 +79,14 @@ def _expression(text: str):
     m = _CAST.match(text)
     if m and _UNARY.match(m.group(2).strip()):
         cast, text = _type(m.group(1)), m.group(2).strip()
-    if re.fullmatch(r"-?\d+", text):
-        return "+", [_Term(None, const=int(text))], cast
+    if _LITERAL.fullmatch(text):
+        return "+", [_literal(text)], cast
     m = _BINARY.match(text)
     if m:
         return m.group(6), [_term(m.groups()[:5]), _term(m.groups()[6:])], cast
     m = _UNARY.match(text)
     if m:
-        return "+", [_term(m.groups())], cast
+        return ("-" if m.group(1) else "+"), [_term(m.groups()[1:])], cast
     raise _Unsupported(f"distributed-arithmetic statement '{text}'")
 
 
@@ -128,6 +143,8 @@ class _DAStep(_Step):
                 f = max(frac, wf)
                 a, b = v << (f - frac), w << (f - wf)
                 v, frac = (a + b if sign == "+" else a - b), f
+            elif sign == "-":
+                v = -v
             if cast is not None:
                 v, frac = cast.requantize(v, frac), cast.frac
             if t is not None:
