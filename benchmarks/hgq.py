@@ -117,7 +117,8 @@ def search_designs(summary: dict, run_dir: Path, method: str) -> list[dict]:
     out = []
     for f in summary["front"]:
         rf = re.search(r"RF (\d+)", f.get("architecture") or "")
-        out.append({"method": method, "model": str(run_dir / f["model"]), "ebops": None, "bops": f.get("bops"),
+        out.append({"method": method, "model": str(run_dir / f["model"]), "ebops": f.get("ebops") if
+                    f.get("method") == "hgq" else None, "bops": f.get("bops"),
                     "val_accuracy": f.get("accuracy_val"), "reuse_factor": int(rf.group(1)) if rf else None,
                     "architecture": f.get("architecture")})
     return out
