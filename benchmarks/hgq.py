@@ -166,7 +166,7 @@ def checks(fronts: dict, float_accuracy: float, tutorial: dict) -> dict:
 
 
 KEEP = ("method", "accuracy_test", "val_accuracy", "cost", "cost_csynth", "basis", "lut", "dsp", "ff", "latency_ns",
-        "ebops", "bops", "da_cost", "reuse_factor", "architecture", "engine", "n_test", "model")
+        "ebops", "bops", "da_cost", "reuse_factor", "architecture", "engine", "n_test")
 DESIGN = ("method", "model", "ebops", "bops", "val_accuracy", "reuse_factor", "architecture")
 
 
@@ -235,6 +235,8 @@ def main() -> None:
     ap.add_argument("--work-dir", default=None, help="keep every design's model here (default: a temporary folder)")
     ap.add_argument("--reprice", default=None, help="measure the designs of this earlier result again, no training")
     args = ap.parse_args()
+    if args.work_dir and not args.reprice and Path(args.work_dir).exists() and any(Path(args.work_dir).iterdir()):
+        sys.exit(f"error: --work-dir {args.work_dir} is not empty; give a new folder (its designs are kept there)")
 
     from edgeml.data import splits_from_config
     from edgeml.modelio import load_model
@@ -246,8 +248,6 @@ def main() -> None:
     splits = splits_from_config(cfg)
     teacher = load_model(ROOT / "models" / "baseline.h5")
     float_accuracy = json.loads((ROOT / "models" / "baseline_metrics.json").read_text())["accuracy"]
-    if args.work_dir and not args.reprice and Path(args.work_dir).exists() and any(Path(args.work_dir).iterdir()):
-        sys.exit(f"error: --work-dir {args.work_dir} is not empty; give a new folder (its designs are kept there)")
     if args.reprice:
         result, designs = earlier_designs(Path(args.reprice))
         result["repriced_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -267,7 +267,7 @@ def main() -> None:
             designs = train_designs(args, cfg, splits, teacher, work, result)
         da_max = 3 if result["quick"] else None
         fronts = {m: measure(d, hls, test_jets, tmp, da_max) for m, d in designs.items()}
-        keep = KEEP if args.work_dir or args.reprice else KEEP[:-1]
+        keep = KEEP + ("model",) if args.work_dir or args.reprice else KEEP  # model paths only where they are kept
         result["fronts"] = {m: [{k: r.get(k) for k in keep} for r in rows] for m, rows in fronts.items()}
         result["checks"] = checks(fronts, result["float_accuracy"], ref)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

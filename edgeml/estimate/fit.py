@@ -472,10 +472,10 @@ def _rows(case: Case, co: dict, metric: str, names) -> list[tuple[list[float], f
 PRIOR_WEIGHT = 0.5  # pull of each coefficient's physical default, in units of one design's row
 
 # Coefficients read off csynth's per-instance tables instead of fitted (the fit would trade them against features
-# the same designs exercise): the dense_resource rewind multiplexers on every input bit (O6 and O8 dense_wrapper
-# "Multiplexer" rows: 1404 and 1428 LUT for 32 16-bit inputs, 2.75 per bit) and a 2-to-1 select (csynth prices a
-# w-bit select at w LUT).
-MEASURED = {"mac.lut_rin": 2.75, "mac.lut_rchain": 1.0}
+# the same designs exercise), kept at their defaults: the dense_resource rewind multiplexers on every input bit (O6
+# and O8 dense_wrapper "Multiplexer" rows: 1404 and 1428 LUT for 32 16-bit inputs, 2.75 per bit) and a 2-to-1
+# select (csynth prices a w-bit select at w LUT).
+MEASURED = {n: DEFAULT_COEFFICIENTS["lut"][n] for n in ("mac.lut_rin", "mac.lut_rchain")}
 
 
 def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str, sample_weight: np.ndarray | None = None) -> dict:
@@ -504,7 +504,8 @@ def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str, sample_weight: np.nd
         A = np.vstack([A, np.diag(scale)])
         b = np.concatenate([b, scale * prior])
         coef[keep] = nnls(A, b)[0]
-    return {n: (MEASURED[n] if n in MEASURED else round(float(c), 5) if k else None) for n, c, k in zip(names, coef, keep)}
+    return {n: (MEASURED[n] if n in MEASURED else round(float(c), 5) if k else None)
+            for n, c, k in zip(names, coef, keep)}
 
 
 def _fill_defaults(co: dict) -> dict:

@@ -41,14 +41,13 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool", "lut_smax", "lut_stream",
-            "lut_win", "lut_line", "lut_fifo", "lut_da")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool",
+            "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo", "lut_da")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf", "ff_rsel", "ff_rmul",
-                 "ff_ctrl",
-                 "lut_da", "ff_da")
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf",
+                 "ff_rsel", "ff_rmul", "ff_ctrl", "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 

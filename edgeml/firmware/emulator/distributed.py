@@ -63,13 +63,11 @@ _LITERAL = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 def _literal(text: str) -> _Term:
     """A C++ number literal as an exact constant: da4ml writes an output that its adder graph proves
     always zero (every weight into it pruned) as ``ap_ufixed<1,0> v8 = 0.0;``."""
-    value = float(text)
-    frac = 0
-    while value * 2.0**frac != int(value * 2.0**frac):
-        frac += 1
-        if frac > 60:
-            raise _Unsupported(f"distributed-arithmetic constant {text} is not a binary fraction")
-    return _Term(None, const=int(value * 2.0**frac), const_frac=frac)
+    numerator, denominator = float(text).as_integer_ratio()  # a double is a binary fraction: denominator 2^frac
+    frac = denominator.bit_length() - 1
+    if frac > 60:
+        raise _Unsupported(f"distributed-arithmetic constant {text} needs more than 60 fraction bits")
+    return _Term(None, const=numerator, const_frac=frac)
 
 
 def _expression(text: str):
