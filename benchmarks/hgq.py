@@ -8,8 +8,9 @@
     that recipe; no distillation, no edgeml choices). Not budgeted.
 (2) ``qkeras_search``: ``edgeml.search`` with QKeras trials only (``method: [qkeras]``) for ``--budget-min``
     of wall clock.
-(3) ``edgeml``: edgeml with HGQ in the same budget: configs/hgq.yaml's recipe over HGQ's full 800-epoch
-    ramp (``--distill``: distilled from the float baseline; ``--from-baseline``: from its weights), then
+(3) ``edgeml``: edgeml with HGQ in the same budget: an HGQ recipe over HGQ's full 800-epoch ramp
+    (``--recipe``: configs/hgq.yaml, the tutorial network, by default; ``hgq_small``: 16-8-32-8-5 distilled;
+    ``--distill``: distilled from the float baseline; ``--from-baseline``: from its weights), then
     ``edgeml.search`` for the rest of it (the default space, QKeras trials and HGQ trials of
     ``search.hgq_epochs``; ``--edgeml-search-config``: another config's search section).
 Each search stops on the wall clock (``edgeml.search``'s ``time_budget_min``, Tune's time budget), and
@@ -103,14 +104,24 @@ def measure(designs: list[dict], hls: dict, test_jets: Path, tmp: Path, da_max: 
 # ----------------------------------------------------------------------------- the three methods
 
 
-def hgq_designs(front, splits, out_dir: Path, method: str) -> list[dict]:
+def recipe_file(recipe: str) -> Path:
+    """A recipe named after configs/ (hgq, hgq_small) or a config file's path."""
+    path = Path(recipe) if recipe.endswith((".yaml", ".yml")) else ROOT / "configs" / f"{recipe}.yaml"
+    if not path.is_file():
+        sys.exit(f"error: --recipe {recipe}: no such recipe; give a name in configs/ (hgq, hgq_small) or a YAML file")
+    return path
+
+
+def hgq_designs(front, splits, out_dir: Path, method: str, hidden=(64, 32, 32)) -> list[dict]:
     from edgeml.compress.hgq import save_front
+
+    shape = "-".join(str(n) for n in (splits.X_train.shape[1], *hidden, len(splits.classes)))
 
     save_front(front, splits, out_dir, method)
     listed = json.loads((out_dir / f"{method}_front.json").read_text())["snapshots"]
     return [{"method": method, "model": str(out_dir / s["model"]), "ebops": s["ebops"], "bops": None,
              "val_accuracy": s["val_accuracy"], "epoch": s["epoch"], "beta": s["beta"], "reuse_factor": 1,
-             "architecture": f"HGQ 16-64-32-32-5, epoch {s['epoch']}, beta {s['beta']:.2e}"} for s in listed]
+             "architecture": f"HGQ {shape}, epoch {s['epoch']}, beta {s['beta']:.2e}"} for s in listed]
 
 
 def search_designs(summary: dict, run_dir: Path, method: str) -> list[dict]:
@@ -193,11 +204,11 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
 
     # (3) edgeml with HGQ: its recipe over the full ramp, then the search in what is left of the budget
     started = time.monotonic()
-    ours = cfgmod.load(ROOT / "configs" / "hgq.yaml")["compression"]
-    ours["distill"]["enabled"] = args.distill
-    ours["start"] = "baseline" if args.from_baseline else "scratch"
+    ours = cfgmod.load(recipe_file(args.recipe))["compression"]
+    ours["distill"]["enabled"] = ours["distill"]["enabled"] or args.distill
+    ours["start"] = "baseline" if args.from_baseline else ours["start"]
     front = train_hgq(ours, splits, teacher=teacher, epochs=hgq_epochs, cfg=cfg, progress=False, baseline=teacher)
-    designs["edgeml"] = hgq_designs(front, splits, work / "edgeml", "edgeml")
+    designs["edgeml"] = hgq_designs(front, splits, work / "edgeml", "edgeml", ours["student"]["hidden"])
     left = budget * 60 - (time.monotonic() - started)
     own_search = (cfgmod.load(args.edgeml_search_config) if args.edgeml_search_config
                   else cfgmod.validate({**cfg, "search": {}}))  # the default space: QKeras and HGQ trials
@@ -207,7 +218,8 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
         result["trials"]["edgeml_search"] = summary["counts"]
     result["wall_s"]["edgeml"] = round(time.monotonic() - started, 1)
     result["edgeml_hgq_epochs"] = hgq_epochs
-    result["edgeml_recipe"] = {"distill": args.distill, "start": ours["start"]}
+    result["edgeml_recipe"] = {"recipe": args.recipe, "hidden": ours["student"]["hidden"],
+                               "distill": ours["distill"]["enabled"], "start": ours["start"]}
     return designs
 
 
@@ -229,12 +241,15 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=None, help="wall-clock budget of (2) and of (3), minutes "
                     "(at most 30; default 10, --quick 1)")
     ap.add_argument("--edgeml-search-config", default=None, help="config whose search section (3) uses")
+    ap.add_argument("--recipe", default="hgq", help="(3)'s HGQ recipe: a name in configs/ (hgq: the tutorial "
+                    "network; hgq_small: 16-8-32-8-5, distilled) or a YAML file")
     ap.add_argument("--distill", action="store_true", help="(3)'s HGQ recipe distils from the float baseline")
     ap.add_argument("--from-baseline", action="store_true", help="(3)'s HGQ recipe starts from the float baseline's "
                     "weights (compression.start: baseline) instead of from scratch")
     ap.add_argument("--work-dir", default=None, help="keep every design's model here (default: a temporary folder)")
     ap.add_argument("--reprice", default=None, help="measure the designs of this earlier result again, no training")
     args = ap.parse_args()
+    recipe_file(args.recipe)
     if args.work_dir and not args.reprice and Path(args.work_dir).exists() and any(Path(args.work_dir).iterdir()):
         sys.exit(f"error: --work-dir {args.work_dir} is not empty; give a new folder (its designs are kept there)")
 
