@@ -11,6 +11,7 @@ import numpy as np
 
 from edgeml.errors import EdgemlError, InputError
 from edgeml.firmware.advice import argmax_agreement, extra_fraction_bits, table_size_needed
+from edgeml.firmware.emulator.core import Traces
 from edgeml.firmware.tasks import tie_gaps
 from edgeml.simulate import Fixed, fixed_of, overflow_fraction
 
@@ -266,8 +267,9 @@ def engine_agreement(a_outputs: list[np.ndarray], a_traces: dict, b_outputs: lis
 
 
 def _trace_block(traces, name: str, rows: slice) -> np.ndarray:
-    """Rows of a layer's trace as (rows, size) values: decoded from the emulator's ``Traces``, else a view."""
-    block = traces.block(name, rows) if hasattr(traces, "block") else np.asarray(traces[name])[rows]
+    """Rows of a layer's trace as (rows, size) values: decoded from the emulator's ``Traces``, else a view
+    (C-sim traces are plain arrays)."""
+    block = traces.block(name, rows) if isinstance(traces, Traces) else np.asarray(traces[name])[rows]
     return block.reshape(len(block), -1)
 
 
