@@ -603,3 +603,36 @@ def test_vitis_2021_copies_the_softmax_exp_table_per_read():
 def test_vitis_2021_softmax_brams_match_csynth(shared_dir, case):
     total, report, _ = _total_and_report(shared_dir, case)
     assert total["bram_18k"] == report["bram_18k"]
+
+
+def test_fabric_bound_softmax_is_shorter_than_dsp_bound():
+    """`config_op mul -impl fabric`: softmax's 18 x 18 product is a LUT multiplier registered once instead of a DSP with
+    its three pipeline registers (AK_*_lut softmax modules 2-3 cycles shorter than AK_*_dsp)."""
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import LayerSpec
+    from edgeml.estimate.model import FABRIC_SOFTMAX_CYCLES, estimate_layers, load_coefficients
+
+    spec = LayerSpec("softmax", "softmax", n_in=5, n_out=5)
+    device, co = devices.lookup("xc7z007s-clg225-2"), load_coefficients()
+
+    def cycles(mul_impl):
+        return estimate_layers([spec], device, 3.33, 0.27, co, "vitis-2021.1", mul_impl)[0].cycles
+
+    assert cycles("dsp") == cycles(None) == cycles("fabric") + FABRIC_SOFTMAX_CYCLES
+
+
+def test_stream_activation_registers_follow_the_clock():
+    """An io_stream ReLU holds its pixel's bits times the cuts in its path: a slow part at a short clock more than a
+    fast part at a long one (csynth: xc7z020 at 5 ns 2.1 FF per pixel bit, xcu50 at 25 ns 0.1)."""
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import LayerSpec
+    from edgeml.estimate.model import estimate_layers, load_coefficients
+
+    spec = LayerSpec("relu", "activation", activation="relu", io_type="io_stream", n_in=64, n_out=64, n_chan=4)
+    co = load_coefficients()
+
+    def elem(part, clock):
+        return estimate_layers([spec], devices.lookup(part), clock, 0.125, co)[0].features["str.ff_elem"]
+
+    assert elem("xc7z020-clg400-1", 5.0) == pytest.approx(2 * elem("xc7z020-clg400-1", 10.0))
+    assert elem("xc7z020-clg400-1", 10.0) > 5 * elem("xcu50-fsvh2104-2-e", 25.0) > 0

@@ -43,7 +43,8 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
 LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "lut_elem",
             "lut_pool", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo", "lut_da")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_elem", "ff_ctrl", "ff_line", "ff_fifo",
+           "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
 SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "ff_pipe",
@@ -84,7 +85,8 @@ DEFAULT_COEFFICIENTS = {
                          # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
                          "lut_da": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
+           for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0,
+                        "ff_elem": 1.0, "ff_ctrl": 500.0,
                         "ff_line": 1.0, "ff_fifo": 1.0, "ff_da": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
@@ -537,6 +539,13 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     stream = spec.io_type == "io_stream"
     # a stream layer handles one pixel (n_chan values) per step; io_parallel handles all n at once
     lanes = max(1, spec.n_chan) if stream and spec.n_chan else max(1, round(n * live))
+    if stream and spec.kind == "activation":
+        # an element-wise stream layer is a pixel loop (read, compute, write) that HLS cuts wherever a clock edge
+        # falls: its registers are the pixel's bits (in and out) times the cuts in its path, the path's delay over
+        # the usable period (csynth ReLU modules per pixel bit: xc7z020 at 5 ns 2.1, at 10 ns 1.0, xczu5ev at 5 ns
+        # 0.5, xcu50 at 25 ns 0.1), not a whole pixel on every part
+        cuts = logic_delay(device, t) * t["t_add"] / clock_eff
+        f["ff_elem"] = lanes * (bits + spec.result_type.width) * cuts
     if spec.kind == "softmax":
         table_bits = spec.table_size * 18
         est.bram_18k = _table_brams(lanes, table_bits, single_port and not stream) + 1
@@ -625,13 +634,17 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
         est.ii = est.cycles + 1
     else:
         f["lut_stream"] += 100
-        # one pixel (n_chan values) in flight per step, not the whole feature map
-        f["ff_stream"] += chan * spec.result_type.width + 100
+        # one pixel (n_chan values) in flight per step, not the whole feature map (an element-wise activation: its
+        # cut registers, ff_elem, and a handshake: csynth 10-18 FF on UltraScale+)
+        f["ff_stream"] += 10 if spec.kind == "activation" else chan * spec.result_type.width + 100
         est.ii = max(est.ii, spec.in_positions if spec.kind == "pooling" else 1)
         # the output FIFO holds a whole feature map (depth = pixels) when the layer follows a convolution
         depth = spec.n_positions if spec.kind == "pooling" else spec.n_in // chan if spec.n_chan else 1
         if depth > 64:
             est.bram_18k += math.ceil(chan * spec.result_type.width / 18) * math.ceil(depth / 1024)
+
+
+FABRIC_SOFTMAX_CYCLES = 2  # DSP full pipeline (3 register stages) against a LUT multiplier's one
 
 
 def window_copy(tool_kind: str, tool_version: str | None) -> bool:
@@ -668,6 +681,11 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             est = LayerEstimate(spec.name, spec.kind, features=dict.fromkeys(LUT_BASE + FF_BASE, 0.0))
         if mul_impl == "fabric" and spec.kind not in MAC_KINDS:
             est.dsp = 0.0  # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0)
+            if spec.kind == "softmax" and spec.io_type != "io_stream":
+                # its 18 x 18 product is a LUT multiplier registered once instead of a DSP with its full pipeline
+                # (A/B, M and P registers: csynth mul_mul_18s_18s_*_3_*): FABRIC_SOFTMAX_CYCLES fewer (AK_*_lut
+                # softmax modules 2-3 cycles shorter than AK_*_dsp in all six models, at 3.33 and 5 ns)
+                est.cycles = max(0, est.cycles - FABRIC_SOFTMAX_CYCLES)
         shared_mac = spec.kind in MAC_KINDS and spec.reuse_factor > 1
         if channels:
             # io_parallel under DATAFLOW: every element of an output array that feeds the next layer is a channel
