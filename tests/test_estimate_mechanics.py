@@ -516,3 +516,123 @@ def test_io_parallel_resource_designs_are_dataflow_with_fifo_channels():
     specs, pipeline = layers("latency")
     assert not parallel_dataflow(specs) and not pipeline[0].features.get("str.lut_fifo")
     assert pipeline[0].features["par.ff_io"] > 0
+
+
+@pytest.mark.parametrize("words, bits, expected", [
+    (512, 448, 13),  # 512 x 36 blocks: 13 columns (wa-hls4ml 128x224 8-bit at RF 512: 14 = 13 + the index table)
+    (1024, 448, 25),  # 1K x 18 blocks at twice the depth, not 13 36-bit columns (256x224 8-bit at RF 1024: 26)
+    (768, 448, 25),  # a depth between 512 and 1024 takes the 1K x 18 shape
+    (384, 64, 2),
+    (4096, 4, 1),  # deep and narrow: one 4K x 4 block
+])
+def test_rom_takes_the_bram_shape_with_fewest_blocks(words, bits, expected):
+    from edgeml.estimate.model import rom_brams
+
+    assert rom_brams(words, bits) == expected
+
+
+@pytest.mark.parametrize("n_in, rf, expected", [
+    (32, 512, 1),  # outidx[512] of 4-bit values: 2 Kb, a BRAM
+    (128, 512, 1),  # 512 x 2 bits = 1 Kb: a BRAM
+    (96, 384, 0),  # 384 x 2 bits: LUTs
+    (256, 512, 0),  # RF = 2 n_in: 512 one-bit values
+    (160, 480, 0),  # 480 x 2 bits
+    (96, 480, 1),  # 480 x 3 bits
+    (32, 16, 0),  # RF <= n_in: no output-index table
+    (64, 96, 0),  # RF > n_in but not a multiple: the other kernel variant
+])
+def test_resource_output_index_table_goes_to_bram_from_1kb(n_in, rf, expected):
+    from edgeml.estimate.model import index_table_brams
+
+    assert index_table_brams(n_in, rf) == expected
+
+
+@pytest.mark.parametrize("n_in, n_out, rf, units, expected", [
+    (128, 224, 512, 56, 56 * 224 * 16),  # RF = 4 n_in: every multiplier reaches every accumulator
+    (160, 192, 480, 64, 64 * 192 * 16),  # RF = 3 n_in
+    (224, 224, 448, 112, 0),  # RF = 2 n_in: a one-bit index, two accumulators per multiplier
+    (784, 13, 784, 13, 0),  # RF == n_in
+    (32, 10, 8, 40, 0),  # RF < n_in
+    (64, 32, 96, 22, 0),  # RF > n_in, not a multiple
+])
+def test_resource_accumulator_crossbar_from_three_times_n_in(n_in, n_out, rf, units, expected):
+    from edgeml.estimate.model import accumulator_crossbar_bits
+
+    assert accumulator_crossbar_bits(n_in, n_out, rf, units, 16) == expected
+
+
+def test_resource_single_layer_bram_and_lut_follow_the_rom_and_crossbar():
+    """A wa-hls4ml-like Resource single layer (Vivado HLS 2020.1, xcu250): BRAM from the RF-deep weight ROM's shape plus
+    the output-index table, and LUT growing with the crossbar once RF >= 3 n_in."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import Fixed, LayerSpec
+    from edgeml.estimate.model import _mac_layer, load_coefficients
+
+    w = np.random.default_rng(3).integers(-100, 100, size=(256, 224))
+    args = (devices.lookup("xcu250-figd2104-2L-e"), 5.0, 4.375, load_coefficients())
+
+    def layer(rf):
+        return _mac_layer(LayerSpec("fc", "dense", strategy="resource", reuse_factor=rf, n_in=256, n_out=224,
+                                    weights=w, weight_type=Fixed(8, 1)), *args)
+
+    assert layer(1024).bram_18k == 25 + 1  # csynth: 26
+    assert layer(512).bram_18k == 25  # RF = 2 n_in: 512 x (112 x 8) in 512 x 36 blocks, no index table
+    assert layer(1024).features["lut_xbar"] == 56 * 224 * 16 and layer(512).features["lut_xbar"] == 0
+
+
+def test_vitis_2021_copies_the_softmax_exp_table_per_read():
+    """Vitis HLS 2021.1 builds n - 1 copies of softmax's exp table for n classes (AK_*: 9 BRAM_18K for 10 classes);
+    Vivado HLS and Vitis HLS 2024.1 pair the reads on the dual ports (ceil(n / 2))."""
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import LayerSpec
+    from edgeml.estimate.model import estimate_layers, load_coefficients
+
+    spec = LayerSpec("softmax", "softmax", n_in=10, n_out=10)
+    device, co = devices.lookup("xc7z007s-clg225-2"), load_coefficients()
+
+    def brams(tool):
+        return estimate_layers([spec], device, 5.0, 0.27, co, tool)[0].bram_18k
+
+    assert brams("vitis-2021.1") == 9 + 1
+    assert brams("vivado-2019.2") == brams("vitis-2024.1") == 5 + 1
+
+
+@pytest.mark.parametrize("case", ["AK_mnist_dsp_rf1", "AK_arrythmia_lut_rf2", "AK_jet_tagging_dsp_rf1"])
+def test_vitis_2021_softmax_brams_match_csynth(shared_dir, case):
+    total, report, _ = _total_and_report(shared_dir, case)
+    assert total["bram_18k"] == report["bram_18k"]
+
+
+def test_fabric_bound_softmax_is_shorter_than_dsp_bound():
+    """`config_op mul -impl fabric`: softmax's 18 x 18 product is a LUT multiplier registered once instead of a DSP with
+    its three pipeline registers (AK_*_lut softmax modules 2-3 cycles shorter than AK_*_dsp)."""
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import LayerSpec
+    from edgeml.estimate.model import FABRIC_SOFTMAX_CYCLES, estimate_layers, load_coefficients
+
+    spec = LayerSpec("softmax", "softmax", n_in=5, n_out=5)
+    device, co = devices.lookup("xc7z007s-clg225-2"), load_coefficients()
+
+    def cycles(mul_impl):
+        return estimate_layers([spec], device, 3.33, 0.27, co, "vitis-2021.1", mul_impl)[0].cycles
+
+    assert cycles("dsp") == cycles(None) == cycles("fabric") + FABRIC_SOFTMAX_CYCLES
+
+
+def test_stream_activation_registers_follow_the_clock():
+    """An io_stream ReLU holds its pixel's bits times the cuts in its path: a slow part at a short clock more than a
+    fast part at a long one (csynth: xc7z020 at 5 ns 2.1 FF per pixel bit, xcu50 at 25 ns 0.1)."""
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import LayerSpec
+    from edgeml.estimate.model import estimate_layers, load_coefficients
+
+    spec = LayerSpec("relu", "activation", activation="relu", io_type="io_stream", n_in=64, n_out=64, n_chan=4)
+    co = load_coefficients()
+
+    def elem(part, clock):
+        return estimate_layers([spec], devices.lookup(part), clock, 0.125, co)[0].features["str.ff_elem"]
+
+    assert elem("xc7z020-clg400-1", 5.0) == pytest.approx(2 * elem("xc7z020-clg400-1", 10.0))
+    assert elem("xc7z020-clg400-1", 10.0) > 5 * elem("xcu50-fsvh2104-2-e", 25.0) > 0

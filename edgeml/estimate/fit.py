@@ -474,8 +474,10 @@ PRIOR_WEIGHT = 0.5  # pull of each coefficient's physical default, in units of o
 # Coefficients read off csynth's per-instance tables instead of fitted (the fit would trade them against features
 # the same designs exercise), kept at their defaults: the dense_resource rewind multiplexers on every input bit (O6
 # and O8 dense_wrapper "Multiplexer" rows: 1404 and 1428 LUT for 32 16-bit inputs, 2.75 per bit) and a 2-to-1
-# select (csynth prices a w-bit select at w LUT).
-MEASURED = {n: DEFAULT_COEFFICIENTS["lut"][n] for n in ("mac.lut_rin", "mac.lut_rchain")}
+# select (csynth prices a w-bit select at w LUT). The accumulator crossbar of dense_resource at RF >= 3 n_in is counted
+# from its multiplexers (an N-to-1 multiplexer bit is N/4 LUT6): the ground-truth layers that have one hold it as a
+# small share of their module (PK, O8 convs: one multiplier), so a fit would set it by the other features' residue.
+MEASURED = {n: DEFAULT_COEFFICIENTS["lut"][n] for n in ("mac.lut_rin", "mac.lut_rchain", "mac.lut_xbar")}
 
 
 def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str, sample_weight: np.ndarray | None = None) -> dict:

@@ -41,13 +41,14 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
-LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "lut_elem", "lut_pool",
-            "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo", "lut_da")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_ctrl", "ff_line", "ff_fifo", "ff_da")
+LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "lut_elem",
+            "lut_pool", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo", "lut_da")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_elem", "ff_ctrl", "ff_line", "ff_fifo",
+           "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
-SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_ctrl", "lut_sat", "ff_pipe", "ff_rf",
-                 "ff_rsel", "ff_rmul", "ff_ctrl", "lut_da", "ff_da")
+SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "ff_pipe",
+                 "ff_rf", "ff_rsel", "ff_rmul", "ff_ctrl", "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
@@ -72,15 +73,20 @@ DEFAULT_COEFFICIENTS = {
             # lut_ctrl: the RF loop's index counters and output-index table, a few hundred LUT.
             # lut_rin: the rewind pipeline's phi multiplexers on every input copy (csynth "Multiplexer" rows of O6, O8,
             # PK_suits/PK_rank dense_wrapper: 2.4-2.8 LUT per input bit, whatever the RF); lut_rchain: one 2-to-1
-            # select per bit and step of a select chain (csynth "select" expressions: one LUT per bit each)
+            # select per bit and step of a select chain (csynth "select" expressions: one LUT per bit each).
+            # lut_xbar: a multiplier reading and writing any of n_out accumulators: an n_out-to-1 read multiplexer
+            # per multiplier and a (block_factor + 1)-to-1 write select per accumulator, ~N/4 LUT6 per bit of an
+            # N-to-1 multiplexer each: 2 x 1/4 LUT per (multiplier, accumulator, bit)
             for k, v in {"lut_add": 1.5, "lut_mux": 0.5, "lut_rsel": 8.0, "lut_rin": 2.75, "lut_rchain": 1.0,
+                         "lut_xbar": 0.5,
                          "lut_ctrl": 300.0, "lut_sat": 6.0,
                          "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5,
                          "lut_line": 0.25, "lut_fifo": 1.0,
                          # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
                          "lut_da": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0, "ff_ctrl": 500.0,
+           for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0,
+                        "ff_elem": 1.0, "ff_ctrl": 500.0,
                         "ff_line": 1.0, "ff_fifo": 1.0, "ff_da": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
@@ -248,6 +254,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
                 # multiplexer LUT per conv module, where the copies would be 1.5-3k)
                 f["lut_rin"] = spec.n_in * in_bits
                 f["lut_rchain"] = select_chain_bits(spec.n_in, rf, units, in_bits)
+            f["lut_xbar"] = accumulator_crossbar_bits(spec.n_in, spec.n_out, rf, units, acc_bits)
             f["lut_ctrl"] = 1.0  # the RF loop's counters and index logic, once per layer
         f[mux] += units * in_bits * w_bits if narrow else 0.0  # narrow products become LUT multipliers
         if spec.strategy == "latency":
@@ -274,8 +281,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
-            if n_total * w_bits > 2048:  # large ROMs go to BRAM, one 36-bit-wide column per 36 weight bits
-                est.bram_18k += math.ceil(units * w_bits / 36) * math.ceil(rf / 1024)
+            if n_total * w_bits > 2048:  # the weights: a ROM of RF words, block_factor weights wide
+                est.bram_18k += rom_brams(rf, units * w_bits)
+            est.bram_18k += index_table_brams(spec.n_in, rf)
         if spec.strategy == "latency":
             # partial sums wait in registers for the products of later cycles; the wait (pipeline stages of the
             # RF-to-1 schedule) grows like log2(RF). At most one partial sum per output and cycle of the interval
@@ -416,6 +424,39 @@ def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, 
     return units * in_bits + n_out * acc_bits
 
 
+def accumulator_crossbar_bits(n_in: int, n_out: int, rf: int, units: int, acc_bits: int) -> int:
+    """Crossbar bits of ``dense_resource_rf_gt_nin_rem0`` at RF >= 3 n_in: multiplier im adds into
+    acc[outidx[ir] + im * RF / n_in], an index read from a table HLS keeps as a 32-bit int, so csynth builds every
+    multiplier's read of and write to all n_out accumulators (block_factor x n_out x accum bits). At RF = 2 n_in the
+    table holds one bit (0 for the first n_in iterations, 1 after) and csynth resolves each multiplier's two
+    accumulators: no crossbar. Seen in the wa-hls4ml single-layer table (Vivado HLS 2020.1, hls4ml 0.8.1): LUT above
+    the model by 6-10 per (multiplier, output) from RF/n_in = 3 to 32, ~0 at RF/n_in = 2 (142 rows)."""
+    if rf <= n_in or rf % n_in or rf < 3 * n_in:
+        return 0
+    return units * n_out * acc_bits
+
+
+# BRAM_18K aspect ratios (words x bits); a ROM takes the configuration that needs the fewest blocks
+BRAM_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def rom_brams(words: int, bits: int) -> int:
+    """BRAM_18K blocks of a ROM ``words`` deep and ``bits`` wide: 512 x 36 up to 16K x 1 per block (wa-hls4ml
+    Resource single layers: a RF-deep, block_factor x weight-bits wide ROM; at RF 1024 a 448-bit ROM takes 25 1K x 18
+    blocks, not 13 36-bit columns)."""
+    return min(math.ceil(words / depth) * math.ceil(bits / width) for depth, width in BRAM_SHAPES)
+
+
+def index_table_brams(n_in: int, rf: int) -> int:
+    """``dense_resource_rf_gt_nin_rem0`` builds an output-index table ``outidx[RF]`` (values 0..RF/n_in - 1); HLS
+    keeps it as a ROM, in a BRAM once it holds >= 1 Kb (wa-hls4ml: one BRAM_18K more than the weights exactly when
+    RF x bits(RF/n_in - 1) >= 1024, e.g. RF 512 at RF/n_in 4, not RF 480 at RF/n_in 3)."""
+    if rf <= n_in or rf % n_in:
+        return 0
+    bits = max(1, math.ceil(math.log2(rf // n_in)))
+    return rom_brams(rf, bits) if rf * bits >= 1024 else 0
+
+
 def select_chain_bits(n_in: int, rf: int, units: int, in_bits: int) -> int:
     """Select-chain bits of ``dense_resource_rf_leq_nin`` (RF < n_in): multiplier im reads data[ir + im*RF] (wrapped at
     n_in), so the distinct input selectors are the distinct offsets, at most ceil(n_in / RF) + 1 of them (and never
@@ -468,17 +509,28 @@ def _trailing_zeros(mag: np.ndarray) -> np.ndarray:
     return np.log2((mag & -mag).astype(np.float64)).astype(np.int64)
 
 
-def _table_brams(n_reads: int, table_bits: int) -> float:
-    """A ROM read n times in parallel: dual-port BRAM copies, ceil(n/2), each ceil(bits/18 Kb)."""
-    return math.ceil(n_reads / 2) * max(1, math.ceil(table_bits / 18432))
+def _table_brams(n_reads: int, table_bits: int, single_port: bool = False) -> float:
+    """A ROM read n times in parallel: dual-port BRAM copies, ceil(n/2), each ceil(bits/18 Kb); ``single_port``:
+    one copy per read but one (see ``single_port_table_copies``)."""
+    copies = max(1, n_reads - 1) if single_port else math.ceil(n_reads / 2)
+    return copies * max(1, math.ceil(table_bits / 18432))
+
+
+def single_port_table_copies(tool_kind: str, tool_version: str | None) -> bool:
+    """Does the HLS tool copy a table read n times in parallel n - 1 times instead of pairing the reads on the dual
+    ports? Vitis HLS 2021.1 does for softmax's exp table (AK_*: 1, 2, 4, 5, 9, 15 BRAM_18K for 2, 3, 5, 6, 10, 16
+    classes, one 1024 x 18 table each); Vivado HLS pairs them (A, D: 3 for 5 classes; H, I, J: 2 for 3) and so does
+    Vitis HLS 2024.1 (Q: 3 for 6). Only 2021.x is in the ground truth with this behaviour, so only 2021.x gets it."""
+    return tool_kind == "vitis" and bool(tool_version) and tool_version.startswith("2021.")
 
 
 TABLE_ACTIVATIONS = ("sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "hard_sigmoid_table")
 
 
-def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, live: float = 1.0) -> LayerEstimate:
+def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict, live: float = 1.0,
+                       single_port: bool = False) -> LayerEstimate:
     """``live``: share of the inputs that are not constants (a pruned-away output of the layer before is its bias:
-    an activation on it folds away)."""
+    an activation on it folds away); ``single_port``: the tool copies parallel-read tables per read."""
     t = co["timing"]
     est = LayerEstimate(spec.name, spec.kind)
     f = dict.fromkeys(LUT_BASE + FF_BASE, 0.0)
@@ -487,9 +539,16 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     stream = spec.io_type == "io_stream"
     # a stream layer handles one pixel (n_chan values) per step; io_parallel handles all n at once
     lanes = max(1, spec.n_chan) if stream and spec.n_chan else max(1, round(n * live))
+    if stream and spec.kind == "activation":
+        # an element-wise stream layer is a pixel loop (read, compute, write) that HLS cuts wherever a clock edge
+        # falls: its registers are the pixel's bits (in and out) times the cuts in its path, the path's delay over
+        # the usable period (csynth ReLU modules per pixel bit: xc7z020 at 5 ns 2.1, at 10 ns 1.0, xczu5ev at 5 ns
+        # 0.5, xcu50 at 25 ns 0.1), not a whole pixel on every part
+        cuts = logic_delay(device, t) * t["t_add"] / clock_eff
+        f["ff_elem"] = lanes * (bits + spec.result_type.width) * cuts
     if spec.kind == "softmax":
         table_bits = spec.table_size * 18
-        est.bram_18k = _table_brams(lanes, table_bits) + 1
+        est.bram_18k = _table_brams(lanes, table_bits, single_port and not stream) + 1
         est.dsp = lanes  # exp(x) * 1/sum
         levels = _levels(lanes)
         # two table reads (exp, 1/sum) around a multiply and an adder tree over the inputs
@@ -575,13 +634,17 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
         est.ii = est.cycles + 1
     else:
         f["lut_stream"] += 100
-        # one pixel (n_chan values) in flight per step, not the whole feature map
-        f["ff_stream"] += chan * spec.result_type.width + 100
+        # one pixel (n_chan values) in flight per step, not the whole feature map (an element-wise activation: its
+        # cut registers, ff_elem, and a handshake: csynth 10-18 FF on UltraScale+)
+        f["ff_stream"] += 10 if spec.kind == "activation" else chan * spec.result_type.width + 100
         est.ii = max(est.ii, spec.in_positions if spec.kind == "pooling" else 1)
         # the output FIFO holds a whole feature map (depth = pixels) when the layer follows a convolution
         depth = spec.n_positions if spec.kind == "pooling" else spec.n_in // chan if spec.n_chan else 1
         if depth > 64:
             est.bram_18k += math.ceil(chan * spec.result_type.width / 18) * math.ceil(depth / 1024)
+
+
+FABRIC_SOFTMAX_CYCLES = 2  # DSP full pipeline (3 register stages) against a LUT multiplier's one
 
 
 def window_copy(tool_kind: str, tool_version: str | None) -> bool:
@@ -612,11 +675,17 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
         elif spec.kind == "activation" and spec.activation not in TABLE_ACTIVATIONS:
             est = _elementwise_layer(spec, device, clock_eff, co, live)
         elif spec.kind in ("activation", "softmax", "pooling"):
-            est = _elementwise_layer(spec, device, clock_eff, co)
+            est = _elementwise_layer(spec, device, clock_eff, co,
+                                     single_port=single_port_table_copies(tool_kind, tool_version or None))
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
             est = LayerEstimate(spec.name, spec.kind, features=dict.fromkeys(LUT_BASE + FF_BASE, 0.0))
         if mul_impl == "fabric" and spec.kind not in MAC_KINDS:
             est.dsp = 0.0  # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0)
+            if spec.kind == "softmax" and spec.io_type != "io_stream":
+                # its 18 x 18 product is a LUT multiplier registered once instead of a DSP with its full pipeline
+                # (A/B, M and P registers: csynth mul_mul_18s_18s_*_3_*): FABRIC_SOFTMAX_CYCLES fewer (AK_*_lut
+                # softmax modules 2-3 cycles shorter than AK_*_dsp in all six models, at 3.33 and 5 ns)
+                est.cycles = max(0, est.cycles - FABRIC_SOFTMAX_CYCLES)
         shared_mac = spec.kind in MAC_KINDS and spec.reuse_factor > 1
         if channels:
             # io_parallel under DATAFLOW: every element of an output array that feeds the next layer is a channel
