@@ -348,7 +348,7 @@ def test_ranges_widen_outside_the_fitted_span():
 
 # ----------------------------------------------------------------------------- adder widths, saturation, FIFOs
 
-def _dense_layer(weights, accum="ap_fixed<16,6>", io_type="io_parallel"):
+def _dense_layer(weights, accum="ap_fixed<16,6>", io_type="io_parallel", tool="vivado"):
     """One dense layer of integer weights (as ap_fixed<16,6> constants) estimated on xcu250 at 5 ns: (totals, layer)."""
     import numpy as np
 
@@ -360,8 +360,8 @@ def _dense_layer(weights, accum="ap_fixed<16,6>", io_type="io_parallel"):
     spec = LayerSpec("fc1", "dense", io_type=io_type, n_in=w.shape[0], n_out=w.shape[1], weights=w,
                      weight_type=parse_type("ap_fixed<16,6>"), accum_type=parse_type(accum))
     co = load_coefficients()
-    layers = estimate_layers([spec], devices.lookup("xcu250-figd2104-2L-e"), 5.0, 0.125, co)
-    return combine([spec], layers, 5.0, co), layers[0]
+    layers = estimate_layers([spec], devices.lookup("xcu250-figd2104-2L-e"), 5.0, 0.125, co, tool)
+    return combine([spec], layers, 5.0, co, tool), layers[0]
 
 
 def test_small_weights_make_narrow_adders():
@@ -393,6 +393,22 @@ def test_io_stream_fifos_are_counted_one_pixel_wide():
     _, stream = _dense_layer(w, io_type="io_stream")
     assert stream.features["str.lut_fifo"] == stream.features["str.ff_fifo"] == (16 + 8) * 16
     assert not any(k.endswith("_fifo") and v for k, v in parallel.features.items())
+
+
+def test_vitis_stream_fifos_register_the_packed_word():
+    """Vitis HLS keeps a stream's packed word in one FIFO and registers it (2 FF per bit, counted, not fitted); Vivado
+    HLS's per-element FIFOs keep their data in shift registers (the fitted str.ff_fifo): same bits, more FF."""
+    import numpy as np
+
+    from edgeml.estimate.fit import MEASURED
+
+    w = np.random.default_rng(2).integers(100, 900, size=(16, 8))
+    _, vivado = _dense_layer(w, io_type="io_stream")
+    _, vitis = _dense_layer(w, io_type="io_stream", tool="vitis")
+    assert vitis.features["str.ff_wfifo"] == vivado.features["str.ff_fifo"] == (16 + 8) * 16
+    assert not vitis.features.get("str.ff_fifo") and not vivado.features.get("str.ff_wfifo")
+    assert vitis.features["str.lut_fifo"] == vivado.features["str.lut_fifo"]
+    assert MEASURED["str.ff_wfifo"] == 2.0
 
 
 def test_pipeline_registers_follow_what_is_live_at_each_clock_edge():

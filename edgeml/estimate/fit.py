@@ -477,7 +477,9 @@ PRIOR_WEIGHT = 0.5  # pull of each coefficient's physical default, in units of o
 # select (csynth prices a w-bit select at w LUT). The accumulator crossbar of dense_resource at RF >= 3 n_in is counted
 # from its multiplexers (an N-to-1 multiplexer bit is N/4 LUT6): the ground-truth layers that have one hold it as a
 # small share of their module (PK, O8 convs: one multiplier), so a fit would set it by the other features' residue.
-MEASURED = {n: DEFAULT_COEFFICIENTS["lut"][n] for n in ("mac.lut_rin", "mac.lut_rchain", "mac.lut_xbar")}
+MEASURED = {**{n: DEFAULT_COEFFICIENTS["lut"][n] for n in ("mac.lut_rin", "mac.lut_rchain", "mac.lut_xbar")},
+            # Vitis HLS's packed-word stream FIFOs, read off Q's csynth FIFO table (its only io_stream Vitis design)
+            "str.ff_wfifo": DEFAULT_COEFFICIENTS["ff"]["str.ff_wfifo"]}
 
 
 def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str, sample_weight: np.ndarray | None = None) -> dict:

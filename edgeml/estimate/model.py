@@ -44,9 +44,9 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "lut_elem",
             "lut_pool", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo", "lut_da")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_elem", "ff_ctrl", "ff_line", "ff_fifo",
-           "ff_da")
+           "ff_wfifo", "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
-TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo")
+TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo", "str.ff_wfifo")
 SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "ff_pipe",
                  "ff_rf", "ff_rsel", "ff_rmul", "ff_ctrl", "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
@@ -87,7 +87,10 @@ DEFAULT_COEFFICIENTS = {
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0,
                         "ff_elem": 1.0, "ff_ctrl": 500.0,
-                        "ff_line": 1.0, "ff_fifo": 1.0, "ff_da": 1.0}.items()},
+                        # ff_wfifo: a Vitis HLS stream FIFO is one channel of the whole packed word, held in two
+                        # registers of its width whatever its depth (Q's csynth FIFO table: 516 FF for a 256-bit
+                        # depth-1 FIFO, 260 for 96 bits, 537 for a 256-bit BRAM FIFO of depth 128)
+                        "ff_line": 1.0, "ff_fifo": 1.0, "ff_wfifo": 2.0, "ff_da": 1.0}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5, "delay_vitis": 1.0},
@@ -712,7 +715,9 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             if not out:
                 bits += max(1, spec.n_chan or spec.n_in) * spec.in_type.width
             est.features["lut_fifo"] += bits
-            est.features["ff_fifo"] += bits
+            # Vivado HLS splits the stream into one FIFO per element whose data sits in SRL shift registers (O*:
+            # 5 FF per 16-bit element); Vitis HLS keeps the packed word in one FIFO and registers it (ff_wfifo)
+            est.features["ff_wfifo" if tool_kind == "vitis" else "ff_fifo"] += bits
         est.features = {feature_name(k, "io_stream" if channels and k.endswith("_fifo") else spec.io_type): v
                         for k, v in est.features.items()}
         out.append(est)
