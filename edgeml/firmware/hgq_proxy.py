@@ -55,24 +55,27 @@ def as_proxy(model, model_path: Path, cfg: dict) -> tuple[object, list[str]]:
 def layer_sources(model, hls_model) -> dict[str, tuple[str, bool]]:
     """hls4ml layer -> (the proxy layer whose output it holds, whether in the hls4ml layer's own result type).
 
-    hls4ml removes a homogeneous FixedPointQuantizer and gives its type to the layer before it, which
-    then holds the quantizer's output. A layer feeding a heterogeneous one (kept as a mask function,
-    or fused into a distributed-arithmetic layer's code) gets a result type hls4ml derived to hold
-    what that quantizer reads: it holds its proxy value cast to that type."""
-    keras = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    hls4ml removes a homogeneous FixedPointQuantizer that is its input layer's only consumer and gives
+    its type to that layer, which then holds the quantizer's output. A layer feeding a heterogeneous one
+    (kept as a mask function, or fused into a distributed-arithmetic layer's code) gets a result type
+    hls4ml derived to hold what that quantizer reads: it holds its proxy value cast to that type. The
+    quantizers are followed along the graph (a branch's quantizer need not come next in ``model.layers``)."""
     in_hls = {layer.name for layer in hls_model.get_layers()}
+    members = {id(layer) for layer in model.layers}
     sources = {}
-    for i, layer in enumerate(keras):
-        if layer.name not in in_hls:
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer" or layer.name not in in_hls:
             continue
-        source, cast = layer.name, False
-        for nxt in keras[i + 1:]:
-            if type(nxt).__name__ != "FixedPointQuantizer":
+        source, cast, current = layer.name, False, layer
+        while True:
+            consumers = [node.outbound_layer for node in current._outbound_nodes if id(node.outbound_layer) in members]
+            if len(consumers) != 1 or type(consumers[0]).__name__ != "FixedPointQuantizer":
                 break
-            if nxt.name in in_hls or _heterogeneous(nxt):
+            quantizer = consumers[0]
+            if quantizer.name in in_hls or _heterogeneous(quantizer):
                 cast = True
                 break
-            source = nxt.name
+            source, current = quantizer.name, quantizer
         sources[layer.name] = (source, cast)
     return sources
 
