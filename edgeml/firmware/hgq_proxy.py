@@ -29,27 +29,87 @@ def is_proxy_model(model) -> bool:
     return any(type(layer).__name__ in PROXY_LAYERS for layer in model.layers)
 
 
-def as_proxy(model, model_path: Path, cfg: dict) -> tuple[object, list[str]]:
-    """``model`` itself, or for a full HGQ model its proxy calibrated on the config's training jets (with a note)."""
+def as_proxy(model, model_path: Path, cfg: dict, data=None) -> tuple[object, list[str]]:
+    """``model`` itself, or for a full HGQ model its proxy calibrated on data (with a note): a jet tagger on the
+    config's training jets, any other model on the ``data`` the user gives (its inputs)."""
     if not is_hgq_model(model):
         return model, []
     from HGQ import to_proxy_model, trace_minmax
 
+    X, note = _calibration_inputs(model, model_path, cfg, data)
+    trace_minmax(model, X, bsz=16384, verbose=False)
+    # Exported as HGQ does for a bit-exact table: a sigmoid/tanh HActivation whose input has at most
+    # UNARY_LUT_ENTRIES values becomes a UnaryLUT (hls4ml's own table approximates the function).
+    proxy = to_proxy_model(model, unary_lut_max_table_size=UNARY_LUT_ENTRIES)
+    return proxy, [f"{model_path.name} is a full HGQ model: calibrated (trace_minmax) on {note} and converted as "
+                   "its proxy model"]
+
+
+UNARY_LUT_ENTRIES = 1024  # the size of hls4ml's own sigmoid/tanh tables (HGQ refuses 4096 and more)
+
+
+def _calibration_inputs(model, model_path: Path, cfg: dict, data):
+    """(inputs to trace the ranges on, what they are): a full HGQ model file holds no traced ranges."""
     from edgeml.data import Scaler, load_jets, split_indices
+    from edgeml.firmware import inputs as inputs_mod
 
     stem = model_path.name if model_path.is_dir() else model_path.stem
-    scaler_path = model_path.with_name(f"{stem}_scaler.json")
-    if not scaler_path.is_file():
-        raise InputError(f"{model_path} is a full HGQ model: its fixed-point ranges are traced on the training jets, "
-                         f"scaled like its training; put its scaler {scaler_path.name} beside it or convert its "
-                         "proxy model (HGQ.to_proxy_model)")
-    jets = load_jets(cfg["data"]["source"])
-    train, _, _ = split_indices(jets.y, cfg["data"]["test_fraction"], cfg["data"]["val_fraction"], cfg["seed"])
-    X = Scaler.load(scaler_path).transform(jets.X[train]).astype(np.float32)
-    trace_minmax(model, X, bsz=16384, verbose=False)
-    proxy = to_proxy_model(model)
-    return proxy, [f"{model_path.name} is a full HGQ model: calibrated (trace_minmax) on the {len(X)} training jets "
-                   f"of {jets.source} and converted as its proxy model"]
+    jet_data = data is None or (str(data) != inputs_mod.SYNTHETIC
+                                and inputs_mod.jet_layout(*inputs_mod.split_data_argument(data)))
+    if inputs_mod.is_jet_model(model) and jet_data:
+        scaler_path = model_path.with_name(f"{stem}_scaler.json")
+        if not scaler_path.is_file():
+            raise InputError(f"{model_path} is a full HGQ model: its fixed-point ranges are traced on the training "
+                             f"jets, scaled like its training; put its scaler {scaler_path.name} beside it or convert "
+                             "its proxy model (HGQ.to_proxy_model)")
+        jets = load_jets(cfg["data"]["source"])
+        train, _, _ = split_indices(jets.y, cfg["data"]["test_fraction"], cfg["data"]["val_fraction"], cfg["seed"])
+        X = Scaler.load(scaler_path).transform(jets.X[train]).astype(np.float32)
+        return X, f"the {len(X)} training jets of {jets.source}"
+    if data is None or str(data) == inputs_mod.SYNTHETIC:
+        raise InputError(f"{model_path} is a full HGQ model: its fixed-point ranges are traced on its inputs; pass "
+                         "--data with its training inputs (.npy/.npz/.h5) or convert its proxy model "
+                         "(HGQ.trace_minmax then HGQ.to_proxy_model)")
+    arrays = inputs_mod.read_arrays(data, list(model.input_names), inputs_mod.input_shapes(model)).arrays
+    return (arrays[0] if len(arrays) == 1 else arrays), (
+        f"the {len(arrays[0])} events of {data}, the events it is compared on: in-sample ranges, which those "
+        "events cannot overflow")
+
+
+EXACT_ACTIVATIONS = ("relu", "linear")
+
+
+def table_activations(model) -> list[str]:
+    """Proxy-model Activation layers hls4ml computes with its own lookup table (sigmoid, tanh, ...), where
+    HGQ's proxy computes the function in float32: the firmware differs from the proxy there."""
+    if not is_proxy_model(model):
+        return []
+    return [f"{layer.name} ({layer.get_config()['activation']})" for layer in model.layers
+            if type(layer).__name__ == "Activation" and layer.get_config()["activation"] not in EXACT_ACTIVATIONS]
+
+
+def inexact_notes(model) -> list[str]:
+    """The one-line warning for a proxy model with table activations (empty if it has none)."""
+    layers = table_activations(model)
+    if not layers:
+        return []
+    return [f"HGQ proxy: activation(s) {', '.join(layers)} are hls4ml lookup tables in the firmware while the proxy "
+            "computes them in float, so firmware and proxy differ there (proxy_vs_*); export the proxy with "
+            f"HGQ.to_proxy_model(model, unary_lut_max_table_size={UNARY_LUT_ENTRIES}) for bit-exact tables"]
+
+
+def stream_refusal(model, io_type: str) -> str | None:
+    """Why hls4ml 1.3 cannot build this proxy model in ``io_type`` (None if it can): it keeps a heterogeneous
+    FixedPointQuantizer as a mask function, written for io_parallel only (``ProcessFixedPointQuantizerLayer``)."""
+    if io_type != "io_stream" or not is_proxy_model(model):
+        return None
+    mixed = [layer.name for layer in model.layers if type(layer).__name__ == "FixedPointQuantizer"
+             and _heterogeneous(layer)]
+    if not mixed:
+        return None
+    return (f"hls4ml 1.3 builds heterogeneous HGQ quantizers only with IOType io_parallel: {', '.join(mixed)} "
+            "have per-element bit widths; set hls.IOType: io_parallel, or train with one bit width per layer "
+            "(HGQ paq_conf skip_dims 'all') for io_stream")
 
 
 def layer_sources(model, hls_model) -> dict[str, tuple[str, bool]]:

@@ -138,7 +138,8 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
     timing: dict[str, float] = {}
     t = time.perf_counter()
     loaded = load_model(model_path, weights=weights)
-    model, hgq_notes = hgq_proxy.as_proxy(prepare_for_hls(loaded), model_path, cfg)  # a full HGQ model: its proxy
+    model, hgq_notes = hgq_proxy.as_proxy(prepare_for_hls(loaded), model_path, cfg, data)  # full HGQ: its proxy
+    hgq_notes += hgq_proxy.inexact_notes(model)
     aliases = dict(zip(model.input_names, loaded.input_names))  # data may use a name edgeml renamed
     jet_classes = len(CLASSES) if inputs_mod.is_jet_model(model) else 0
     tasks = choose_tasks(model, analysis.task, analysis.score_output, jet_classes)
