@@ -99,6 +99,10 @@ def hls4ml_config(model, hls: dict) -> tuple[dict, list[str]]:
         for key in LAYER_ATTRIBUTES:
             if override.get(key) is not None:
                 entry[key] = override[key]
+    if hgq_proxy.is_proxy_model(model):
+        # an HGQ proxy carries each conv's parallel_factor, which hls4ml applies only where the config sets none
+        for entry in cfg["LayerName"].values():
+            entry.pop("ParallelizationFactor", None)
     _align_linear_activations(cfg)
     return cfg, warnings
 
