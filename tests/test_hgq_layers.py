@@ -11,13 +11,14 @@ BETA = 3e-5  # enough resource pressure that a few epochs leave heterogeneous bi
 
 
 def _image(L, h):
-    """8x8x1 image: HConv2DBatchNorm, PMaxPooling2D, HConv2D, PAveragePooling2D, PFlatten, HDenseBatchNorm."""
+    """8x8x1 image: HConv2DBatchNorm (4 pixels in parallel), PMaxPooling2D, HConv2D with 'same' padding,
+    PAveragePooling2D, PFlatten, HDenseBatchNorm."""
     i = L.Input((8, 8, 1), name="img")
     x = h.HQuantize(beta=BETA, name="inq")(i)
-    x = h.HConv2DBatchNorm(3, 3, activation="relu", beta=BETA, name="conv1")(x)  # 6x6
+    x = h.HConv2DBatchNorm(3, 3, activation="relu", beta=BETA, parallel_factor=4, name="conv1")(x)  # 6x6
     x = h.PMaxPooling2D(2, name="max1")(x)  # 3x3
-    x = h.HConv2D(4, 2, activation="relu", beta=BETA, name="conv2")(x)  # 2x2
-    x = h.PAveragePooling2D(2, name="avg2")(x)
+    x = h.HConv2D(4, 2, padding="same", activation="relu", beta=BETA, name="conv2")(x)  # 3x3
+    x = h.PAveragePooling2D(2, name="avg2")(x)  # 1x1
     x = h.PFlatten(name="flat")(x)
     x = h.HDenseBatchNorm(6, activation="relu", beta=BETA, name="fc1")(x)
     return i, h.HDense(3, beta=BETA, name="out")(x)
@@ -39,30 +40,39 @@ def _sequence(L, h):
 
 
 def _branches(L, h):
-    """A residual HAdd, a PConcatenate of two branches, sigmoid and tanh HActivations (UnaryLUTs in the proxy)."""
-    i = L.Input((16,), name="x")
+    """Two inputs; a residual HAdd, a PConcatenate of two branches, sigmoid and tanh HActivations (UnaryLUTs in
+    the proxy)."""
+    i, aux = L.Input((16,), name="x"), L.Input((4,), name="aux")
     q = h.HQuantize(beta=BETA, name="inq")(i)
     a = h.HDense(8, activation="relu", beta=BETA, name="fc_a")(q)
     b = h.HDense(8, beta=BETA, name="fc_b")(a)
     b = h.HActivation("relu", beta=BETA, name="relu_b")(b)
     s = h.HAdd(beta=BETA, name="add")([a, b])
     s = h.HActivation("sigmoid", beta=BETA, name="sig")(s)
-    c = h.HDense(4, beta=BETA, name="fc_c")(q)
+    c = h.HDense(4, beta=BETA, name="fc_c")(h.HQuantize(beta=BETA, name="aux_q")(aux))
     c = h.HActivation("tanh", beta=BETA, name="tanh_c")(c)
     x = h.PConcatenate(name="cat")([s, c])
-    return i, h.HDense(3, beta=BETA, name="out")(x)
+    return [i, aux], h.HDense(3, beta=BETA, name="out")(x)
 
 
-KINDS = {"image": (_image, (8, 8, 1)), "sequence": (_sequence, (32,)), "branches": (_branches, (16,))}
+KINDS = {"image": (_image, (8, 8, 1)), "sequence": (_sequence, (32,)), "branches": (_branches, [(16,), (4,)])}
 
 
 def _inputs(shape, n=600, seed=0):
-    """(X, y): three classes, each shifting the inputs along a fixed pattern, so that a few epochs learn them."""
+    """(X, y): three classes, each shifting the inputs along a fixed pattern, so that a few epochs learn them.
+    A list of shapes: a list of arrays, one per input."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
+    if isinstance(shape, list):
+        return [_pattern(rng, y, s) for s in shape], y
+    return _pattern(rng, y, shape), y
+
+
+def _pattern(rng, y, shape):
+    n = len(y)
     pattern = np.linspace(-1, 1, int(np.prod(shape)), dtype=np.float32).reshape(shape)
     X = rng.normal(size=(n, *shape)).astype(np.float32) + 0.7 * y.reshape((n,) + (1,) * len(shape)) * pattern
-    return X.astype(np.float32), y
+    return X.astype(np.float32)
 
 
 class _Built:
@@ -112,15 +122,16 @@ def built(kind: str, layerwise: bool = False) -> _Built:
 
 
 def _convert(model, X, tmp_path, io_type="io_parallel", strategy="Latency", engine="emulate", name="m"):
-    """``edgeml.convert.convert`` of ``model`` saved as a file, compared on X and on 4 X."""
+    """``edgeml.convert.convert`` of ``model`` saved as a file, compared on X and on 4 X (an array per input)."""
     from edgeml.convert import convert
     from edgeml.modelio import save_model
 
     path = save_model(model, tmp_path / f"{name}.h5")
-    data = tmp_path / f"{name}_X.npy"
-    np.save(data, np.concatenate([X, 4 * X]))
+    arrays = X if isinstance(X, list) else [X]
+    data = tmp_path / f"{name}_X.npz"
+    np.savez(data, **{key: np.concatenate([a, 4 * a]) for key, a in zip(model.input_names, arrays)})
     return convert(path, config={"hls": {"IOType": io_type, "Strategy": strategy}}, output_dir=tmp_path / f"{name}_prj",
-                   data=data, n=2 * len(X), engine=engine)
+                   data=data, n=2 * len(arrays[0]), engine=engine)
 
 
 def _assert_bit_exact(report, engines=("emulate",)):
@@ -154,6 +165,8 @@ def test_heterogeneous_hgq_models_emulate_like_their_proxy_in_every_layer(kind, 
     report = _convert(b.proxy, b.X, tmp_path, strategy=strategy)
     assert classes <= _classes(report)
     _assert_bit_exact(report)
+    if kind == "image":  # HGQ's parallel_factor reaches the firmware: 36 pixels, 4 at a time
+        assert "static const unsigned n_partitions = 9;" in (tmp_path / "m_prj/firmware/parameters.h").read_text()
 
 
 @pytest.mark.parametrize("kind", ["image", pytest.param("sequence", marks=pytest.mark.slow),

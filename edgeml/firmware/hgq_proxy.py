@@ -144,28 +144,33 @@ def _heterogeneous(layer) -> bool:
     return any(np.unique(np.asarray(v)).size > 1 for v in (layer.keep_negative, layer.bits, layer.integers))
 
 
-def proxy_agreement(model, hls_model, X: np.ndarray, outputs: np.ndarray, traces: dict) -> dict | None:
+def proxy_agreement(model, hls_model, X: list[np.ndarray], outputs: list[np.ndarray], traces: dict) -> dict | None:
     """The proxy model against the firmware (``outputs``/``traces`` of the emulator or C-sim), or None for
     other models: ``{n, identical_fraction, max_abs_diff, layers: {name: identical_fraction}}``, where
-    ``identical_fraction`` counts jets identical in the output and every compared layer."""
+    ``identical_fraction`` counts events identical in every output and every compared layer. ``X``: one array
+    per Keras input (``model.inputs`` order); ``outputs``: (n, size) per firmware output, in the order of
+    ``model.outputs``."""
     import tensorflow as tf
 
     if not is_proxy_model(model):
         return None
     from edgeml.fixed import Fixed
 
+    n = len(X[0])
     sources = {k: v for k, v in layer_sources(model, hls_model).items() if k in traces}
     names = sorted({source for source, _ in sources.values()})
     hls_layers = {layer.name: layer for layer in hls_model.get_layers()}
-    probe = tf.keras.Model(model.inputs, [model.get_layer(n).output for n in names] + [model.outputs[0]])
-    values = probe.predict(X, batch_size=16384, verbose=0)
-    by_name = {n: np.asarray(v, dtype=np.float64).reshape(len(X), -1) for n, v in zip(names, values[:-1])}
-    proxy_out = np.asarray(values[-1], dtype=np.float64).reshape(len(X), -1)
-    same = np.all(proxy_out == outputs, axis=1)
-    worst = float(np.max(np.abs(proxy_out - outputs))) if outputs.size else 0.0
+    probe = tf.keras.Model(model.inputs, [model.get_layer(name).output for name in names] + list(model.outputs))
+    values = probe.predict(X[0] if len(X) == 1 else list(X), batch_size=16384, verbose=0)
+    values = [np.asarray(v, dtype=np.float64).reshape(n, -1) for v in values]
+    by_name = dict(zip(names, values))
+    same, worst = np.ones(n, dtype=bool), 0.0
+    for proxy_out, fw_out in zip(values[len(names):], outputs):
+        same &= np.all(proxy_out == fw_out, axis=1)
+        worst = max(worst, float(np.max(np.abs(proxy_out - fw_out))) if fw_out.size else 0.0)
     layers, cast_layers = {}, []
     for hls_name, (source, cast) in sources.items():
-        fw = np.asarray(traces[hls_name], dtype=np.float64).reshape(len(X), -1)
+        fw = np.asarray(traces[hls_name], dtype=np.float64).reshape(n, -1)
         expected = by_name[source]
         if cast:
             precision = hls_layers[hls_name].get_output_variable().type.precision
@@ -175,5 +180,5 @@ def proxy_agreement(model, hls_model, X: np.ndarray, outputs: np.ndarray, traces
         layers[hls_name] = float(np.mean(equal)) if len(equal) else 1.0
         same &= equal
         worst = max(worst, float(np.max(np.abs(fw - expected))) if fw.size else 0.0)
-    return {"n": int(len(X)), "identical_fraction": float(np.mean(same)) if len(same) else 1.0,
+    return {"n": int(n), "identical_fraction": float(np.mean(same)) if len(same) else 1.0,
             "max_abs_diff": worst, "layers": layers, "compared_in_result_type": cast_layers}
