@@ -94,8 +94,8 @@ def inexact_notes(model) -> list[str]:
     if not layers:
         return []
     return [f"HGQ proxy: activation(s) {', '.join(layers)} are hls4ml lookup tables in the firmware while the proxy "
-            "computes them in float, so firmware and proxy differ there (proxy_vs_*); export the proxy with "
-            f"HGQ.to_proxy_model(model, unary_lut_max_table_size={UNARY_LUT_ENTRIES}) for bit-exact tables"]
+            "computes them in float, so firmware and proxy can differ from there on (proxy_vs_*); export the proxy "
+            f"with HGQ.to_proxy_model(model, unary_lut_max_table_size={UNARY_LUT_ENTRIES}) for bit-exact tables"]
 
 
 def stream_refusal(model, io_type: str) -> str | None:
