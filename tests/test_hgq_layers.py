@@ -186,6 +186,7 @@ def test_heterogeneous_quantizers_in_io_stream_are_refused_in_one_line(tmp_path)
     assert "skip_dims 'all'" in text and "\n" not in text
 
 
+@pytest.mark.slow  # loading and tracing a full HGQ model: ~45 s on a busy machine
 def test_a_full_hgq_model_of_two_inputs_is_calibrated_on_the_given_data(tmp_path):
     from edgeml.convert import convert
     from edgeml.modelio import save_model
