@@ -229,17 +229,18 @@ def test_emulator_csim_and_proxy_agree_on_heterogeneous_hgq_models(kind, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["image", "sequence"])
-def test_distributed_arithmetic_convolutions_agree_in_three_engines(kind, tmp_path):
+@pytest.mark.parametrize("kind", ["image", "sequence", "branches"])
+def test_distributed_arithmetic_agrees_in_three_engines(kind, tmp_path):
     b = built(kind)
     report = _convert(b.proxy, b.X, tmp_path, strategy="distributed_arithmetic", engine="both")
     _assert_bit_exact(report, ("emulate", "csim"))
     cpp = (tmp_path / "m_prj" / "firmware" / "parameters.h").read_text()
-    assert "static const unsigned strategy = nnet::distributed_arithmetic;" in cpp  # the conv ran as adder graphs
+    assert "static const unsigned strategy = nnet::distributed_arithmetic;" in cpp or kind == "branches"  # convs
+    assert "dense_da_" in (tmp_path / "m_prj" / "firmware" / "myproject.cpp").read_text()  # adder graphs ran
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["image", "branches"])
+@pytest.mark.parametrize("kind", ["image", "sequence", "branches"])
 def test_emulator_csim_and_proxy_agree_on_layerwise_hgq_models_in_io_stream(kind, tmp_path):
     b = built(kind, layerwise=True)
     _assert_bit_exact(_convert(b.proxy, b.X, tmp_path, io_type="io_stream", engine="both"), ("emulate", "csim"))
