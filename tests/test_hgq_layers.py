@@ -169,8 +169,8 @@ def test_heterogeneous_hgq_models_emulate_like_their_proxy_in_every_layer(kind, 
         assert "static const unsigned n_partitions = 9;" in (tmp_path / "m_prj/firmware/parameters.h").read_text()
 
 
-@pytest.mark.parametrize("kind", ["image", pytest.param("sequence", marks=pytest.mark.slow),
-                                  pytest.param("branches", marks=pytest.mark.slow)])  # a training each: ~15 s
+@pytest.mark.slow  # a training each (~15-35 s); the C-sim tests below check the same models
+@pytest.mark.parametrize("kind", ["image", "sequence", "branches"])
 def test_layerwise_hgq_models_emulate_like_their_proxy_in_io_stream(kind, tmp_path):
     b = built(kind, layerwise=True)
     report = _convert(b.proxy, b.X, tmp_path, io_type="io_stream")
