@@ -143,6 +143,11 @@ def _assert_bit_exact(report, engines=("emulate",)):
         assert set(agreement["layers"]) == layers, f"{engine}: layers not compared"
         assert agreement["layers"] == {name: 1.0 for name in layers}, engine
         assert agreement["identical_fraction"] == 1.0
+    from edgeml.convert import summary_lines
+
+    shown = summary_lines(report)  # what `edgeml convert` prints
+    for engine in engines:
+        assert any(line.startswith(f"HGQ proxy vs {engine}: 100.0000% of 1200") for line in shown)
     if len(engines) == 2:
         assert report["emulate_vs_csim"]["identical_fraction"] == 1.0
     assert report["engine_note"] is None  # the emulator covered every layer
