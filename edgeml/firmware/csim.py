@@ -67,8 +67,8 @@ def run(hls_model, X) -> tuple[np.ndarray | list[np.ndarray], dict[str, np.ndarr
     class TraceData(ctypes.Structure):
         _fields_ = [("name", ctypes.c_char_p), ("data", ctypes.c_void_p)]
 
-    n_traced = sum(len(hls_model.graph[name].get_variables()) for name in traced)
-    trace_data = (TraceData * n_traced)()
+    # the C++ keeps one trace per layer name (a std::map): an io_stream Clone's copies share one entry
+    trace_data = (TraceData * len(traced))()
     lib.collect_trace_output.argtypes = [ctypes.POINTER(TraceData)]
     lib.allocate_trace_storage.argtypes = [ctypes.c_size_t]
     ys = [np.zeros((n, out.size())) for out in outputs]

@@ -12,6 +12,7 @@ import os
 
 from edgeml import config as cfgmod
 from edgeml.errors import EdgemlError, InputError
+from edgeml.firmware import hgq_proxy
 from edgeml.firmware.passes import prepare_for_hls, unconvertible_layers
 
 PROJECT_NAME = "myproject"
@@ -98,6 +99,10 @@ def hls4ml_config(model, hls: dict) -> tuple[dict, list[str]]:
         for key in LAYER_ATTRIBUTES:
             if override.get(key) is not None:
                 entry[key] = override[key]
+    if hgq_proxy.is_proxy_model(model):
+        # an HGQ proxy carries each conv's parallel_factor, which hls4ml applies only where the config sets none
+        for entry in cfg["LayerName"].values():
+            entry.pop("ParallelizationFactor", None)
     _align_linear_activations(cfg)
     return cfg, warnings
 
@@ -140,6 +145,9 @@ def build(model, hls: dict, output_dir) -> tuple[object, list[str]]:
     bad = unconvertible_layers(model)
     if bad:
         raise InputError(f"hls4ml cannot convert layer(s) {', '.join(bad)}; replace them with supported layers")
+    refusal = hgq_proxy.stream_refusal(model, hls["IOType"])
+    if refusal:
+        raise InputError(refusal)
     cfg, warnings = hls4ml_config(model, hls)
     try:
         with quiet():

@@ -12,9 +12,9 @@ def _rate_text(r: dict) -> str:
     return f"{r['seconds']:.3g} s{rate}"
 
 
-def _cross_check_text(x: dict) -> str:
+def _cross_check_text(x: dict, label: str = "emulate vs csim") -> str:
     differ = round(x["n"] * (1 - x["identical_fraction"]))
-    text = (f"emulate vs csim: {x['identical_fraction']:.4%} of {x['n']} events identical in every layer "
+    text = (f"{label}: {x['identical_fraction']:.4%} of {x['n']} events identical in every layer "
             f"({differ} differ), max |diff| {x['max_abs_diff']:.3g}")
     worst = sorted((v, k) for k, v in x.get("layers", {}).items() if v < 1)[:3]
     return text + ("; least identical layers: " + ", ".join(f"{k} {v:.2%}" for v, k in worst) if worst else "")
@@ -30,7 +30,14 @@ def _engine_md(report: dict) -> list[str]:
                     for name, r in report["engines"].items()], ""]
     if report.get("emulate_vs_csim"):
         lines += [_cross_check_text(report["emulate_vs_csim"]) + ".", ""]
+    lines += [text + "." for text in _proxy_texts(report)] + ([""] if _proxy_texts(report) else [])
     return lines
+
+
+def _proxy_texts(report: dict) -> list[str]:
+    """HGQ proxy models: the proxy's own predictions against each firmware engine that ran."""
+    return [_cross_check_text(report[f"proxy_vs_{engine}"], f"HGQ proxy vs {engine}") for engine in ("emulate", "csim")
+            if report.get(f"proxy_vs_{engine}")]
 
 
 def _num(value, fmt: str) -> str:
@@ -188,6 +195,7 @@ def summary_lines(report: dict) -> list[str]:
     lines += [f"{name}: {_rate_text(r)}" for name, r in report.get("engines", {}).items()]
     if report.get("emulate_vs_csim"):
         lines.append(_cross_check_text(report["emulate_vs_csim"]))
+    lines += _proxy_texts(report)
     broken = report.get("first_broken_layer")
     if broken:
         fix = report["suggested_precision"].get(broken["name"])

@@ -138,7 +138,8 @@ def _convert(model_path: Path, config: dict | None, out: Path, data, n: int, for
     timing: dict[str, float] = {}
     t = time.perf_counter()
     loaded = load_model(model_path, weights=weights)
-    model, hgq_notes = hgq_proxy.as_proxy(prepare_for_hls(loaded), model_path, cfg)  # a full HGQ model: its proxy
+    model, hgq_notes = hgq_proxy.as_proxy(prepare_for_hls(loaded), model_path, cfg, data)  # full HGQ: its proxy
+    hgq_notes += hgq_proxy.inexact_notes(model)
     aliases = dict(zip(model.input_names, loaded.input_names))  # data may use a name edgeml renamed
     jet_classes = len(CLASSES) if inputs_mod.is_jet_model(model) else 0
     tasks = choose_tasks(model, analysis.task, analysis.score_output, jet_classes)
@@ -298,10 +299,22 @@ def _evaluate_model(model, hls: dict, project_dir: Path, X: list[np.ndarray], jo
     result.update({"library": run["library"], "warnings": warnings, "engines": run["engines"],
                    "engine_note": run["note"], "emulate_vs_csim": run.get("emulate_vs_csim")})
     # HGQ proxy models: the third engine, HGQ's own float32 predictions, against every firmware engine that ran
-    proxy = {f"proxy_vs_{name}": hgq_proxy.proxy_agreement(model, hls_model, X[0], outputs[0], traces)
+    proxy = {f"proxy_vs_{name}": hgq_proxy.proxy_agreement(model, hls_model, X, _keras_order(hls_model, model,
+                                                                                               outputs), traces)
              for name, (outputs, traces) in run["runs"].items()} if hgq_proxy.is_proxy_model(model) else {}
     result["proxy_agreement"] = proxy or None
     return result, hls_model
+
+
+def _keras_order(hls_model, model, outputs: list) -> list:
+    """Firmware outputs (``get_output_variables()`` order) in ``model.outputs`` order, where the names tell."""
+    from edgeml.firmware.emulator.core import _output_names
+
+    names = [t.name.split("/")[0] for t in model.outputs]
+    fw_names = _output_names(hls_model, hls_model.get_output_variables())
+    if sorted(names) != sorted(fw_names):
+        return outputs
+    return [outputs[fw_names.index(name)] for name in names]
 
 
 def _fresh_build(model, hls: dict, out: Path, X, job: Comparison, auto_precision: bool, engine: str, timing: dict):

@@ -201,6 +201,10 @@ def _conv_step(layer) -> _ConvStep:
     geometry = _Geometry.of(layer)
     _check_form(layer, geometry)
     n_in, n_filt = geometry.n_in, int(layer.get_attr("n_filt"))
+    if _strategy(layer) == "distributed_arithmetic":  # da4ml's adder graph replaces the kernel and its weights
+        from edgeml.firmware.emulator.distributed import da_conv_step
+
+        return da_conv_step(layer, _layer_windows(layer, geometry), n_filt)
     w, w_t = _kernel_weights(layer, "weight", n_in, n_filt)
     b, b_t = _weight_ints(layer, "bias")
     kernel = dense_kernel(layer, info["in_t"], info["out_t"], w, w_t, b.reshape(-1), b_t)

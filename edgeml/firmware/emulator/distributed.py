@@ -152,12 +152,44 @@ class _DAStep(_Step):
         return out
 
 
-def da_dense_step(layer) -> _DAStep:
+def _da_kernel(layer, n_in: int, n_out: int) -> _DAStep:
+    """The generated ``dense_da_<index>`` of ``layer`` as a step from ``n_in`` inputs (of the layer's input
+    type) to ``n_out`` outputs (assigned to its result type)."""
     info = _common(layer)
     source = layer.get_attr("da_codegen")
     if source is None:
         raise _Unsupported("distributed arithmetic without generated code")
-    statements, n_in, n_out = parse(str(getattr(source, "code", source)), f"dense_da_{layer.index}")
-    if n_in != int(np.prod(layer.get_input_variable().shape)) or n_out != info["size"]:
+    statements, code_in, code_out = parse(str(getattr(source, "code", source)), f"dense_da_{layer.index}")
+    if (code_in, code_out) != (n_in, n_out):
+        raise _Unsupported(f"distributed-arithmetic code of {code_in}x{code_out} for a {n_in}x{n_out} kernel")
+    return _DAStep(**{**info, "size": n_out}, statements=statements, n_out=n_out)
+
+
+def da_dense_step(layer) -> _DAStep:
+    n_in, size = int(np.prod(layer.get_input_variable().shape)), int(np.prod(layer.get_output_variable().shape))
+    if len(layer.get_input_variable().shape) > 1:
         raise _Unsupported("distributed-arithmetic Dense on a multi-dimensional input")
-    return _DAStep(**info, statements=statements, n_out=n_out)
+    return _da_kernel(layer, n_in, size)
+
+
+@dataclass
+class _DAConvStep(_Step):
+    """``conv1d_cl``/``conv2d_cl`` of ``nnet_da_wrappers.h`` (io_parallel): the generated fill_buffer's
+    windows, and for each output pixel the adder graph of one kernel application, whose outputs the
+    result array takes pixel after pixel."""
+
+    in_t: Fixed = None
+    kernel: _DAStep = None
+    windows: np.ndarray = None  # (pixels, n_in): input index of every window entry; in_size for a zero
+
+    def __call__(self, x):
+        n, in_size = x.shape
+        padded = np.zeros((n, in_size + 1), dtype=np.int64)  # fill_buffer writes 0 where the window pads
+        padded[:, :in_size] = x
+        rows = padded[:, self.windows].reshape(-1, self.windows.shape[1])
+        return self.kernel(rows).reshape(n, -1)
+
+
+def da_conv_step(layer, windows: np.ndarray, n_filt: int) -> _DAConvStep:
+    info = _common(layer)
+    return _DAConvStep(**info, kernel=_da_kernel(layer, windows.shape[1], n_filt), windows=windows)
