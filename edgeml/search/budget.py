@@ -10,6 +10,7 @@ from edgeml.errors import InputError
 CONSTRAINTS = (("LUT", "max_lut_pct", "lut", True), ("DSP", "max_dsp_pct", "dsp", True),
                ("FF", "max_ff_pct", "ff", True), ("BRAM", "max_bram_pct", "bram_18k", True),
                ("latency", "max_latency_ns", "latency_ns", False), ("II", "max_ii", "ii", False))
+UNITS = {"latency": " ns", "II": " clocks"}
 
 
 def capacity(part: str) -> dict:
@@ -70,3 +71,17 @@ def tightest(records: list[dict]) -> str | None:
     key = next(k for n, k, _, _ in CONSTRAINTS if n == name)
     return f"{name} (search.budget.{key}) is exceeded by {counts[name]} of {len(records)} trials, by up to " \
            f"{worst[name]:.0%}"
+
+
+def closest(records: list[dict], budget_limits: dict[str, float]) -> str | None:
+    """The trial nearest the budget (smallest worst excess) and the limits it breaks, as a sentence; None when no
+    trial was checked. Its numbers are those of the trial's reported design (an hgq trial's closest snapshot)."""
+    checked = [r for r in records if r.get("excess")]
+    if not checked:
+        return None
+    r = min(checked, key=lambda r: (max(v for v in r["excess"].values() if v is not None), -(r.get("accuracy") or 0)))
+    keys = {name: ("bram" if total_key == "bram_18k" else total_key) for name, _, total_key, _ in CONSTRAINTS}
+    broken = [f"{name} {float(r[keys[name]]):,.4g} > {budget_limits[name]:,.4g}{UNITS.get(name, '')}"
+              for name, over in r["excess"].items() if over is not None and over > 0 and name in budget_limits]
+    return f"closest was trial {r['trial']} ({r.get('method') or 'qkeras'}, val acc {r.get('accuracy', 0):.4f}): " \
+           + ", ".join(broken)

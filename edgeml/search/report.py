@@ -119,7 +119,8 @@ def render(path: Path, summary: dict, designs: list[dict], records: list[dict]) 
            "<h2>Budget</h2><p>" + esc(", ".join(f"{k} ≤ {v:,.0f}" for k, v in summary["budget_limits"].items()))
            + "</p>"]
     if summary.get("tightest_constraint"):
-        out.append(f"<p class='note'>No trial met the budget: {esc(summary['tightest_constraint'])}.</p>")
+        closest = f"; {summary['closest_design']}" if summary.get("closest_design") else ""
+        out.append(f"<p class='note'>No trial met the budget: {esc(summary['tightest_constraint'] + closest)}.</p>")
     out += ["<h2>Pareto front (accuracy vs cost)</h2>",
             "<p class='note'>Validation accuracy while searching; test accuracy of the firmware (hls4ml "
             "C-simulation of every test jet) measured afterwards. Resources and latency are edgeml's estimate. "
