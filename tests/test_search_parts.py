@@ -61,3 +61,12 @@ def test_impossible_budget_names_the_closest_trial():
     assert budgets.closest(records, limits) == "closest was trial 2 (hgq, val acc 0.6500): LUT 1,500 > 1,000, " \
                                                "latency 25 > 20 ns"
     assert budgets.closest([{"trial": 1, "status": "failed"}], limits) is None
+
+
+def test_report_budget_line_gives_each_share_of_the_part():
+    from edgeml.search.report import budget_line
+
+    budget = search_section("xc7z020clg400-1", 10, max_lut_pct=30, max_dsp_pct=0.5, max_latency_ns=300)["budget"]
+    line = budget_line(budget, budgets.limits(budget))
+    assert line.startswith("LUT ≤ 15,960 (30% of xc7z020), DSP ≤ 1.1 (0.5% of xc7z020)"), line
+    assert line.endswith("latency ≤ 300 ns, II ≤ 5 clocks"), line

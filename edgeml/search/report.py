@@ -116,8 +116,7 @@ def render(path: Path, summary: dict, designs: list[dict], records: list[dict]) 
            f"{c['completed']} feasible, {c['infeasible']} infeasible, {c['failed']} failed trials; "
            f"{_designs_line(summary.get('designs'))}"
            f"{summary['epochs']} epochs per trial; generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
-           "<h2>Budget</h2><p>" + esc(", ".join(f"{k} ≤ {v:,.0f}" for k, v in summary["budget_limits"].items()))
-           + "</p>"]
+           "<h2>Budget</h2><p>" + esc(budget_line(summary["budget"], summary["budget_limits"])) + "</p>"]
     if summary.get("tightest_constraint"):
         closest = f"; {summary['closest_design']}" if summary.get("closest_design") else ""
         out.append(f"<p class='note'>No trial met the budget: {esc(summary['tightest_constraint'] + closest)}.</p>")
@@ -137,6 +136,22 @@ def render(path: Path, summary: dict, designs: list[dict], records: list[dict]) 
                + "".join(f"<tr><td>{esc(k)}</td><td>{v:.3f}</td></tr>" for k, v in imp.items()) + "</table>")
     out.append("</body></html>")
     return write_text(path, "\n".join(out) + "\n")
+
+
+def budget_line(budget: dict, limits: dict) -> str:
+    """'LUT ≤ 15,960 (30% of xc7z020), ..., latency ≤ 300 ns': each limit with the share of the part it is."""
+    from edgeml.estimate.devices import device_key
+    from edgeml.search.budget import CONSTRAINTS, UNITS
+
+    keys = {name: (key, share) for name, key, _, share in CONSTRAINTS}
+    device = device_key(budget["Part"])
+
+    def one(name: str, value: float) -> str:
+        key, share = keys[name]
+        shown = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"  # 0.5% of 220 DSPs is 1.1, not 1
+        return f"{name} ≤ {shown}" + (f" ({budget[key]:g}% of {device})" if share else UNITS.get(name, ""))
+
+    return ", ".join(one(name, value) for name, value in limits.items())
 
 
 def _table(summary: dict) -> str:
