@@ -61,6 +61,9 @@ def test_impossible_budget_names_the_closest_trial():
     assert budgets.closest(records, limits) == "closest was trial 2 (hgq, val acc 0.6500): LUT 1,500 > 1,000, " \
                                                "latency 25 > 20 ns"
     assert budgets.closest([{"trial": 1, "status": "failed"}], limits) is None
+    only_dsp = [{"excess": {"DSP": float("inf"), "LUT": -0.5}}] * 2
+    assert budgets.tightest(only_dsp) == "DSP (search.budget.max_dsp_pct) is exceeded by 2 of 2 trials, over a " \
+                                         "limit of 0"
 
 
 def test_report_budget_line_gives_each_share_of_the_part():

@@ -69,8 +69,8 @@ def tightest(records: list[dict]) -> str | None:
         return None
     name = max(counts, key=lambda n: (counts[n], worst[n]))
     key = next(k for n, k, _, _ in CONSTRAINTS if n == name)
-    return f"{name} (search.budget.{key}) is exceeded by {counts[name]} of {len(records)} trials, by up to " \
-           f"{worst[name]:.0%}"
+    by = "over a limit of 0" if math.isinf(worst[name]) else f"by up to {worst[name]:.0%}"
+    return f"{name} (search.budget.{key}) is exceeded by {counts[name]} of {len(records)} trials, {by}"
 
 
 def closest(records: list[dict], budget_limits: dict[str, float]) -> str | None:
