@@ -12,7 +12,8 @@ from edgeml.search import space as spaces
 
 PARTS = [("xc7z020clg400-1", 10.0, 220, 53200), ("xcvu9p-flga2104-2L-e", 5.0, 6840, 1182240),
          ("xczu9eg-ffvb1156-2-e", 4.0, 2520, 274080), ("xczu7ev-ffvc1156-2-e", 4.0, 1728, 230400),
-         ("xc7a100tcsg324-1", 10.0, 240, 63400), ("xcku115-flvb2104-2-e", 5.0, 5520, 663360)]
+         ("xc7a100tcsg324-1", 10.0, 240, 63400), ("xcku115-flvb2104-2-e", 5.0, 5520, 663360),
+         ("xc7k325tffg900-2", 8.0, 840, 203800), ("xczu3eg-sbva484-1-e", 5.0, 360, 70560)]
 
 
 def search_section(part: str, clock: float, **limits) -> dict:
@@ -46,8 +47,9 @@ def test_dsp_slice_follows_the_family():
 
 
 def test_unknown_part_is_refused_naming_the_known_ones():
-    with pytest.raises(InputError, match=r"xc7k325tffg900-2.*xc7z020.*choose one of those parts"):
-        budgets.limits(search_section("xc7k325tffg900-2", 8)["budget"])
+    """Versal (DSP58) is not modelled: refused, not priced as UltraScale+."""
+    with pytest.raises(InputError, match=r"xcvc1902-vsva2197-2MP-e-S.*xc7z020.*choose the one nearest yours"):
+        budgets.limits(search_section("xcvc1902-vsva2197-2MP-e-S", 3)["budget"])
 
 
 def test_impossible_budget_names_the_closest_trial():

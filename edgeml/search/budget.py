@@ -20,7 +20,8 @@ def capacity(part: str) -> dict:
     device = devices.lookup(part)
     if not device["known"]:
         raise InputError(f"search.budget.Part {part!r} is not in the estimator's device table "
-                         f"({', '.join(devices.DEVICES)}); choose one of those parts")
+                         f"({', '.join(devices.DEVICES)}); choose the one nearest yours in family and size, or add yours "
+                         "to edgeml/estimate/devices.py DEVICES")
     return {k: device[k] for k in devices.RESOURCES}
 
 
