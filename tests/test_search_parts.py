@@ -57,10 +57,10 @@ def test_impossible_budget_names_the_closest_trial():
     row = {"lut": 0, "dsp": 0, "ff": 0, "bram": 0.0, "ii": 1}
     records = [{**row, "trial": 1, "method": "qkeras", "accuracy": 0.70, "lut": 5000, "dsp": 12, "latency_ns": 90.0,
                 "excess": {"LUT": 4.0, "DSP": float("inf"), "latency": 3.5}},
-               {**row, "trial": 2, "method": "hgq", "accuracy": 0.65, "lut": 1500, "latency_ns": 25.0,
-                "excess": {"LUT": 0.5, "DSP": 0.0, "latency": 0.25}},
+               {**row, "trial": 2, "method": "hgq", "accuracy": 0.65, "lut": 16561, "latency_ns": 25.0,
+                "excess": {"LUT": 15.561, "DSP": 0.0, "latency": 0.25}},
                {"trial": 3, "status": "failed", "error": "boom"}]
-    assert budgets.closest(records, limits) == "closest was trial 2 (hgq, val acc 0.6500): LUT 1,500 > 1,000, " \
+    assert budgets.closest(records, limits) == "closest was trial 2 (hgq, val acc 0.6500): LUT 16,561 > 1,000, " \
                                                "latency 25 > 20 ns"
     assert budgets.closest([{"trial": 1, "status": "failed"}], limits) is None
     only_dsp = [{"excess": {"DSP": float("inf"), "LUT": -0.5}}] * 2

@@ -141,15 +141,14 @@ def render(path: Path, summary: dict, designs: list[dict], records: list[dict]) 
 def budget_line(budget: dict, limits: dict) -> str:
     """'LUT ≤ 15,960 (30% of xc7z020), ..., latency ≤ 300 ns': each limit with the share of the part it is."""
     from edgeml.estimate.devices import device_key
-    from edgeml.search.budget import CONSTRAINTS, UNITS
+    from edgeml.search.budget import CONSTRAINTS, UNITS, shown
 
     keys = {name: (key, share) for name, key, _, share in CONSTRAINTS}
     device = device_key(budget["Part"])
 
     def one(name: str, value: float) -> str:
         key, share = keys[name]
-        shown = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"  # 0.5% of 220 DSPs is 1.1, not 1
-        return f"{name} ≤ {shown}" + (f" ({budget[key]:g}% of {device})" if share else UNITS.get(name, ""))
+        return f"{name} ≤ {shown(value)}" + (f" ({budget[key]:g}% of {device})" if share else UNITS.get(name, ""))
 
     return ", ".join(one(name, value) for name, value in limits.items())
 
