@@ -177,6 +177,8 @@ def test_budget_no_trial_meets(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: no trial meets the budget: LUT (search.budget.max_lut_pct)"), last
+    closest = last.split("closest was trial ")[1]  # the nearest trial's LUTs against 0.01% of the xcu250's
+    assert "LUT " in closest and " > 173" in closest, last
     records = json.loads((run / "trials.json").read_text())
     assert len(records) == 2 and all(r["status"] == "infeasible" for r in records)
     assert json.loads((run / "search_summary.json").read_text())["front"] == []

@@ -31,6 +31,10 @@ DEVICES = {
     "xc7z020": {"family": "7series", "dsp": 220, "lut": 53200, "ff": 106400, "bram_18k": 280, "uram": 0},
     "xc7z100": {"family": "7series", "dsp": 2020, "lut": 277400, "ff": 554800, "bram_18k": 1510, "uram": 0},
     "xc7a100t": {"family": "7series", "dsp": 240, "lut": 63400, "ff": 126800, "bram_18k": 270, "uram": 0},
+    "xc7a35t": {"family": "7series", "dsp": 90, "lut": 20800, "ff": 41600, "bram_18k": 100, "uram": 0},
+    "xc7k325t": {"family": "7series", "dsp": 840, "lut": 203800, "ff": 407600, "bram_18k": 890, "uram": 0},
+    "xcku040": {"family": "ultrascale", "dsp": 1920, "lut": 242400, "ff": 484800, "bram_18k": 1200, "uram": 0},
+    "xczu3eg": {"family": "ultrascale+", "dsp": 360, "lut": 70560, "ff": 141120, "bram_18k": 432, "uram": 0},
     "xcku115": {"family": "ultrascale", "dsp": 5520, "lut": 663360, "ff": 1326720, "bram_18k": 4320, "uram": 0},
 }
 

@@ -208,7 +208,9 @@ def _finish(cfg, settings, run_dir: Path, records: list[dict], splits, info: dic
                                       for m in sorted({c["method"] for c in designs})}},
             "front": [entry(c) for c in cost_front], "front_latency": [entry(c) for c in latency_front],
             "reference": fronts.references(cfg, settings),
-            "tightest_constraint": budgets.tightest(records) if not counts["completed"] else None}
+            "tightest_constraint": budgets.tightest(records) if not counts["completed"] else None,
+            "closest_design": budgets.closest(records, budgets.limits(settings["budget"]))
+            if not counts["completed"] else None}
 
 
 def _render(run_dir: Path, summary: dict, records: list[dict]) -> None:
@@ -221,8 +223,8 @@ def _refuse_empty(records: list[dict], summary: dict) -> None:
     if summary["counts"]["completed"]:
         return
     if summary["counts"]["infeasible"]:
-        raise InputError(f"no trial meets the budget: {summary['tightest_constraint']}; relax that limit "
-                         f"(trials kept in {summary['run_dir']})")
+        raise InputError(f"no trial meets the budget: {summary['tightest_constraint']}; "
+                         f"{summary['closest_design']}; relax that limit (trials kept in {summary['run_dir']})")
     first = next((r.get("error") for r in records if r.get("error")), "no trial finished")
     raise EdgemlError(f"every trial failed ({first}); trials kept in {summary['run_dir']}")
 

@@ -10,6 +10,7 @@ from edgeml.errors import InputError
 CONSTRAINTS = (("LUT", "max_lut_pct", "lut", True), ("DSP", "max_dsp_pct", "dsp", True),
                ("FF", "max_ff_pct", "ff", True), ("BRAM", "max_bram_pct", "bram_18k", True),
                ("latency", "max_latency_ns", "latency_ns", False), ("II", "max_ii", "ii", False))
+UNITS = {"latency": " ns", "II": " clocks"}
 
 
 def capacity(part: str) -> dict:
@@ -19,7 +20,8 @@ def capacity(part: str) -> dict:
     device = devices.lookup(part)
     if not device["known"]:
         raise InputError(f"search.budget.Part {part!r} is not in the estimator's device table "
-                         f"({', '.join(devices.DEVICES)}); choose one of those parts")
+                         f"({', '.join(devices.DEVICES)}); choose the one nearest yours in family and size, or add yours "
+                         "to edgeml/estimate/devices.py DEVICES")
     return {k: device[k] for k in devices.RESOURCES}
 
 
@@ -68,5 +70,24 @@ def tightest(records: list[dict]) -> str | None:
         return None
     name = max(counts, key=lambda n: (counts[n], worst[n]))
     key = next(k for n, k, _, _ in CONSTRAINTS if n == name)
-    return f"{name} (search.budget.{key}) is exceeded by {counts[name]} of {len(records)} trials, by up to " \
-           f"{worst[name]:.0%}"
+    by = "over a limit of 0" if math.isinf(worst[name]) else f"by up to {worst[name]:.0%}"
+    return f"{name} (search.budget.{key}) is exceeded by {counts[name]} of {len(records)} trials, {by}"
+
+
+def closest(records: list[dict], budget_limits: dict[str, float]) -> str | None:
+    """The trial nearest the budget (smallest worst excess) and the limits it breaks, as a sentence; None when no
+    trial was checked. Its numbers are those of the trial's reported design (an hgq trial's closest snapshot)."""
+    checked = [r for r in records if r.get("excess")]
+    if not checked:
+        return None
+    r = min(checked, key=lambda r: (max(v for v in r["excess"].values() if v is not None), -(r.get("accuracy") or 0)))
+    keys = {name: ("bram" if total_key == "bram_18k" else total_key) for name, _, total_key, _ in CONSTRAINTS}
+    broken = [f"{name} {shown(float(r[keys[name]]))} > {shown(budget_limits[name])}{UNITS.get(name, '')}"
+              for name, over in r["excess"].items() if over is not None and over > 0 and name in budget_limits]
+    return f"closest was trial {r['trial']} ({r.get('method') or 'qkeras'}, val acc {r.get('accuracy', 0):.4f}): " \
+           + ", ".join(broken)
+
+
+def shown(value: float) -> str:
+    """A resource count or limit as a person reads it: 16,561 and 15,960, but 1.1 (0.5% of 220 DSPs is not 1)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"

@@ -116,10 +116,10 @@ def render(path: Path, summary: dict, designs: list[dict], records: list[dict]) 
            f"{c['completed']} feasible, {c['infeasible']} infeasible, {c['failed']} failed trials; "
            f"{_designs_line(summary.get('designs'))}"
            f"{summary['epochs']} epochs per trial; generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
-           "<h2>Budget</h2><p>" + esc(", ".join(f"{k} ≤ {v:,.0f}" for k, v in summary["budget_limits"].items()))
-           + "</p>"]
+           "<h2>Budget</h2><p>" + esc(budget_line(summary["budget"], summary["budget_limits"])) + "</p>"]
     if summary.get("tightest_constraint"):
-        out.append(f"<p class='note'>No trial met the budget: {esc(summary['tightest_constraint'])}.</p>")
+        closest = f"; {summary['closest_design']}" if summary.get("closest_design") else ""
+        out.append(f"<p class='note'>No trial met the budget: {esc(summary['tightest_constraint'] + closest)}.</p>")
     out += ["<h2>Pareto front (accuracy vs cost)</h2>",
             "<p class='note'>Validation accuracy while searching; test accuracy of the firmware (hls4ml "
             "C-simulation of every test jet) measured afterwards. Resources and latency are edgeml's estimate. "
@@ -136,6 +136,21 @@ def render(path: Path, summary: dict, designs: list[dict], records: list[dict]) 
                + "".join(f"<tr><td>{esc(k)}</td><td>{v:.3f}</td></tr>" for k, v in imp.items()) + "</table>")
     out.append("</body></html>")
     return write_text(path, "\n".join(out) + "\n")
+
+
+def budget_line(budget: dict, limits: dict) -> str:
+    """'LUT ≤ 15,960 (30% of xc7z020), ..., latency ≤ 300 ns': each limit with the share of the part it is."""
+    from edgeml.estimate.devices import device_key
+    from edgeml.search.budget import CONSTRAINTS, UNITS, shown
+
+    keys = {name: (key, share) for name, key, _, share in CONSTRAINTS}
+    device = device_key(budget["Part"])
+
+    def one(name: str, value: float) -> str:
+        key, share = keys[name]
+        return f"{name} ≤ {shown(value)}" + (f" ({budget[key]:g}% of {device})" if share else UNITS.get(name, ""))
+
+    return ", ".join(one(name, value) for name, value in limits.items())
 
 
 def _table(summary: dict) -> str:
