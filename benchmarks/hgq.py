@@ -112,11 +112,10 @@ def recipe_file(recipe: str) -> Path:
     return path
 
 
-def hgq_designs(front, splits, out_dir: Path, method: str, hidden=(64, 32, 32)) -> list[dict]:
+def hgq_designs(front, splits, out_dir: Path, method: str, hidden) -> list[dict]:
     from edgeml.compress.hgq import save_front
 
     shape = "-".join(str(n) for n in (splits.X_train.shape[1], *hidden, len(splits.classes)))
-
     save_front(front, splits, out_dir, method)
     listed = json.loads((out_dir / f"{method}_front.json").read_text())["snapshots"]
     return [{"method": method, "model": str(out_dir / s["model"]), "ebops": s["ebops"], "bops": None,
@@ -192,7 +191,8 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
     started = time.monotonic()
     recipe = cfgmod.validate({"compression": {**HGQ_RECIPE, "epochs": hgq_epochs}})["compression"]
     front = train_hgq(recipe, splits, cfg=cfg, progress=False)
-    designs["hgq_alone"] = hgq_designs(front, splits, work / "hgq_alone", "hgq_alone")
+    designs["hgq_alone"] = hgq_designs(front, splits, work / "hgq_alone", "hgq_alone",
+                                       HGQ_RECIPE["student"]["hidden"])
     result["wall_s"]["hgq_alone"] = round(time.monotonic() - started, 1)
 
     # (2) edgeml's QKeras search, budgeted

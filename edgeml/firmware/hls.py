@@ -70,6 +70,10 @@ def hls4ml_config(model, hls: dict) -> tuple[dict, list[str]]:
     with quiet():
         cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=hls["Backend"],
                                                    default_precision=defaults["result"])
+    if hgq_proxy.is_proxy_model(model):
+        # an HGQ proxy carries each conv's parallel_factor, which hls4ml applies only where the config sets none
+        for entry in cfg["LayerName"].values():
+            entry.pop("ParallelizationFactor", None)
     cfg["Model"]["ReuseFactor"] = hls["ReuseFactor"]
     cfg["Model"]["Strategy"] = hls["Strategy"]
     keras_layers = {layer.name: layer for layer in model.layers}
@@ -99,10 +103,6 @@ def hls4ml_config(model, hls: dict) -> tuple[dict, list[str]]:
         for key in LAYER_ATTRIBUTES:
             if override.get(key) is not None:
                 entry[key] = override[key]
-    if hgq_proxy.is_proxy_model(model):
-        # an HGQ proxy carries each conv's parallel_factor, which hls4ml applies only where the config sets none
-        for entry in cfg["LayerName"].values():
-            entry.pop("ParallelizationFactor", None)
     _align_linear_activations(cfg)
     return cfg, warnings
 

@@ -30,7 +30,8 @@ def _engine_md(report: dict) -> list[str]:
                     for name, r in report["engines"].items()], ""]
     if report.get("emulate_vs_csim"):
         lines += [_cross_check_text(report["emulate_vs_csim"]) + ".", ""]
-    lines += [text + "." for text in _proxy_texts(report)] + ([""] if _proxy_texts(report) else [])
+    proxy = _proxy_texts(report)
+    lines += [text + "." for text in proxy] + ([""] if proxy else [])
     return lines
 
 

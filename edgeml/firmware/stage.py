@@ -308,10 +308,10 @@ def _evaluate_model(model, hls: dict, project_dir: Path, X: list[np.ndarray], jo
 
 def _keras_order(hls_model, model, outputs: list) -> list:
     """Firmware outputs (``get_output_variables()`` order) in ``model.outputs`` order, where the names tell."""
-    from edgeml.firmware.emulator.core import _output_names
+    from edgeml.firmware.emulator.core import output_names
 
     names = [t.name.split("/")[0] for t in model.outputs]
-    fw_names = _output_names(hls_model, hls_model.get_output_variables())
+    fw_names = output_names(hls_model, hls_model.get_output_variables())
     if sorted(names) != sorted(fw_names):
         return outputs
     return [outputs[fw_names.index(name)] for name in names]

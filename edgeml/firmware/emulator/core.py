@@ -117,7 +117,7 @@ class _Unsupported(Exception):
     pass
 
 
-def _output_names(hls_model, variables) -> list[str]:
+def output_names(hls_model, variables) -> list[str]:
     """The graph output names (what steps store their values under) of these hls4ml variables."""
     by_variable = {layer.get_output_variable(name).name: name for layer in hls_model.get_layers()
                    for name in layer.outputs if name in layer.variables}
@@ -131,9 +131,9 @@ class Emulator:
         self.steps, bad = _plan(hls_model)
         if bad:
             raise EdgemlError(f"the emulator does not cover {', '.join(bad)}; use the C-simulation for this model")
-        self.inputs = _output_names(hls_model, hls_model.get_input_variables())
+        self.inputs = output_names(hls_model, hls_model.get_input_variables())
         self.input_sizes = [int(np.prod(v.shape)) for v in hls_model.get_input_variables()]
-        self.outputs = _output_names(hls_model, hls_model.get_output_variables())
+        self.outputs = output_names(hls_model, hls_model.get_output_variables())
         self.types = {name: step.out_t for step in self.steps for name in _names(step.output)}
         self.sizes = {name: step.size for step in self.steps for name in _names(step.output)}
 
