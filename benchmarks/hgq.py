@@ -10,7 +10,8 @@
     of wall clock.
 (3) ``edgeml``: edgeml with HGQ in the same budget: an HGQ recipe over HGQ's full 800-epoch ramp
     (``--recipe``: configs/hgq.yaml, the tutorial network, by default; ``hgq_small``: 16-8-32-8-5 distilled;
-    ``--distill``: distilled from the float baseline; ``--from-baseline``: from its weights), then
+    ``--distill``: distilled from the float baseline; ``--from-baseline``: from its weights; ``--restarts N``:
+    trained N times from new seeds, one front of all), then
     ``edgeml.search`` for the rest of it (the default space, QKeras trials and HGQ trials of
     ``search.hgq_epochs``; ``--edgeml-search-config``: another config's search section).
 Each search stops on the wall clock (``edgeml.search``'s ``time_budget_min``, Tune's time budget), and
@@ -120,7 +121,8 @@ def hgq_designs(front, splits, out_dir: Path, method: str, hidden) -> list[dict]
     listed = json.loads((out_dir / f"{method}_front.json").read_text())["snapshots"]
     return [{"method": method, "model": str(out_dir / s["model"]), "ebops": s["ebops"], "bops": None,
              "val_accuracy": s["val_accuracy"], "epoch": s["epoch"], "beta": s["beta"], "reuse_factor": 1,
-             "architecture": f"HGQ {shape}, epoch {s['epoch']}, beta {s['beta']:.2e}"} for s in listed]
+             "architecture": f"HGQ {shape}, " + (f"restart {s['restart']}, " if s.get("restart") else "")
+             + f"epoch {s['epoch']}, beta {s['beta']:.2e}"} for s in listed]
 
 
 def search_designs(summary: dict, run_dir: Path, method: str) -> list[dict]:
@@ -207,6 +209,7 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
     ours = cfgmod.load(recipe_file(args.recipe))["compression"]
     ours["distill"]["enabled"] = ours["distill"]["enabled"] or args.distill
     ours["start"] = "baseline" if args.from_baseline else ours["start"]
+    ours["hgq"]["restarts"] = args.restarts or ours["hgq"]["restarts"]
     front = train_hgq(ours, splits, teacher=teacher, epochs=hgq_epochs, cfg=cfg, progress=False, baseline=teacher)
     designs["edgeml"] = hgq_designs(front, splits, work / "edgeml", "edgeml", ours["student"]["hidden"])
     left = budget * 60 - (time.monotonic() - started)
@@ -219,7 +222,8 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
     result["wall_s"]["edgeml"] = round(time.monotonic() - started, 1)
     result["edgeml_hgq_epochs"] = hgq_epochs
     result["edgeml_recipe"] = {"recipe": args.recipe, "hidden": ours["student"]["hidden"],
-                               "distill": ours["distill"]["enabled"], "start": ours["start"]}
+                               "distill": ours["distill"]["enabled"], "start": ours["start"],
+                               "restarts": ours["hgq"]["restarts"]}
     return designs
 
 
@@ -246,6 +250,8 @@ def main() -> None:
     ap.add_argument("--distill", action="store_true", help="(3)'s HGQ recipe distils from the float baseline")
     ap.add_argument("--from-baseline", action="store_true", help="(3)'s HGQ recipe starts from the float baseline's "
                     "weights (compression.start: baseline) instead of from scratch")
+    ap.add_argument("--restarts", type=int, default=None, help="(3)'s HGQ recipe trained this many times from "
+                    "new seeds, one front of all (compression.hgq.restarts; default: the recipe's)")
     ap.add_argument("--work-dir", default=None, help="keep every design's model here (default: a temporary folder)")
     ap.add_argument("--reprice", default=None, help="measure the designs of this earlier result again, no training")
     args = ap.parse_args()

@@ -215,6 +215,10 @@ COMPRESSION_SECTION = Section(
                 "epochs": Key(int, None, "Epochs of the ramp (beta stays at end afterwards); null: all epochs.",
                               min=1, max=100000, nullable=True),
             }),
+            "restarts": Key(int, 1, "Trainings of the recipe from different seeds (the run's seed, +1, ...), their "
+                            "snapshots on one front: HGQ's front moves by a few hundred EBOPs at equal accuracy "
+                            "from seed to seed, so N restarts cost N trainings and keep the best of each.",
+                            min=1, max=64),
             "choose_within": Key(float, 0.005, "The recipe's model is the snapshot with the fewest EBOPs whose "
                                  "validation accuracy is within this of the best snapshot's.", min=0.0, max=1.0),
         }),

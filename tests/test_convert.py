@@ -163,6 +163,15 @@ def test_layer_hls4ml_cannot_convert_is_listed(tmp_path):
         build_hls_model(model, config.defaults()["hls"], tmp_path / "x")
 
 
+def test_a_dilated_convolution_hls4ml_would_build_undilated_is_refused(tmp_path):
+    inp = tf.keras.Input((16, 2))
+    out = tf.keras.layers.Conv1D(3, 3, dilation_rate=2, name="dilated")(inp)
+    model = tf.keras.Model(inp, tf.keras.layers.Flatten()(out))
+    with pytest.raises(InputError, match=r"dilated \(Conv1D with dilation_rate \(2,\), which hls4ml 1.3 ignores\)"):
+        build_hls_model(model, config.defaults()["hls"], tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
 def test_unknown_layer_override_and_changed_reuse_factor_are_reported(tmp_path):
     model = float_model()
     hls = config.validate({"hls": {"LayerName": {"fc9": {"ReuseFactor": 2}}}})["hls"]

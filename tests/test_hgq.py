@@ -120,6 +120,26 @@ def test_a_recipe_run_saves_the_chosen_proxy_and_its_front(splits, tmp_path):
     assert metrics["accuracy"] == pytest.approx(np.mean(logits.argmax(axis=1) == splits.y_test))
 
 
+def test_restarts_train_from_new_seeds_and_share_one_front(splits, tmp_path):
+    from edgeml.compress.hgq import save_front, train_hgq
+    from edgeml.io import read_json
+
+    settings = cfgmod.validate({"compression": hgq_section(restarts=2, beta={"start": 1e-6, "end": 1e-3})})
+    front = train_hgq(settings["compression"], splits, seed=5, progress=False)
+    snaps = front.snapshots
+    assert {s.restart for s in snaps} <= {0, 1} and len({s.tag for s in snaps}) == len(snaps)
+    for s in snaps:  # one front across both trainings: nothing on it is beaten on both axes
+        assert not any(o.val_accuracy >= s.val_accuracy and o.ebops < s.ebops for o in snaps)
+    assert front.history["seed"] == 5 + front.chosen.restart
+    assert [h["seed"] for h in front.histories] == [5, 6]
+    assert front.histories[0]["loss"][0] != front.histories[1]["loss"][0]  # another seed, another training
+    save_front(front, splits, tmp_path, "hgq")
+    listed = read_json(tmp_path / "hgq_front.json")["snapshots"]
+    assert len({s["model"] for s in listed}) == len(snaps)
+    assert all((tmp_path / s["model"]).is_file() for s in listed)
+    assert read_json(tmp_path / "hgq_metrics.json")["restarts"] == 2
+
+
 def test_start_from_the_baseline_copies_its_dense_weights(splits):
     from edgeml.compress.hgq import build_hgq_model, copy_baseline_weights
     from edgeml.train import build_model

@@ -13,6 +13,10 @@ training jets reach) and exports HGQ's proxy model (``to_proxy_model``: Dense + 
 ``FixedPointQuantizer`` layers that hls4ml 1.3 converts bit-exactly). Validation accuracy and
 EBOPs are re-measured on the calibrated proxy and the front recomputed on them.
 
+``hgq.restarts`` trains the recipe that many times from different seeds and keeps one front of all
+their snapshots: HGQ's front moves from seed to seed by more than the accuracy steps users choose
+between, and restarts are the cheapest way to a better front for a fixed network.
+
 The recipe's model (``HGQFront.chosen``) is the snapshot with the fewest EBOPs whose validation
 accuracy is within ``hgq.choose_within`` of the best snapshot's; the test split is never used
 to choose.
@@ -55,16 +59,23 @@ class Snapshot:
     train_ebops: float
     weights: list = field(repr=False, default_factory=list)  # the HGQ model's weights after this epoch
     proxy: object = field(repr=False, default=None)  # calibrated proxy Keras model
+    restart: int = 0  # which of the recipe's ``hgq.restarts`` trainings (0: the first, seeded with the run's seed)
+
+    @property
+    def tag(self) -> str:
+        """``e0123``, or ``r1_e0123`` for a later restart: unique within one recipe's front."""
+        return f"e{self.epoch:04d}" if self.restart == 0 else f"r{self.restart}_e{self.epoch:04d}"
 
     def summary(self) -> dict:
         return {"epoch": self.epoch, "beta": self.beta, "val_accuracy": self.val_accuracy, "ebops": self.ebops,
-                "train_val_accuracy": self.train_val_accuracy, "train_ebops": self.train_ebops}
+                "train_val_accuracy": self.train_val_accuracy, "train_ebops": self.train_ebops,
+                "restart": self.restart}
 
 
 @dataclass
 class HGQFront:
     """``snapshots``: the calibrated (validation accuracy, EBOPs) front, fewest EBOPs first;
-    ``chosen``: the recipe's model (see the module docstring); ``history``: per-epoch logs."""
+    ``chosen``: the recipe's model (see the module docstring); ``history``: per-epoch logs of its training."""
 
     snapshots: list[Snapshot]
     chosen: Snapshot
@@ -72,6 +83,7 @@ class HGQFront:
     hgq_model: object = field(repr=False, default=None)  # the HGQ model (holds the chosen snapshot's weights)
     settings: dict = field(repr=False, default_factory=dict)
     hidden: list = field(default_factory=list)
+    histories: list = field(default_factory=list)  # every restart's per-epoch logs (``history`` is the chosen's)
 
 
 def hgq_settings(settings: dict) -> dict:
@@ -189,8 +201,35 @@ def train_hgq(recipe, splits, teacher=None, epochs: int | None = None, cfg: dict
     Keras model ending in a 'softmax' layer, used when ``distill.enabled``. ``epochs`` overrides the
     recipe's. ``cfg``: the run config (model.hidden when student.hidden is null, seed); ``baseline``: the
     float model for ``start: baseline`` (defaults to ``teacher``). ``autotune_input``: see
-    ``edgeml.compress.recipes.fit_compressed``.
+    ``edgeml.compress.recipes.fit_compressed``. With ``hgq.restarts`` N > 1 the recipe is trained N times
+    (seeds seed, seed+1, ...) and the front is that of every restart's snapshots together.
     """
+    s = getattr(recipe, "settings", recipe)
+    h = hgq_settings(s)
+    epochs = int(epochs or s["epochs"])
+    seed = seed if seed is not None else (cfg or {}).get("seed", 42)
+    hidden = list(s["student"]["hidden"] or (cfg or {}).get("model", {}).get("hidden") or DEFAULT_HIDDEN)
+    trainings = [_train_once(s, splits, teacher, epochs, cfg, hidden, restart, seed + restart, progress,
+                             autotune_input, baseline) for restart in range(h["restarts"])]
+    snapshots = [snap for training in trainings for snap in training.snapshots]
+    front = _front(snapshots, lambda p: p.val_accuracy, lambda p: p.ebops)
+    chosen = choose(front, h["choose_within"])
+    model, logs = trainings[chosen.restart].model, trainings[chosen.restart].logs
+    model.set_weights(chosen.weights)
+    return HGQFront(front, chosen, logs, model, s, hidden, [t.logs for t in trainings])
+
+
+@dataclass
+class _Trained:
+    """One training of a recipe: its calibrated snapshots, per-epoch logs and the HGQ model."""
+
+    snapshots: list[Snapshot]
+    logs: dict
+    model: object
+
+
+def _train_once(s: dict, splits, teacher, epochs: int, cfg: dict | None, hidden: list[int], restart: int, seed: int,
+                progress: bool | None, autotune_input: bool, baseline) -> _Trained:
     import tensorflow as tf
     from HGQ import FreeBOPs, ResetMinMax
 
@@ -198,11 +237,7 @@ def train_hgq(recipe, splits, teacher=None, epochs: int | None = None, cfg: dict
     from edgeml.progress import keras_callback
     from edgeml.train import fit_inputs
 
-    s = getattr(recipe, "settings", recipe)
-    h = hgq_settings(s)
-    epochs = int(epochs or s["epochs"])
-    seed = seed if seed is not None else (cfg or {}).get("seed", 42)
-    hidden = list(s["student"]["hidden"] or (cfg or {}).get("model", {}).get("hidden") or DEFAULT_HIDDEN)
+    h = s["hgq"]
     n_features, n_classes = splits.X_train.shape[1], len(splits.classes)
     betas = beta_schedule(h["beta"], epochs)
     model = build_hgq_model(h, hidden, n_features, n_classes, seed, betas[0])
@@ -228,19 +263,16 @@ def train_hgq(recipe, splits, teacher=None, epochs: int | None = None, cfg: dict
     # starts each epoch's activation ranges afresh so that EBOPs follow the bits of that epoch.
     callbacks = [training.callbacks[0], ResetMinMax(), FreeBOPs(), training.callbacks[1],
                  keras_callback(epochs, enabled=progress)]
-    batch = h["batch_size"]
-    inputs = fit_inputs(splits.X_train, y_train, splits.X_val, y_val, batch, epochs, autotune_input)
+    inputs = fit_inputs(splits.X_train, y_train, splits.X_val, y_val, h["batch_size"], epochs, autotune_input)
     history = model.fit(**inputs, epochs=epochs, verbose=0, callbacks=callbacks)
     logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     logs["beta"] = betas
-    snapshots = [calibrate(model, raw, splits, h) for raw in sorted(training.kept, key=lambda k: k["epoch"])]
-    front = _front(snapshots, lambda p: p.val_accuracy, lambda p: p.ebops)
-    chosen = choose(front, h["choose_within"])
-    model.set_weights(chosen.weights)
-    return HGQFront(front, chosen, logs, model, s, hidden)
+    logs["seed"] = seed
+    snapshots = [calibrate(model, raw, splits, h, restart) for raw in sorted(training.kept, key=lambda k: k["epoch"])]
+    return _Trained(_front(snapshots, lambda p: p.val_accuracy, lambda p: p.ebops), logs, model)
 
 
-def calibrate(model, raw: dict, splits, h: dict) -> Snapshot:
+def calibrate(model, raw: dict, splits, h: dict, restart: int = 0) -> Snapshot:
     """A raw snapshot's weights, ranges traced on the training jets, exported as the proxy model hls4ml converts."""
     from HGQ import to_proxy_model, trace_minmax
 
@@ -249,7 +281,8 @@ def calibrate(model, raw: dict, splits, h: dict) -> Snapshot:
     proxy = to_proxy_model(model, aggressive=h["overflow"] == "WRAP")
     logits = proxy.predict(splits.X_val, batch_size=16384, verbose=0)
     accuracy = float(np.mean(logits.argmax(axis=1) == splits.y_val))
-    return Snapshot(raw["epoch"], raw["beta"], accuracy, ebops, raw["acc"], raw["bops"], raw["weights"], proxy)
+    return Snapshot(raw["epoch"], raw["beta"], accuracy, ebops, raw["acc"], raw["bops"], raw["weights"], proxy,
+                    restart)
 
 
 def choose(front: list[Snapshot], within: float) -> Snapshot:
@@ -282,7 +315,7 @@ def proxy_cost(proxy) -> dict:
 
 def save_front(front: HGQFront, splits, out_dir: str | Path, name: str) -> dict:
     """Save the chosen proxy as ``<name>.h5`` (with scaler, metrics, history, like any recipe) and every front
-    snapshot as ``<name>_front/<name>_e<epoch>.h5`` + scaler, listed in ``<name>_front.json``; return the
+    snapshot as ``<name>_front/<name>_<tag>.h5`` (``Snapshot.tag``) + scaler, listed in ``<name>_front.json``; return the
     chosen model's ``TrainedModel`` paths."""
     from edgeml.io import write_json
     from edgeml.modelio import save_model
@@ -294,7 +327,7 @@ def save_front(front: HGQFront, splits, out_dir: str | Path, name: str) -> dict:
     front_dir.mkdir(parents=True, exist_ok=True)
     listed = []
     for snap in front.snapshots:
-        stem = f"{name}_e{snap.epoch:04d}"
+        stem = f"{name}_{snap.tag}"
         save_model(snap.proxy, front_dir / f"{stem}.h5")
         splits.scaler.save(front_dir / f"{stem}_scaler.json")
         listed.append({**snap.summary(), "model": f"{front_dir.name}/{stem}.h5", "chosen": snap is front.chosen})
@@ -309,7 +342,8 @@ def save_front(front: HGQFront, splits, out_dir: str | Path, name: str) -> dict:
                "bops": chosen.ebops, "ebops": chosen.ebops, "val_accuracy": chosen.val_accuracy, "epoch": chosen.epoch,
                "beta": chosen.beta, "epochs_trained": len(front.history.get("loss", [])), "recipe": name,
                "kind": "hgq", "hidden": front.hidden, "front": f"{name}_front.json",
-               "distilled": front.settings["distill"]["enabled"]}
+               "distilled": front.settings["distill"]["enabled"], "restarts": front.settings["hgq"]["restarts"],
+               "restart": chosen.restart, "seed": front.history.get("seed")}
     write_json(paths.metrics, metrics)
     write_json(paths.history, front.history)
     return paths

@@ -65,8 +65,17 @@ def unconvertible_layers(model) -> list[str]:
     from hls4ml.converters import get_supported_keras_layers
 
     supported = set(get_supported_keras_layers()) | {"Dropout"}
-    return [f"{layer.name} ({type(layer).__name__})" for layer in model.layers
-            if type(layer).__name__ not in supported]
+    return [f"{layer.name} ({type(layer).__name__}{_unconvertible_setting(layer)})" for layer in model.layers
+            if type(layer).__name__ not in supported or _unconvertible_setting(layer)]
+
+
+def _unconvertible_setting(layer) -> str:
+    """A setting of a supported layer that hls4ml 1.3 would drop without a word, building other firmware."""
+    dilation = getattr(layer, "dilation_rate", None)
+    if dilation is not None and any(d != 1 for d in dilation):
+        # hls4ml's Keras converter never reads dilation_rate: the firmware would be an undilated convolution
+        return f" with dilation_rate {tuple(dilation)}, which hls4ml 1.3 ignores"
+    return ""
 
 
 def _free_name(old: str, taken: set[str]) -> str:

@@ -171,7 +171,7 @@ def _hgq_designs(params: dict, data: TrialData, splits, teacher, hls: dict, tmp:
         # BOPs of an HGQ design are its EBOPs (as `edgeml compress` reports them): HGQ counts per-weight bits
         row.update(bops=int(round(snap.ebops)), ebops=int(round(snap.ebops)), params=int(cost["nonzero_weights"]),
                    sparsity_achieved=float(cost["sparsity"]), epoch=snap.epoch, beta=snap.beta,
-                   key=f"e{snap.epoch:04d}")
+                   key=snap.tag)
         designs.append(_finish_row(row, data.search["objective"]))
     return designs
 
