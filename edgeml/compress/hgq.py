@@ -221,7 +221,8 @@ def train_hgq(recipe, splits, teacher=None, epochs: int | None = None, cfg: dict
 
 @dataclass
 class _Trained:
-    """One training of a recipe: its calibrated snapshots, per-epoch logs and the HGQ model."""
+    """One training of a recipe: its calibrated snapshots (``train_hgq`` takes the front of all restarts'),
+    per-epoch logs and the HGQ model."""
 
     snapshots: list[Snapshot]
     logs: dict
@@ -269,7 +270,7 @@ def _train_once(s: dict, splits, teacher, epochs: int, cfg: dict | None, hidden:
     logs["beta"] = betas
     logs["seed"] = seed
     snapshots = [calibrate(model, raw, splits, h, restart) for raw in sorted(training.kept, key=lambda k: k["epoch"])]
-    return _Trained(_front(snapshots, lambda p: p.val_accuracy, lambda p: p.ebops), logs, model)
+    return _Trained(snapshots, logs, model)
 
 
 def calibrate(model, raw: dict, splits, h: dict, restart: int = 0) -> Snapshot:

@@ -65,8 +65,12 @@ def unconvertible_layers(model) -> list[str]:
     from hls4ml.converters import get_supported_keras_layers
 
     supported = set(get_supported_keras_layers()) | {"Dropout"}
-    return [f"{layer.name} ({type(layer).__name__}{_unconvertible_setting(layer)})" for layer in model.layers
-            if type(layer).__name__ not in supported or _unconvertible_setting(layer)]
+    out = []
+    for layer in model.layers:
+        setting = _unconvertible_setting(layer)
+        if type(layer).__name__ not in supported or setting:
+            out.append(f"{layer.name} ({type(layer).__name__}{setting})")
+    return out
 
 
 def _unconvertible_setting(layer) -> str:
