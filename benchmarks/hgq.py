@@ -8,12 +8,14 @@
     that recipe; no distillation, no edgeml choices). Not budgeted.
 (2) ``qkeras_search``: ``edgeml.search`` with QKeras trials only (``method: [qkeras]``) for ``--budget-min``
     of wall clock.
-(3) ``edgeml``: edgeml with HGQ in the same budget: an HGQ recipe over HGQ's full 800-epoch ramp
-    (``--recipe``: configs/hgq.yaml, the tutorial network, by default; ``hgq_small``: 16-8-32-8-5 distilled;
-    ``--distill``: distilled from the float baseline; ``--from-baseline``: from its weights; ``--restarts N``:
-    trained N times from new seeds, one front of all), then
-    ``edgeml.search`` for the rest of it (the default space, QKeras trials and HGQ trials of
-    ``search.hgq_epochs``; ``--edgeml-search-config``: another config's search section).
+(3) ``edgeml``: edgeml with HGQ in the same budget: HGQ recipes over HGQ's full 800-epoch ramp
+    (``--recipe``: comma-separated, configs/hgq.yaml, the tutorial network, by default; ``hgq_small``:
+    16-8-32-8-5 distilled; ``--distill``: distilled from the float baseline; ``--from-baseline``: from its
+    weights; ``--restarts N``: each trained N times from new seeds, one front of all), every training of
+    every recipe two at a time on the two cores (``train_hgq_recipes``), seeded from ``--seed`` (default:
+    the run's seed + 1, so that (3) never repeats (1)'s training); then ``edgeml.search`` for the rest of
+    the budget (the default space, QKeras trials and HGQ trials of ``search.hgq_epochs``;
+    ``--edgeml-search-config``: another config's search section).
 Each search stops on the wall clock (``edgeml.search``'s ``time_budget_min``, Tune's time budget), and
 the JSON gives the wall time each method really took.
 
@@ -113,6 +115,15 @@ def recipe_file(recipe: str) -> Path:
     return path
 
 
+def edgeml_recipe(name: str, args) -> dict:
+    """(3)'s compression section for one recipe, with the command line's overrides."""
+    ours = cfgmod.load(recipe_file(name))["compression"]
+    ours["distill"]["enabled"] = ours["distill"]["enabled"] or args.distill
+    ours["start"] = "baseline" if args.from_baseline else ours["start"]
+    ours["hgq"]["restarts"] = args.restarts or ours["hgq"]["restarts"]
+    return ours
+
+
 def hgq_designs(front, splits, out_dir: Path, method: str, hidden) -> list[dict]:
     from edgeml.compress.hgq import save_front
 
@@ -184,7 +195,7 @@ DESIGN = ("method", "model", "ebops", "bops", "val_accuracy", "reuse_factor", "a
 
 def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) -> dict:
     """(1), (2) and (3): every front design of each method (model files under ``work``); wall times into ``result``."""
-    from edgeml.compress.hgq import train_hgq
+    from edgeml.compress.hgq import train_hgq, train_hgq_recipes
 
     budget, hgq_epochs = result["budget_min"], result["hgq_epochs"]
     search_epochs = 3 if args.quick else None
@@ -204,14 +215,16 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
     designs["qkeras_search"] = search_designs(summary, work / "qkeras_search", "qkeras_search")
     result["wall_s"]["qkeras_search"] = round(wall, 1)
 
-    # (3) edgeml with HGQ: its recipe over the full ramp, then the search in what is left of the budget
+    # (3) edgeml with HGQ: its recipes over the full ramp (every restart of every recipe, two at a time), then
+    # the search in what is left of the budget. Its seeds start above (1)'s so that it never repeats (1)'s training.
     started = time.monotonic()
-    ours = cfgmod.load(recipe_file(args.recipe))["compression"]
-    ours["distill"]["enabled"] = ours["distill"]["enabled"] or args.distill
-    ours["start"] = "baseline" if args.from_baseline else ours["start"]
-    ours["hgq"]["restarts"] = args.restarts or ours["hgq"]["restarts"]
-    front = train_hgq(ours, splits, teacher=teacher, epochs=hgq_epochs, cfg=cfg, progress=False, baseline=teacher)
-    designs["edgeml"] = hgq_designs(front, splits, work / "edgeml", "edgeml", ours["student"]["hidden"])
+    seed = cfg["seed"] + 1 if args.seed is None else args.seed
+    recipes = [edgeml_recipe(name, args) for name in args.recipe.split(",")]
+    fronts = train_hgq_recipes(recipes, splits, teacher=teacher, epochs=hgq_epochs, cfg=cfg, seed=seed,
+                               progress=False, baseline=teacher, workers=2)
+    designs["edgeml"] = [d for name, ours, front in zip(args.recipe.split(","), recipes, fronts)
+                         for d in hgq_designs(front, splits, work / "edgeml" / Path(name).stem, "edgeml",
+                                              ours["student"]["hidden"])]
     left = budget * 60 - (time.monotonic() - started)
     own_search = (cfgmod.load(args.edgeml_search_config) if args.edgeml_search_config
                   else cfgmod.validate({**cfg, "search": {}}))  # the default space: QKeras and HGQ trials
@@ -221,9 +234,11 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
         result["trials"]["edgeml_search"] = summary["counts"]
     result["wall_s"]["edgeml"] = round(time.monotonic() - started, 1)
     result["edgeml_hgq_epochs"] = hgq_epochs
-    result["edgeml_recipe"] = {"recipe": args.recipe, "hidden": ours["student"]["hidden"],
-                               "distill": ours["distill"]["enabled"], "start": ours["start"],
-                               "restarts": ours["hgq"]["restarts"]}
+    result["edgeml_recipes"] = [{"recipe": name, "hidden": ours["student"]["hidden"],
+                                 "distill": ours["distill"]["enabled"], "start": ours["start"],
+                                 "restarts": ours["hgq"]["restarts"], "beta": ours["hgq"]["beta"]}
+                                for name, ours in zip(args.recipe.split(","), recipes)]
+    result["edgeml_seed"] = seed
     return designs
 
 
@@ -245,8 +260,10 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=None, help="wall-clock budget of (2) and of (3), minutes "
                     "(at most 30; default 10, --quick 1)")
     ap.add_argument("--edgeml-search-config", default=None, help="config whose search section (3) uses")
-    ap.add_argument("--recipe", default="hgq", help="(3)'s HGQ recipe: a name in configs/ (hgq: the tutorial "
-                    "network; hgq_small: 16-8-32-8-5, distilled) or a YAML file")
+    ap.add_argument("--recipe", default="hgq", help="(3)'s HGQ recipes, comma-separated: names in configs/ (hgq: "
+                    "the tutorial network; hgq_small: 16-8-32-8-5, distilled) or YAML files")
+    ap.add_argument("--seed", type=int, default=None, help="(3)'s first seed (restarts take the next ones; default: "
+                    "the run's seed + 1, since (1) trains from the run's seed and (3) never repeats it)")
     ap.add_argument("--distill", action="store_true", help="(3)'s HGQ recipe distils from the float baseline")
     ap.add_argument("--from-baseline", action="store_true", help="(3)'s HGQ recipe starts from the float baseline's "
                     "weights (compression.start: baseline) instead of from scratch")
@@ -255,7 +272,8 @@ def main() -> None:
     ap.add_argument("--work-dir", default=None, help="keep every design's model here (default: a temporary folder)")
     ap.add_argument("--reprice", default=None, help="measure the designs of this earlier result again, no training")
     args = ap.parse_args()
-    recipe_file(args.recipe)
+    for name in args.recipe.split(","):
+        recipe_file(name)
     if args.work_dir and not args.reprice and Path(args.work_dir).exists() and any(Path(args.work_dir).iterdir()):
         sys.exit(f"error: --work-dir {args.work_dir} is not empty; give a new folder (its designs are kept there)")
 

@@ -219,6 +219,9 @@ COMPRESSION_SECTION = Section(
                             "snapshots on one front: HGQ's front moves by a few hundred EBOPs at equal accuracy "
                             "from seed to seed, so N restarts cost N trainings and keep the best of each.",
                             min=1, max=64),
+            "workers": Key(int, None, "Restarts trained at a time, each in its own process with one TensorFlow "
+                           "thread; null: one per core. 1 trains them one after another in this process.",
+                           min=1, max=64, nullable=True),
             "choose_within": Key(float, 0.005, "The recipe's model is the snapshot with the fewest EBOPs whose "
                                  "validation accuracy is within this of the best snapshot's.", min=0.0, max=1.0),
         }),

@@ -140,6 +140,30 @@ def test_restarts_train_from_new_seeds_and_share_one_front(splits, tmp_path):
     assert read_json(tmp_path / "hgq_metrics.json")["restarts"] == 2
 
 
+def test_restarts_in_worker_processes_train_what_one_process_trains(splits):
+    from edgeml.compress.hgq import train_hgq_recipes
+
+    settings = cfgmod.validate({"compression": hgq_section(restarts=2, beta={"start": 1e-6, "end": 1e-3})})
+    recipe = settings["compression"]
+    (alone,) = train_hgq_recipes([recipe], splits, seed=5, progress=False, workers=1, autotune_input=False)
+    (pooled,) = train_hgq_recipes([recipe], splits, seed=5, progress=False, workers=2)
+    assert [h["seed"] for h in pooled.histories] == [5, 6]
+    for a, b in zip(alone.histories, pooled.histories):
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
+    assert [(s.restart, s.epoch) for s in alone.snapshots] == [(s.restart, s.epoch) for s in pooled.snapshots]
+    logits = pooled.chosen.proxy.predict(splits.X_val, verbose=0)  # rebuilt here from the worker's weights
+    assert np.mean(logits.argmax(axis=1) == splits.y_val) == pytest.approx(pooled.chosen.val_accuracy)
+
+
+def test_a_failed_worker_training_is_one_line_naming_the_restart(splits):
+    from edgeml.compress.hgq import train_hgq_recipes
+
+    bad = cfgmod.validate({"compression": hgq_section(restarts=2)})["compression"]
+    bad["hgq"]["batch_size"] = "not a size"  # passes nowhere but inside the worker's fit
+    with pytest.raises(RuntimeError, match=r"HGQ training of restart 0 \(seed 5\) failed in its worker process"):
+        train_hgq_recipes([bad], splits, seed=5, progress=False, workers=2)
+
+
 def test_start_from_the_baseline_copies_its_dense_weights(splits):
     from edgeml.compress.hgq import build_hgq_model, copy_baseline_weights
     from edgeml.train import build_model

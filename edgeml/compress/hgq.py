@@ -34,6 +34,11 @@ The proxy models output logits (no softmax layer): the firmware's decision is th
 from __future__ import annotations
 
 import math
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,75 +207,187 @@ def train_hgq(recipe, splits, teacher=None, epochs: int | None = None, cfg: dict
     recipe's. ``cfg``: the run config (model.hidden when student.hidden is null, seed); ``baseline``: the
     float model for ``start: baseline`` (defaults to ``teacher``). ``autotune_input``: see
     ``edgeml.compress.recipes.fit_compressed``. With ``hgq.restarts`` N > 1 the recipe is trained N times
-    (seeds seed, seed+1, ...) and the front is that of every restart's snapshots together.
+    (seeds seed, seed+1, ...), ``hgq.workers`` at a time, and the front is that of every restart's snapshots.
     """
-    s = getattr(recipe, "settings", recipe)
-    h = hgq_settings(s)
-    epochs = int(epochs or s["epochs"])
+    return train_hgq_recipes([recipe], splits, teacher, epochs, cfg, seed, progress, autotune_input, baseline)[0]
+
+
+def train_hgq_recipes(recipes: list, splits, teacher=None, epochs: int | None = None, cfg: dict | None = None,
+                      seed: int | None = None, progress: bool | None = None, autotune_input: bool = True,
+                      baseline=None, workers: int | None = None) -> list[HGQFront]:
+    """``train_hgq`` of several recipes, every restart of every recipe in one pool of worker processes.
+
+    ``workers``: trainings at a time (default: the first recipe's ``hgq.workers``). Each worker process
+    trains with one TensorFlow thread, so W workers use W cores; with one worker, or one training, it all
+    runs in this process."""
     seed = seed if seed is not None else (cfg or {}).get("seed", 42)
-    hidden = list(s["student"]["hidden"] or (cfg or {}).get("model", {}).get("hidden") or DEFAULT_HIDDEN)
-    trainings = [_train_once(s, splits, teacher, epochs, cfg, hidden, restart, seed + restart, progress,
-                             autotune_input, baseline) for restart in range(h["restarts"])]
-    snapshots = [snap for training in trainings for snap in training.snapshots]
-    front = _front(snapshots, lambda p: p.val_accuracy, lambda p: p.ebops)
-    chosen = choose(front, h["choose_within"])
-    model, logs = trainings[chosen.restart].model, trainings[chosen.restart].logs
-    model.set_weights(chosen.weights)
-    return HGQFront(front, chosen, logs, model, s, hidden, [t.logs for t in trainings])
+    plans = [_plan(getattr(r, "settings", r), splits, teacher, epochs, cfg, seed, baseline) for r in recipes]
+    jobs = [job for plan in plans for job in plan.jobs]
+    workers = min(workers or hgq_settings(plans[0].settings)["workers"] or available_cores(), len(jobs))
+    fits = iter(_fit_all(jobs, workers, progress, autotune_input))
+    return [_assemble(plan, [next(fits) for _ in plan.jobs], splits) for plan in plans]
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass
-class _Trained:
-    """One training of a recipe: its calibrated snapshots (``train_hgq`` takes the front of all restarts'),
-    per-epoch logs and the HGQ model."""
+class _FitJob:
+    """One restart's training, picklable for a worker process: the initial weights (after ``start:
+    baseline``'s copy) and the targets (the teacher's logits packed in when distilling) are made here."""
 
-    snapshots: list[Snapshot]
-    logs: dict
-    model: object
+    h: dict
+    hidden: list
+    n_features: int
+    n_classes: int
+    seed: int
+    restart: int
+    initial_weights: list
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    distill: dict | None
+    learning_rate: float
+    betas: list
 
 
-def _train_once(s: dict, splits, teacher, epochs: int, cfg: dict | None, hidden: list[int], restart: int, seed: int,
-                progress: bool | None, autotune_input: bool, baseline) -> _Trained:
-    import tensorflow as tf
-    from HGQ import FreeBOPs, ResetMinMax
+@dataclass
+class _Plan:
+    settings: dict
+    hidden: list
+    jobs: list
 
-    from edgeml.compress.distill import distillation_loss, label_accuracy, pack_targets, teacher_logits
-    from edgeml.progress import keras_callback
-    from edgeml.train import fit_inputs
 
-    h = s["hgq"]
+def _plan(s: dict, splits, teacher, epochs: int | None, cfg: dict | None, seed: int, baseline) -> _Plan:
+    from edgeml.compress.distill import pack_targets, teacher_logits
+
+    h = hgq_settings(s)
+    hidden = list(s["student"]["hidden"] or (cfg or {}).get("model", {}).get("hidden") or DEFAULT_HIDDEN)
     n_features, n_classes = splits.X_train.shape[1], len(splits.classes)
-    betas = beta_schedule(h["beta"], epochs)
-    model = build_hgq_model(h, hidden, n_features, n_classes, seed, betas[0])
-    if s["start"] == "baseline":
-        source = baseline if baseline is not None else teacher
-        if source is None:
-            raise InputError("the HGQ recipe starts from the baseline; pass the float model (--from) or set "
-                             "compression.start: scratch")
-        copy_baseline_weights(source, model, h)
-    y_train, y_val = splits.y_train, splits.y_val
-    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    betas = beta_schedule(h["beta"], int(epochs or s["epochs"]))
+    y_train, y_val, distill = splits.y_train, splits.y_val, None
     if s["distill"]["enabled"]:
         if teacher is None:
             raise InputError("the HGQ recipe distils from the float baseline; pass it (--from) or set "
                              "compression.distill.enabled: false")
         y_train = pack_targets(splits.y_train, teacher_logits(teacher, splits.X_train))
         y_val = pack_targets(splits.y_val, teacher_logits(teacher, splits.X_val))
-        loss = distillation_loss(s["distill"]["alpha"], s["distill"]["temperature"])
+        distill = s["distill"]
+    source = baseline if baseline is not None else teacher
+    if s["start"] == "baseline" and source is None:
+        raise InputError("the HGQ recipe starts from the baseline; pass the float model (--from) or set "
+                         "compression.start: scratch")
     lr = s["learning_rate"] or (cfg or {}).get("train", {}).get("learning_rate", 3e-3)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=lr), loss=loss, metrics=[label_accuracy])
-    training = _Training(model, betas)
+    jobs = []
+    for restart in range(h["restarts"]):
+        model = build_hgq_model(h, hidden, n_features, n_classes, seed + restart, betas[0])
+        if s["start"] == "baseline":
+            copy_baseline_weights(source, model, h)
+        jobs.append(_FitJob(h, hidden, n_features, n_classes, seed + restart, restart, model.get_weights(),
+                            splits.X_train, y_train, splits.X_val, y_val, distill, lr, betas))
+    return _Plan(s, hidden, jobs)
+
+
+def _fit_all(jobs: list, workers: int, progress: bool | None, autotune_input: bool) -> list:
+    """(kept raw snapshots, logs, model or None) of every job, in order."""
+    if workers <= 1:
+        return [_fit(job, progress, autotune_input) for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgeml.progress import Progress
+
+    with tempfile.TemporaryDirectory(prefix="edgeml-hgq-") as tmp, ThreadPoolExecutor(workers) as pool, \
+            Progress(len(jobs), f"HGQ trainings ({workers} at a time)", progress) as bar:
+        futures = [pool.submit(_fit_in_subprocess, job, Path(tmp) / f"job{i}") for i, job in enumerate(jobs)]
+        for future in futures:
+            future.add_done_callback(lambda _: bar.update(1))
+        return [(*future.result(), None) for future in futures]
+
+
+def _fit_in_subprocess(job: _FitJob, stem: Path) -> tuple[list, dict]:
+    """One job in a fresh Python (``edgeml.compress.hgq_worker``) with one TensorFlow thread. A new
+    interpreter rather than multiprocessing: spawn would re-run the caller's script, fork would copy
+    TensorFlow's threads."""
+    job_file, out_file, log_file = stem.with_suffix(".job"), stem.with_suffix(".out"), stem.with_suffix(".log")
+    job_file.write_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(log_file, "wb") as log:
+        done = subprocess.run([sys.executable, "-m", "edgeml.compress.hgq_worker", str(job_file), str(out_file)],
+                              stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+    if done.returncode != 0 or not out_file.exists():
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"HGQ training of restart {job.restart} (seed {job.seed}) failed in its worker process "
+                           f"(exit {done.returncode}): {tail[0]}")
+    return pickle.loads(out_file.read_bytes())
+
+
+def fit_in_this_process(job_file: str, out_file: str) -> None:
+    """The worker's side of ``_fit_in_subprocess``: one TensorFlow thread, the job's result pickled."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    job = pickle.loads(Path(job_file).read_bytes())
+    # the tf.data pipeline that never stalls with one inter-op thread (see edgeml.train.untuned_batches)
+    kept, logs, _ = _fit(job, progress=False, autotune_input=False)
+    Path(out_file).write_bytes(pickle.dumps((kept, logs), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _fit(job: _FitJob, progress: bool | None, autotune_input: bool) -> tuple[list, dict, object]:
+    """Train one restart: its raw front of epochs (weights kept), per-epoch logs and the HGQ model."""
+    import tensorflow as tf
+    from HGQ import FreeBOPs, ResetMinMax
+
+    from edgeml.compress.distill import distillation_loss, label_accuracy
+    from edgeml.progress import keras_callback
+    from edgeml.train import fit_inputs
+
+    model = build_hgq_model(job.h, job.hidden, job.n_features, job.n_classes, job.seed, job.betas[0])
+    model.set_weights(job.initial_weights)
+    loss = (distillation_loss(job.distill["alpha"], job.distill["temperature"]) if job.distill
+            else tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=job.learning_rate), loss=loss,
+                  metrics=[label_accuracy])
+    training = _Training(model, job.betas)
+    epochs = len(job.betas)
     # FreeBOPs writes the epoch's EBOPs into the logs before the snapshot keeper reads them; ResetMinMax
     # starts each epoch's activation ranges afresh so that EBOPs follow the bits of that epoch.
     callbacks = [training.callbacks[0], ResetMinMax(), FreeBOPs(), training.callbacks[1],
                  keras_callback(epochs, enabled=progress)]
-    inputs = fit_inputs(splits.X_train, y_train, splits.X_val, y_val, h["batch_size"], epochs, autotune_input)
+    inputs = fit_inputs(job.X_train, job.y_train, job.X_val, job.y_val, job.h["batch_size"], epochs, autotune_input)
     history = model.fit(**inputs, epochs=epochs, verbose=0, callbacks=callbacks)
     logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    logs["beta"] = betas
-    logs["seed"] = seed
-    snapshots = [calibrate(model, raw, splits, h, restart) for raw in sorted(training.kept, key=lambda k: k["epoch"])]
-    return _Trained(snapshots, logs, model)
+    logs["beta"] = job.betas
+    logs["seed"] = job.seed
+    return training.kept, logs, model
+
+
+@dataclass
+class _Trained:
+    """One training of a recipe: its calibrated snapshots, per-epoch logs and the HGQ model."""
+
+    snapshots: list[Snapshot]
+    logs: dict
+    model: object
+
+
+def _assemble(plan: _Plan, fits: list, splits) -> HGQFront:
+    """Calibrate every restart's kept epochs (here: the proxies are Keras models) and take one front of all."""
+    s, h = plan.settings, plan.settings["hgq"]
+    trainings = []
+    for job, (kept, logs, model) in zip(plan.jobs, fits):
+        if model is None:  # trained in a worker: rebuild the same network for its weights
+            model = build_hgq_model(h, plan.hidden, job.n_features, job.n_classes, job.seed, job.betas[0])
+        snapshots = [calibrate(model, raw, splits, h, job.restart) for raw in sorted(kept, key=lambda k: k["epoch"])]
+        trainings.append(_Trained(snapshots, logs, model))
+    snapshots = [snap for training in trainings for snap in training.snapshots]
+    front = _front(snapshots, lambda p: p.val_accuracy, lambda p: p.ebops)
+    chosen = choose(front, h["choose_within"])
+    model, logs = trainings[chosen.restart].model, trainings[chosen.restart].logs
+    model.set_weights(chosen.weights)
+    return HGQFront(front, chosen, logs, model, s, plan.hidden, [t.logs for t in trainings])
 
 
 def calibrate(model, raw: dict, splits, h: dict, restart: int = 0) -> Snapshot:
