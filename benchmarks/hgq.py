@@ -111,7 +111,7 @@ def recipe_file(recipe: str) -> Path:
     """A recipe named after configs/ (hgq, hgq_small) or a config file's path."""
     path = Path(recipe) if recipe.endswith((".yaml", ".yml")) else ROOT / "configs" / f"{recipe}.yaml"
     if not path.is_file():
-        sys.exit(f"error: --recipe {recipe}: no such recipe; give a name in configs/ (hgq, hgq_small) or a YAML file")
+        sys.exit(f"error: --recipe {recipe}: no such recipe; give a name in configs/ (hgq, hgq_small, hgq_cheap) or a YAML file")
     return path
 
 
@@ -261,7 +261,7 @@ def main() -> None:
                     "(at most 30; default 10, --quick 1)")
     ap.add_argument("--edgeml-search-config", default=None, help="config whose search section (3) uses")
     ap.add_argument("--recipe", default="hgq", help="(3)'s HGQ recipes, comma-separated: names in configs/ (hgq: "
-                    "the tutorial network; hgq_small: 16-8-32-8-5, distilled) or YAML files")
+                    "the tutorial network; hgq_small: 16-8-32-8-5, distilled; hgq_cheap: beta to 2e-4) or YAML files")
     ap.add_argument("--seed", type=int, default=None, help="(3)'s first seed (restarts take the next ones; default: "
                     "the run's seed + 1, since (1) trains from the run's seed and (3) never repeats it)")
     ap.add_argument("--distill", action="store_true", help="(3)'s HGQ recipe distils from the float baseline")
