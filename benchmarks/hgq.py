@@ -219,10 +219,11 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
     # the search in what is left of the budget. Its seeds start above (1)'s so that it never repeats (1)'s training.
     started = time.monotonic()
     seed = cfg["seed"] + 1 if args.seed is None else args.seed
-    recipes = [edgeml_recipe(name, args) for name in args.recipe.split(",")]
+    names = args.recipe.split(",")
+    recipes = [edgeml_recipe(name, args) for name in names]
     fronts = train_hgq_recipes(recipes, splits, teacher=teacher, epochs=hgq_epochs, cfg=cfg, seed=seed,
                                progress=False, baseline=teacher, workers=2)
-    designs["edgeml"] = [d for name, ours, front in zip(args.recipe.split(","), recipes, fronts)
+    designs["edgeml"] = [d for name, ours, front in zip(names, recipes, fronts)
                          for d in hgq_designs(front, splits, work / "edgeml" / Path(name).stem, "edgeml",
                                               ours["student"]["hidden"])]
     left = budget * 60 - (time.monotonic() - started)
@@ -237,7 +238,7 @@ def train_designs(args, cfg: dict, splits, teacher, work: Path, result: dict) ->
     result["edgeml_recipes"] = [{"recipe": name, "hidden": ours["student"]["hidden"],
                                  "distill": ours["distill"]["enabled"], "start": ours["start"],
                                  "restarts": ours["hgq"]["restarts"], "beta": ours["hgq"]["beta"]}
-                                for name, ours in zip(args.recipe.split(","), recipes)]
+                                for name, ours in zip(names, recipes)]
     result["edgeml_seed"] = seed
     return designs
 

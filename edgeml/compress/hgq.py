@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeml.errors import InputError
+from edgeml.threads import WORKER_ENV, use_one_tensorflow_thread
 
 DEFAULT_HIDDEN = [64, 32, 32]
 
@@ -312,7 +313,7 @@ def _fit_in_subprocess(job: _FitJob, stem: Path) -> tuple[list, dict]:
     TensorFlow's threads."""
     job_file, out_file, log_file = stem.with_suffix(".job"), stem.with_suffix(".out"), stem.with_suffix(".log")
     job_file.write_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, **WORKER_ENV}
     with open(log_file, "wb") as log:
         done = subprocess.run([sys.executable, "-m", "edgeml.compress.hgq_worker", str(job_file), str(out_file)],
                               stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
@@ -325,10 +326,7 @@ def _fit_in_subprocess(job: _FitJob, stem: Path) -> tuple[list, dict]:
 
 def fit_in_this_process(job_file: str, out_file: str) -> None:
     """The worker's side of ``_fit_in_subprocess``: one TensorFlow thread, the job's result pickled."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    use_one_tensorflow_thread()
     job = pickle.loads(Path(job_file).read_bytes())
     # the tf.data pipeline that never stalls with one inter-op thread (see edgeml.train.untuned_batches)
     kept, logs, _ = _fit(job, progress=False, autotune_input=False)

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from edgeml.errors import InputError
-from edgeml.search.workers import CORE_LOCKS_ENV, WORKER_ENV
+from edgeml.search.workers import CORE_LOCKS_ENV
+from edgeml.threads import WORKER_ENV
 
 LOOPBACK = "127.0.0.1"
 STATE_SAVE_PERIOD_S = "0.5"

@@ -9,10 +9,8 @@ import os
 
 from filelock import FileLock, Timeout
 
-# Every trial process: one TensorFlow/OpenMP/BLAS thread, quiet TensorFlow.
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-              "PYTHONWARNINGS": "ignore"}
+from edgeml.threads import use_one_tensorflow_thread
+
 # A local search whose trials fill every core pins each trial worker to a core of its own; this variable names
 # the directory of the per-core lock files. Left to the scheduler, the trials and the driver wander across the
 # cores and slow each other down.
@@ -50,13 +48,7 @@ def pin_threads() -> None:
     """One TensorFlow thread per trial: W trials on W cores must not fight over them."""
     os.environ["OMP_NUM_THREADS"] = "1"
     pin_to_free_core()
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised in this (reused) worker: the setting is in force
-        pass
+    use_one_tensorflow_thread()
     if held_core() is not None:
         stop_thread_spinning()
 
