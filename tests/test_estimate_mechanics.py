@@ -328,6 +328,43 @@ def test_dead_products_of_a_pruned_chain_are_removed():
     assert specs[0].weights is w1  # the caller's specs are untouched
 
 
+def test_boundary_registers_hold_only_the_values_a_later_layer_reads():
+    """io_parallel layer boundaries register what a product downstream reads: an input with an all-zero weight
+    row (pruned, or quantised to zero width by HGQ) and the activations that carry only it get no register."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import Fixed, LayerSpec
+    from edgeml.estimate.model import estimate_layers, load_coefficients, read_shares
+
+    rng = np.random.default_rng(3)
+    w1 = rng.integers(1, 50, size=(8, 16))
+    w2 = rng.integers(1, 50, size=(16, 4))
+
+    def design(w1, w2):
+        t = Fixed(12, 4)
+        return [LayerSpec("fc1", "dense", n_in=8, n_out=16, weights=w1, in_type=t, result_type=t, accum_type=t),
+                LayerSpec("relu1", "activation", n_in=16, activation="relu", in_type=t, result_type=t),
+                LayerSpec("fc2", "dense", n_in=16, n_out=4, weights=w2, in_type=t, result_type=t, accum_type=t)]
+
+    def boundary_bits(specs):
+        layers = estimate_layers(specs, devices.lookup("xcu250-figd2104-2L-e"), 5.0, 0.27, load_coefficients())
+        return sum(e.features.get("par.ff_io", 0.0) for e in layers)
+
+    half_read = w2.copy()
+    half_read[8:] = 0  # fc2 reads fc1's first 8 outputs only
+    half_input = w1.copy()
+    half_input[4:] = 0  # fc1 reads the first 4 inputs only
+    assert read_shares(design(w1, half_read)) == [1.0, 0.5, 0.5, 1.0]
+    assert read_shares(design(half_input, w2)) == [0.5, 1.0, 1.0, 1.0]
+    shared = design(w1, half_read)
+    shared[2].reuse_factor = 4  # its loop indexes the input array: HLS keeps every element
+    assert read_shares(shared) == [1.0, 1.0, 1.0, 1.0]
+    full = boundary_bits(design(w1, w2))
+    assert boundary_bits(design(w1, half_read)) < full
+    assert boundary_bits(design(half_input, w2)) < full
+
+
 def test_ranges_widen_outside_the_fitted_span():
     from edgeml.estimate import _with_ranges, domain
 
