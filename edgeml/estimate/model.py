@@ -744,8 +744,7 @@ def read_shares(specs: list[LayerSpec]) -> list[float]:
         spec = specs[i]
         if spec.kind == "dense" and spec.weights is not None and spec.io_type == "io_parallel" \
                 and spec.reuse_factor == 1 and spec.n_positions == 1 and spec.n_in > 0:
-            shares[i] = _memo(spec, ("read", id(spec)),
-                              lambda s=spec: float((s.weights != 0).any(axis=1).sum()) / s.n_in)
+            shares[i] = _weighted_share(spec, axis=1)
         elif spec.kind == "activation" and spec.io_type == "io_parallel" and spec.activation not in MERGE_OPS \
                 and i + 1 < len(specs) and specs[i + 1].n_in == spec.n_in:
             shares[i] = shares[i + 1]
@@ -807,7 +806,13 @@ def _live_outputs(spec: LayerSpec) -> float:
     """Share of a dense layer's outputs with at least one nonzero weight (the others are constants); 1 otherwise."""
     if spec.kind != "dense" or spec.weights is None or spec.n_out == 0:
         return 1.0
-    return _memo(spec, ("live", id(spec)), lambda: float((spec.weights != 0).any(axis=0).sum()) / spec.n_out)
+    return _weighted_share(spec, axis=0)
+
+
+def _weighted_share(spec: LayerSpec, axis: int) -> float:
+    """Share of a dense layer's outputs (axis 0) or inputs (axis 1) with at least one nonzero weight."""
+    return _memo(spec, ("weighted", axis, id(spec)),
+                 lambda: float((spec.weights != 0).any(axis=axis).mean()))
 
 
 def boundary_share(clock_ns: float, co: dict) -> float:
