@@ -133,7 +133,8 @@ def hgq_designs(front, splits, out_dir: Path, method: str, hidden) -> list[dict]
     return [{"method": method, "model": str(out_dir / s["model"]), "ebops": s["ebops"], "bops": None,
              "val_accuracy": s["val_accuracy"], "epoch": s["epoch"], "beta": s["beta"], "reuse_factor": 1,
              "architecture": f"HGQ {shape}, " + (f"restart {s['restart']}, " if s.get("restart") else "")
-             + f"epoch {s['epoch']}, beta {s['beta']:.2e}"} for s in listed]
+             + f"epoch {s['epoch']}, beta {s['beta']:.2e}"
+             + (f", fine-tuned {s['fine_tune_epoch']} epochs" if s.get("fine_tune_epoch") else "")} for s in listed]
 
 
 def search_designs(summary: dict, run_dir: Path, method: str) -> list[dict]:

@@ -224,6 +224,17 @@ COMPRESSION_SECTION = Section(
                            min=1, max=64, nullable=True),
             "choose_within": Key(float, 0.005, "The recipe's model is the snapshot with the fewest EBOPs whose "
                                  "validation accuracy is within this of the best snapshot's.", min=0.0, max=1.0),
+            "fine_tune": Section("After the ramp, train some front snapshots further with every bit width frozen "
+                                 "(beta held at the snapshot's): the weights recover accuracy that the penalty "
+                                 "took, at the same bits. Each fine-tuned epoch joins the front.", {
+                "epochs": Key(int, 0, "Epochs per fine-tuned snapshot; 0: no fine-tuning.", min=0, max=10000),
+                "snapshots": Key(int, 8, "Snapshots fine-tuned per training: the cheapest (fewest EBOPs) whose "
+                                 "validation accuracy is at least min_val_accuracy.", min=1, max=1000),
+                "min_val_accuracy": Key(float, 0.0, "Fine-tune only snapshots at least this accurate on the "
+                                        "validation jets (the operating region of the front).", min=0.0, max=1.0),
+                "learning_rate": Key(float, None, "Adam learning rate of the fine-tuning; null: a third of the "
+                                     "recipe's.", min=1e-7, max=1.0, nullable=True),
+            }),
         }),
         "distill": Section("Knowledge distillation: loss = alpha*CE(y, s) + (1-alpha)*T^2*KL(teacher || student).", {
             "enabled": Key(bool, False, "Train with the teacher's softened logits."),

@@ -155,6 +155,29 @@ def test_restarts_in_worker_processes_train_what_one_process_trains(splits):
     assert np.mean(logits.argmax(axis=1) == splits.y_val) == pytest.approx(pooled.chosen.val_accuracy)
 
 
+def test_fine_tuning_trains_the_weights_of_front_snapshots_at_their_frozen_bits(splits):
+    import tensorflow as tf
+
+    from edgeml.compress import hgq
+
+    settings = cfgmod.validate({"compression": hgq_section(beta={"start": 1e-6, "end": 1e-3})})["compression"]
+    job = hgq._plan(settings, splits, None, None, None, 5, None).jobs[0]
+    kept, _, model = hgq._fit(job, progress=False, autotune_input=False)
+    job.h = {**job.h, "fine_tune": {"epochs": 3, "snapshots": 1, "min_val_accuracy": 0.0, "learning_rate": 0.01}}
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    bits = [i for i, w in enumerate(model.weights) if w.name.endswith("_bw:0")]
+    kernels = [i for i, w in enumerate(model.weights) if w.name.endswith("kernel:0")]
+    parent = min(kept, key=lambda k: k["bops"])  # snapshots: 1 fine-tunes the cheapest
+    tuned = hgq._fine_tune(model, kept, job, loss, progress=False, autotune_input=False)
+    assert tuned and all(p["epoch"] == parent["epoch"] and 1 <= p["fine_tune_epoch"] <= 3 for p in tuned)
+    for p in tuned:
+        for i in bits:
+            np.testing.assert_array_equal(p["weights"][i], parent["weights"][i])
+        assert any(not np.array_equal(p["weights"][i], parent["weights"][i]) for i in kernels)
+    snap = hgq.calibrate(model, tuned[0], splits, job.h)
+    assert snap.tag == f"e{parent['epoch']:04d}_ft{tuned[0]['fine_tune_epoch']:02d}"
+
+
 def test_a_failed_worker_training_is_one_line_naming_the_restart(splits):
     from edgeml.compress.hgq import train_hgq_recipes
 
