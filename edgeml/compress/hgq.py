@@ -9,8 +9,9 @@ One training is a whole front: beta ramps from ``hgq.beta.start`` to ``hgq.beta.
 epoch is a different accuracy/EBOPs trade-off. ``hgq.fine_tune`` then trains the cheapest snapshots
 above an accuracy floor a few epochs more with every bit width frozen and beta held: the penalty pulled
 their weights off the task as well as their bits down, and the weights win back part of that accuracy
-at the same bits (on the tutorial network at 0.71-0.73, about half a point at equal EBOPs). ``train_hgq`` keeps every epoch that no other
-epoch beats on both (validation accuracy up, EBOPs down), then calibrates each kept snapshot on the
+at the same bits (on the tutorial network at 0.71-0.73, about half a point at equal EBOPs).
+``train_hgq`` keeps every epoch that no other epoch beats on both (validation accuracy up, EBOPs
+down), fine-tuned ones included, then calibrates each kept snapshot on the
 training jets (``trace_minmax``: the integer bits and the exact EBOPs come from the ranges the
 training jets reach) and exports HGQ's proxy model (``to_proxy_model``: Dense + ReLU +
 ``FixedPointQuantizer`` layers that hls4ml 1.3 converts bit-exactly). Validation accuracy and
@@ -385,13 +386,14 @@ def _fine_tune(model, kept: list[dict], job: _FitJob, loss, progress: bool | Non
     parents = parents[:ft["snapshots"]]
     inputs = fit_inputs(job.X_train, job.y_train, job.X_val, job.y_val, job.h["batch_size"], ft["epochs"],
                         autotune_input)
+    learning_rate = ft["learning_rate"] or job.learning_rate / 3
     points = []
     with Progress(len(parents), "HGQ fine-tuning (bits frozen)", progress) as bar:
         for parent in parents:
             model.set_weights(parent["weights"])
             training = _Training(model, [parent["beta"]] * ft["epochs"])
-            model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=ft["learning_rate"] or job.learning_rate / 3),
-                          loss=loss, metrics=[label_accuracy])
+            model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate), loss=loss,
+                          metrics=[label_accuracy])
             callbacks = [training.callbacks[0], _frozen_bits(model), ResetMinMax(), FreeBOPs(), training.callbacks[1]]
             model.fit(**inputs, epochs=ft["epochs"], verbose=0, callbacks=callbacks)
             points += [{**k, "epoch": parent["epoch"], "fine_tune_epoch": k["epoch"]} for k in training.kept]
