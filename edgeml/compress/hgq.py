@@ -183,6 +183,7 @@ class _Training:
 
     def __init__(self, model, betas: list[float]):
         import tensorflow as tf
+        from HGQ import FreeBOPs, ResetMinMax
 
         outer = self
 
@@ -195,7 +196,9 @@ class _Training:
             def on_epoch_end(self, epoch, logs=None):
                 outer.offer(epoch, betas[epoch], float(logs["val_accuracy"]), float(logs["bops"]), model)
 
-        self.callbacks = [Beta(), Keep()]
+        # FreeBOPs writes the epoch's EBOPs into the logs before the snapshot keeper reads them; ResetMinMax
+        # starts each epoch's activation ranges afresh so that EBOPs follow the bits of that epoch.
+        self.callbacks = [Beta(), ResetMinMax(), FreeBOPs(), Keep()]
         self.kept: list[dict] = []
 
     def offer(self, epoch: int, beta: float, acc: float, bops: float, model) -> None:
@@ -342,9 +345,8 @@ def fit_in_this_process(job_file: str, out_file: str) -> None:
 def _fit(job: _FitJob, progress: bool | None, autotune_input: bool) -> tuple[list, dict, object]:
     """Train one restart: its raw front of epochs (weights kept), per-epoch logs and the HGQ model."""
     import tensorflow as tf
-    from HGQ import FreeBOPs, ResetMinMax
 
-    from edgeml.compress.distill import distillation_loss, label_accuracy
+    from edgeml.compress.distill import distillation_loss
     from edgeml.progress import keras_callback
     from edgeml.train import fit_inputs
 
@@ -352,14 +354,10 @@ def _fit(job: _FitJob, progress: bool | None, autotune_input: bool) -> tuple[lis
     model.set_weights(job.initial_weights)
     loss = (distillation_loss(job.distill["alpha"], job.distill["temperature"]) if job.distill
             else tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=job.learning_rate), loss=loss,
-                  metrics=[label_accuracy])
+    _compile(model, loss, job.learning_rate)
     training = _Training(model, job.betas)
     epochs = len(job.betas)
-    # FreeBOPs writes the epoch's EBOPs into the logs before the snapshot keeper reads them; ResetMinMax
-    # starts each epoch's activation ranges afresh so that EBOPs follow the bits of that epoch.
-    callbacks = [training.callbacks[0], ResetMinMax(), FreeBOPs(), training.callbacks[1],
-                 keras_callback(epochs, enabled=progress)]
+    callbacks = [*training.callbacks, keras_callback(epochs, enabled=progress)]
     inputs = fit_inputs(job.X_train, job.y_train, job.X_val, job.y_val, job.h["batch_size"], epochs, autotune_input)
     history = model.fit(**inputs, epochs=epochs, verbose=0, callbacks=callbacks)
     logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -374,10 +372,6 @@ def _fit(job: _FitJob, progress: bool | None, autotune_input: bool) -> tuple[lis
 
 def _fine_tune(model, kept: list[dict], job: _FitJob, loss, progress: bool | None, autotune_input: bool) -> list[dict]:
     """``hgq.fine_tune`` of the cheapest of ``kept`` above the floor: each one's raw front of fine-tuned epochs."""
-    import tensorflow as tf
-    from HGQ import FreeBOPs, ResetMinMax
-
-    from edgeml.compress.distill import label_accuracy
     from edgeml.progress import Progress
     from edgeml.train import fit_inputs
 
@@ -392,13 +386,19 @@ def _fine_tune(model, kept: list[dict], job: _FitJob, loss, progress: bool | Non
         for parent in parents:
             model.set_weights(parent["weights"])
             training = _Training(model, [parent["beta"]] * ft["epochs"])
-            model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate), loss=loss,
-                          metrics=[label_accuracy])
-            callbacks = [training.callbacks[0], _frozen_bits(model), ResetMinMax(), FreeBOPs(), training.callbacks[1]]
-            model.fit(**inputs, epochs=ft["epochs"], verbose=0, callbacks=callbacks)
+            _compile(model, loss, learning_rate)
+            model.fit(**inputs, epochs=ft["epochs"], verbose=0, callbacks=[*training.callbacks, _frozen_bits(model)])
             points += [{**k, "epoch": parent["epoch"], "fine_tune_epoch": k["epoch"]} for k in training.kept]
             bar.update(1)
     return points
+
+
+def _compile(model, loss, learning_rate: float) -> None:
+    import tensorflow as tf
+
+    from edgeml.compress.distill import label_accuracy
+
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=[label_accuracy])
 
 
 def _frozen_bits(model):
