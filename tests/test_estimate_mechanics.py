@@ -689,3 +689,37 @@ def test_stream_activation_registers_follow_the_clock():
 
     assert elem("xc7z020-clg400-1", 5.0) == pytest.approx(2 * elem("xc7z020-clg400-1", 10.0))
     assert elem("xc7z020-clg400-1", 10.0) > 5 * elem("xcu50-fsvh2104-2-e", 25.0) > 0
+
+
+# ----------------------------------------------------------------------------- timing warnings
+
+def _timing_warnings_of(in_type, weights, weight_type, rf=1, part="xc7z020clg400-1", clock=5.0):
+    import numpy as np
+
+    from edgeml.estimate import estimate_specs
+    from edgeml.estimate.layers import LayerSpec, parse_type
+
+    w = np.asarray(weights)
+    spec = LayerSpec("fc1", "dense", reuse_factor=rf, n_in=w.shape[0], n_out=w.shape[1], weights=w,
+                     in_type=parse_type(in_type), weight_type=parse_type(weight_type),
+                     accum_type=parse_type("ap_fixed<24,10>"), result_type=parse_type("ap_fixed<16,6>"))
+    warnings = estimate_specs([spec], part, clock, tool="vivado-2020.1", calibration=False)["warnings"]
+    return [w for w in warnings if "fc1" in w]
+
+
+def test_timing_warnings_follow_what_hls_can_pipeline():
+    """On a 7-series part at 5 ns a multiply-add is slower than the clock. Products bound to LUTs are one
+    combinational operation (csynth missed timing on every such ground-truth design): 'will likely fail'. DSP-bound
+    products are pipelined inside the slice, so RF 1 closes (no warning); shared multipliers behind the RF
+    multiplexer sometimes do not: 'may fail'. A fast part at the same clock warns about none of them."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    many_digits = rng.choice([85, -107, 91, -75, 109, 77], size=(16, 8))  # 8-bit constants of 4-5 signed digits
+    wide = rng.integers(5000, 30000, size=(16, 8)) * rng.choice([-1, 1], size=(16, 8))
+    lut = _timing_warnings_of("ap_fixed<8,3>", many_digits, "ap_fixed<8,3>")
+    assert len(lut) == 1 and "will likely fail" in lut[0] and "LUTs" in lut[0]
+    assert _timing_warnings_of("ap_fixed<16,6>", wide, "ap_fixed<16,6>") == []
+    shared = _timing_warnings_of("ap_fixed<16,6>", wide, "ap_fixed<16,6>", rf=2)
+    assert len(shared) == 1 and "may fail" in shared[0]
+    assert _timing_warnings_of("ap_fixed<8,3>", many_digits, "ap_fixed<8,3>", part="xcu250-figd2104-2L-e") == []

@@ -206,6 +206,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         if to_dsp.any():  # the slices one product needs, for the widest constant bound to a DSP (not the type)
             per_dsp = _dsp_per_product(in_bits, int(const_bits[to_dsp].max()) + 1, device)
         est.dsp = float(to_dsp.sum()) * per_dsp
+        # multiplications HLS keeps as `mul` but binds to LUTs: one combinational operation it cannot cut with a
+        # register, unlike a DSP's internal pipeline or a shift-add's adders (the timing warnings read this)
+        fabric_muls = int(((digits > dsp_rule["csd_max_lut"]) & ~to_dsp).sum())
         # what the DSP-bound constants would cost as shift-adds (Vivado moves them to LUTs on a full part)
         fabric_bits = float(((digits - 1) * product_bits)[to_dsp].sum())
         shift_add = ~to_dsp & (digits > 1)
@@ -239,6 +242,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         units = max(1, units)
         narrow = not wide_input or min(in_bits, w_bits) <= 4
         est.dsp = 0.0 if narrow else float(units * per_dsp)
+        fabric_muls = units if narrow else 0
         fabric_bits = 0.0 if narrow else float(units * in_bits * w_bits) / 2  # a LUT multiplier per shared unit
         products = nnz if spec.strategy == "latency" else n_total
         # Latency strategy: ALLOCATION limits only `mul`; the unrolled accumulation keeps one adder per nonzero
@@ -307,7 +311,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             f["ff_ctrl"] = 1.0  # the RF loop's controller, once per layer
     est.info = {"multipliers": units, "nonzero_weights": nnz, "zero_weights": n_zeros, "adder_levels": levels,
                 "dsp_per_product": per_dsp, "block_cycles": est.cycles,
-                "fabric_add_bits": fabric_bits}
+                "fabric_add_bits": fabric_bits, "fabric_multipliers": fabric_muls}
     if mul_ops is not None:
         est.info["mul_ops"] = mul_ops
     est.features = f
