@@ -147,18 +147,17 @@ def timing_warnings(cases) -> dict:
     all designs), so this is in-sample for those delays only."""
     from edgeml.estimate import estimate_specs
 
-    verdicts: dict = {"will likely fail": [], "may fail": [], "none": []}
+    verdicts: dict = {"likely_fail": [], "may_fail": [], "none": []}
     for case in cases:
         clock, achieved = case.report.get("clock_period_ns"), case.report.get("estimated_clock_ns")
         if not clock or achieved is None:
             continue
-        warned = estimate_specs(case.specs, case.part, case.clock_ns, case.io_type, case.uncertainty,
-                                tool=case.tool, calibration=False, mul_impl=case.mul_impl)["warnings"]
-        said = next((k for k in ("will likely fail", "may fail") if any(k in w for w in warned)), "none")
-        verdicts[said].append({"id": case.id, "missed": achieved > clock})
+        risk = estimate_specs(case.specs, case.part, case.clock_ns, case.io_type, case.uncertainty,
+                              tool=case.tool, calibration=False, mul_impl=case.mul_impl)["timing_risk"]
+        verdicts[risk or "none"].append({"id": case.id, "missed": achieved > clock})
     return {said: {"designs": len(rows), "missed_timing": sum(r["missed"] for r in rows),
-                   "missed": [r["id"] for r in rows if r["missed"]] if said != "will likely fail" else None,
-                   "met": [r["id"] for r in rows if not r["missed"]] if said == "will likely fail" else None}
+                   "missed": [r["id"] for r in rows if r["missed"]] if said != "likely_fail" else None,
+                   "met": [r["id"] for r in rows if not r["missed"]] if said == "likely_fail" else None}
             for said, rows in verdicts.items()}
 
 

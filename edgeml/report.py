@@ -194,6 +194,7 @@ def model_summary(rec: ModelRecord) -> dict:
         "estimate": {**{k: r.get(k) for k in ("dsp", "lut", "ff", "bram_18k", "uram", "latency_min", "latency_max",
                                               "latency_ns", "ii", "fits")},
                      "basis": r.get("basis", "csynth"),
+                     "timing_risk": (rec.estimate or {}).get("timing_risk"),
                      "percentages": part_percentages(r),
                      "ranges": {k[: -len("_range")]: v for k, v in ranges.items() if k.endswith("_range")} or None},
         "cost_lut_equivalent": rec.cost(),
@@ -472,9 +473,20 @@ def table_rows(records: list[ModelRecord], front: list[str]) -> list[list[str]]:
             _fmt(e["latency_ns"], "{:,.1f}"),
             _fmt(e["ii"], "{}"),
             _part_share(e["percentages"]),
-            NOT_AVAILABLE if e["fits"] is None else ("yes" if e["fits"] else "no"),
+            _fits_text(e),
         ])
     return rows
+
+
+# the estimate's verdict on timing closure at the run's part and clock (docs/estimate.md, warnings)
+TIMING_RISK = {"likely_fail": "timing will likely fail", "may_fail": "timing tight, may fail"}
+
+
+def _fits_text(e: dict) -> str:
+    """'yes' / 'no', and what the estimate says of timing closure."""
+    fits = NOT_AVAILABLE if e["fits"] is None else ("yes" if e["fits"] else "no")
+    timing = TIMING_RISK.get(e.get("timing_risk"))
+    return f"{fits} ({timing})" if timing else fits
 
 
 def _basis_text(records: list[ModelRecord]) -> str:

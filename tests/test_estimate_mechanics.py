@@ -703,8 +703,8 @@ def _timing_warnings_of(in_type, weights, weight_type, rf=1, part="xc7z020clg400
     spec = LayerSpec("fc1", "dense", reuse_factor=rf, n_in=w.shape[0], n_out=w.shape[1], weights=w,
                      in_type=parse_type(in_type), weight_type=parse_type(weight_type),
                      accum_type=parse_type("ap_fixed<24,10>"), result_type=parse_type("ap_fixed<16,6>"))
-    warnings = estimate_specs([spec], part, clock, tool="vivado-2020.1", calibration=False)["warnings"]
-    return [w for w in warnings if "fc1" in w]
+    result = estimate_specs([spec], part, clock, tool="vivado-2020.1", calibration=False)
+    return [w for w in result["warnings"] if "fc1" in w], result["timing_risk"]
 
 
 def test_timing_warnings_follow_what_hls_can_pipeline():
@@ -717,9 +717,10 @@ def test_timing_warnings_follow_what_hls_can_pipeline():
     rng = np.random.default_rng(4)
     many_digits = rng.choice([85, -107, 91, -75, 109, 77], size=(16, 8))  # 8-bit constants of 4-5 signed digits
     wide = rng.integers(5000, 30000, size=(16, 8)) * rng.choice([-1, 1], size=(16, 8))
-    lut = _timing_warnings_of("ap_fixed<8,3>", many_digits, "ap_fixed<8,3>")
-    assert len(lut) == 1 and "will likely fail" in lut[0] and "LUTs" in lut[0]
-    assert _timing_warnings_of("ap_fixed<16,6>", wide, "ap_fixed<16,6>") == []
-    shared = _timing_warnings_of("ap_fixed<16,6>", wide, "ap_fixed<16,6>", rf=2)
-    assert len(shared) == 1 and "may fail" in shared[0]
-    assert _timing_warnings_of("ap_fixed<8,3>", many_digits, "ap_fixed<8,3>", part="xcu250-figd2104-2L-e") == []
+    lut, risk = _timing_warnings_of("ap_fixed<8,3>", many_digits, "ap_fixed<8,3>")
+    assert len(lut) == 1 and "will likely fail" in lut[0] and "LUTs" in lut[0] and risk == "likely_fail"
+    assert _timing_warnings_of("ap_fixed<16,6>", wide, "ap_fixed<16,6>") == ([], None)
+    shared, risk = _timing_warnings_of("ap_fixed<16,6>", wide, "ap_fixed<16,6>", rf=2)
+    assert len(shared) == 1 and "may fail" in shared[0] and risk == "may_fail"
+    fast = _timing_warnings_of("ap_fixed<8,3>", many_digits, "ap_fixed<8,3>", part="xcu250-figd2104-2L-e")
+    assert fast == ([], None)

@@ -75,3 +75,26 @@ def test_report_budget_line_gives_each_share_of_the_part():
     line = budget_line(budget, budgets.limits(budget))
     assert line.startswith("LUT ≤ 15,960 (30% of xc7z020), DSP ≤ 1.1 (0.5% of xc7z020)"), line
     assert line.endswith("latency ≤ 300 ns, II ≤ 5 clocks"), line
+
+
+def test_front_model_carries_the_timing_verdict_of_its_part_and_clock(tmp_path):
+    """A front model's firmware row says whether its firmware will close timing at the budget's part and clock:
+    8-bit products on LUTs are slower than a 5 ns clock on a 7-series part (csynth missed timing on every such
+    ground-truth design) but not on UltraScale+."""
+    import numpy as np
+    import tensorflow as tf
+
+    from edgeml.modelio import save_model
+    from edgeml.search.front import firmware_test_accuracy
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([tf.keras.layers.Dense(8, activation="relu", input_shape=(16,), name="fc1"),
+                                 tf.keras.layers.Dense(5, activation="softmax", name="output")])
+    path = save_model(model, tmp_path / "m.h5")
+    rng = np.random.default_rng(0)
+    jets = tmp_path / "jets.npz"
+    np.savez(jets, X=rng.normal(size=(50, 16)).astype(np.float32), y=rng.integers(0, 5, 50))
+    narrow = {"Precision": "ap_fixed<8,3>", "ClockPeriod": 5.0, "IOType": "io_parallel", "Strategy": "Latency"}
+    risk = {part: firmware_test_accuracy(path, {**narrow, "Part": part}, jets, tmp_path / part)["timing_risk"]
+            for part in ("xc7z020clg400-1", "xcu250-figd2104-2L-e")}
+    assert risk == {"xc7z020clg400-1": "likely_fail", "xcu250-figd2104-2L-e": None}

@@ -38,6 +38,7 @@ def search_command(config, trials, workers, address, run_dir, resume, epochs, ti
     from edgeml.paths import packaged_configs
     from edgeml.search import json_result, search
     from edgeml.search.records import read_trials
+    from edgeml.report import TIMING_RISK
 
     for name, value in (("--trials", trials), ("--workers", workers), ("--epochs", epochs)):
         if value is not None and value < 1:
@@ -57,7 +58,8 @@ def search_command(config, trials, workers, address, run_dir, resume, epochs, ti
         ebops = f", EBOPs {f['ebops']:,}" if f.get("ebops") is not None else ""
         click.echo(f"  {f.get('model', f['design_id'])} ({f['method']}): val acc {f['accuracy_val']:.4f}, firmware "
                    f"test acc {f.get('accuracy_test', float('nan')):.4f}, cost {f['cost']:,.0f}, LUT {f['lut']:,}, "
-                   f"DSP {f['dsp']}, latency {f['latency_ns']:g} ns, BOPs {f['bops']:,}{ebops}")
+                   f"DSP {f['dsp']}, latency {f['latency_ns']:g} ns, BOPs {f['bops']:,}{ebops}"
+                   + (f", {TIMING_RISK[f['timing_risk']]}" if f.get("timing_risk") else ""))
     click.echo(f"report: {Path(summary['run_dir']) / 'search_report.html'}")
 
 

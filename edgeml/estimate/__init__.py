@@ -156,7 +156,8 @@ def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: 
     else:
         out_total["fits"] = post["fits"] = None
         warnings.append(f"part {part!r} is not in the device table ({', '.join(devices.DEVICES)}): no percentages")
-    warnings += _timing_warnings(specs, layers, device, clock_ns, uncertainty, co)
+    timing_warnings, risk = _timing_check(specs, layers, device, clock_ns, uncertainty, co)
+    warnings += timing_warnings
     da_layers = [e.name for e in layers if e.info.get("priced_by") == "da4ml"]
     notes = []
     if da_layers:
@@ -180,6 +181,7 @@ def estimate_specs(specs: list[LayerSpec], part: str, clock_ns: float, io_type: 
         "ranges_coverage": co.get("ranges", {}).get("coverage"),
         "extrapolation": {"reasons": reasons, "range_widening": widen},
         "calibration": applied,
+        "timing_risk": risk,
         "warnings": warnings,
         "notes": notes,
     }
@@ -337,8 +339,9 @@ def _layer_dict(spec: LayerSpec, est, ranges: dict, widen: float = 1.0) -> dict:
     return d
 
 
-def _timing_warnings(specs, layers, device, clock_ns, uncertainty, co) -> list[str]:
-    """Layers whose multiply-add is slower than the usable clock, by what HLS can do about it.
+def _timing_check(specs, layers, device, clock_ns, uncertainty, co) -> tuple[list[str], str | None]:
+    """Warnings on layers whose multiply-add is slower than the usable clock, by what HLS can do about it, and the
+    verdict in a word: 'likely_fail', 'may_fail' or None.
 
     A multiplication bound to LUTs is one combinational operation that HLS cannot cut with a register: such a
     layer misses timing (csynth's estimated clock above the target on every ground-truth design that has one:
@@ -361,10 +364,10 @@ def _timing_warnings(specs, layers, device, clock_ns, uncertainty, co) -> list[s
     out = []
     if fabric:
         out.append(f"{', '.join(fabric)}: multiplications bound to LUTs, which HLS cannot pipeline, need {where}: "
-                   "timing will likely fail; lengthen ClockPeriod or widen the operands onto DSPs")
+                   "timing will likely fail; lengthen ClockPeriod")
     if shared:
         out.append(f"{', '.join(shared)}: a shared multiplier with its ReuseFactor multiplexer needs {where}: "
                    "timing is tight and may fail")
     if clock_ns < 2.5:
         out.append(f"clock period {clock_ns} ns is below what HLS designs usually close on these parts (~2.5-3 ns)")
-    return out
+    return out, ("likely_fail" if fabric else "may_fail" if shared else None)

@@ -60,7 +60,8 @@ def firmware_test_accuracy(model_path: Path, hls: dict, test_jets: Path, project
     c = report["csim"]
     engine = "NumPy emulator (bit-exact)" if c.get("engine") == "emulate" else "hls4ml C-simulation (g++)"
     return {"accuracy_test": float(c["accuracy_csim"]), "accuracy_test_keras": float(c["accuracy_keras"]),
-            "n_test": int(c["n"]), "test_engine": engine}
+            "n_test": int(c["n"]), "test_engine": engine,
+            "timing_risk": (report.get("estimate") or {}).get("timing_risk")}
 
 
 def reference_models_dir() -> Path | None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from edgeml.io import write_text
-from edgeml.report import _CSS, _png, _pyplot
+from edgeml.report import _CSS, TIMING_RISK, _png, _pyplot
 
 COST_LABEL = {"lut_dsp": "LUT + 55·DSP", "latency": "latency (ns)", "bops": "BOPs"}
 STATUS_COLOR = {"completed": "#1f77b4", "infeasible": "#bbbbbb"}
@@ -156,17 +156,18 @@ def budget_line(budget: dict, limits: dict) -> str:
 def _table(summary: dict) -> str:
     esc = html.escape
     cols = ["model", "method", "architecture", "val acc", "test acc (firmware)", "LUT", "DSP", "FF", "latency ns",
-            "II", "BOPs", "EBOPs", "nonzero params"]
+            "II", "BOPs", "EBOPs", "nonzero params", "timing"]
     rows = []
     for f in summary["front"]:
         rows.append([f.get("model", f["design_id"]), f.get("method") or "qkeras", f.get("architecture", ""),
                      f"{f['accuracy_val']:.4f}", f"{f['accuracy_test']:.4f}" if "accuracy_test" in f else "—",
                      f"{f['lut']:,}", f"{f['dsp']:,}", f"{f['ff']:,}", f"{f['latency_ns']:g}", str(f["ii"]),
-                     f"{f['bops']:,}", _count(f.get("ebops")), f"{f['params']:,}"])
+                     f"{f['bops']:,}", _count(f.get("ebops")), f"{f['params']:,}",
+                     TIMING_RISK.get(f.get("timing_risk"), "")])
     for name, r in summary["reference"].items():
         rows.append([f"{name} (reference)", r.get("method", "qkeras"), "", "—", f"{r['accuracy_test']:.4f} (Keras)",
                      f"{r['lut']:,}", f"{r['dsp']:,}", f"{r['ff']:,}", f"{r['latency_ns']:g}", str(r["ii"]),
-                     f"{r['bops']:,}", _count(r.get("ebops")), f"{r['params']:,}"])
+                     f"{r['bops']:,}", _count(r.get("ebops")), f"{r['params']:,}", ""])
     return ("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>"
             + "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in rows)
             + "</tbody></table>")
