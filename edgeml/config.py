@@ -228,8 +228,11 @@ COMPRESSION_SECTION = Section(
                                  "(beta held at the snapshot's): the weights recover accuracy that the penalty "
                                  "took, at the same bits. Each fine-tuned epoch joins the front.", {
                 "epochs": Key(int, 0, "Epochs per fine-tuned snapshot; 0: no fine-tuning.", min=0, max=10000),
-                "snapshots": Key(int, 8, "Snapshots fine-tuned per training: the cheapest (fewest EBOPs) whose "
-                                 "validation accuracy is at least min_val_accuracy.", min=1, max=1000),
+                "snapshots": Key(int, 8, "Snapshots fine-tuned per training, among those whose validation "
+                                 "accuracy is at least min_val_accuracy (which ones: select).", min=1, max=1000),
+                "select": Key(str, "cheapest", "Which snapshots: 'cheapest' (fewest EBOPs: the cheap end of the "
+                              "front) or 'spread' (evenly along the front above the floor, its cheapest and most "
+                              "accurate included: every accuracy level).", choices=("cheapest", "spread")),
                 "min_val_accuracy": Key(float, 0.0, "Fine-tune only snapshots at least this accurate on the "
                                         "validation jets (the operating region of the front).", min=0.0, max=1.0),
                 "learning_rate": Key(float, None, "Adam learning rate of the fine-tuning; null: a third of the "

@@ -163,7 +163,8 @@ def test_fine_tuning_trains_the_weights_of_front_snapshots_at_their_frozen_bits(
     settings = cfgmod.validate({"compression": hgq_section(beta={"start": 1e-6, "end": 1e-3})})["compression"]
     job = hgq._plan(settings, splits, None, None, None, 5, None).jobs[0]
     kept, _, model = hgq._fit(job, progress=False, autotune_input=False)
-    job.h = {**job.h, "fine_tune": {"epochs": 3, "snapshots": 1, "min_val_accuracy": 0.0, "learning_rate": 0.01}}
+    job.h = {**job.h, "fine_tune": {"epochs": 3, "snapshots": 1, "min_val_accuracy": 0.0, "learning_rate": 0.01,
+                                    "select": "cheapest"}}
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     bits = [i for i, w in enumerate(model.weights) if w.name.endswith("_bw:0")]
     kernels = [i for i, w in enumerate(model.weights) if w.name.endswith("kernel:0")]
@@ -317,3 +318,17 @@ def test_distributed_arithmetic_firmware_is_bit_identical_to_latency_in_csim(fro
     b = np.load(tmp_path / "lat_prj" / "predictions.npz")
     key = "csim"
     np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_fine_tune_parents_cheapest_or_spread_above_the_floor():
+    from edgeml.compress.hgq import fine_tune_parents
+
+    kept = [{"acc": 0.70 + 0.005 * i, "bops": 5000 - 100 * i} for i in range(12)]  # more accurate, fewer EBOPs
+    kept = list(reversed(kept))[::2] + list(reversed(kept))[1::2]  # any order
+    above = sorted((k for k in kept if k["acc"] >= 0.72), key=lambda k: k["bops"])  # 8 snapshots, 0.72..0.755
+    ft = {"snapshots": 3, "min_val_accuracy": 0.72}
+    assert fine_tune_parents(kept, {**ft, "select": "cheapest"}) == above[:3]
+    spread = fine_tune_parents(kept, {**ft, "select": "spread"})
+    assert spread == [above[0], above[4], above[7]]  # both ends and the middle
+    assert fine_tune_parents(kept, {**ft, "snapshots": 20, "select": "spread"}) == above
+    assert fine_tune_parents(kept, {**ft, "min_val_accuracy": 0.99, "select": "spread"}) == []

@@ -6,8 +6,8 @@ bit width per element. The loss is the task loss + beta * EBOPs (HGQ's effective
 a resource proxy) + bits_l1 * sum(bit widths); a weight that learns 0 bits is zero, pruned.
 
 One training is a whole front: beta ramps from ``hgq.beta.start`` to ``hgq.beta.end`` and every
-epoch is a different accuracy/EBOPs trade-off. ``hgq.fine_tune`` then trains the cheapest snapshots
-above an accuracy floor a few epochs more with every bit width frozen and beta held: the penalty pulled
+epoch is a different accuracy/EBOPs trade-off. ``hgq.fine_tune`` then trains some snapshots (the
+cheapest, or spread along the front) above an accuracy floor a few epochs more with every bit width frozen and beta held: the penalty pulled
 their weights off the task as well as their bits down, and the weights win back part of that accuracy
 at the same bits (on the tutorial network at 0.71-0.73, about half a point at equal EBOPs).
 ``train_hgq`` keeps every epoch that no other epoch beats on both (validation accuracy up, EBOPs
@@ -371,13 +371,12 @@ def _fit(job: _FitJob, progress: bool | None, autotune_input: bool) -> tuple[lis
 
 
 def _fine_tune(model, kept: list[dict], job: _FitJob, loss, progress: bool | None, autotune_input: bool) -> list[dict]:
-    """``hgq.fine_tune`` of the cheapest of ``kept`` above the floor: each one's raw front of fine-tuned epochs."""
+    """``hgq.fine_tune`` of some of ``kept`` above the floor: each one's raw front of fine-tuned epochs."""
     from edgeml.progress import Progress
     from edgeml.train import fit_inputs
 
     ft = job.h["fine_tune"]
-    parents = sorted((k for k in kept if k["acc"] >= ft["min_val_accuracy"]), key=lambda k: k["bops"])
-    parents = parents[:ft["snapshots"]]
+    parents = fine_tune_parents(kept, ft)
     inputs = fit_inputs(job.X_train, job.y_train, job.X_val, job.y_val, job.h["batch_size"], ft["epochs"],
                         autotune_input)
     learning_rate = ft["learning_rate"] or job.learning_rate / 3
@@ -391,6 +390,17 @@ def _fine_tune(model, kept: list[dict], job: _FitJob, loss, progress: bool | Non
             points += [{**k, "epoch": parent["epoch"], "fine_tune_epoch": k["epoch"]} for k in training.kept]
             bar.update(1)
     return points
+
+
+def fine_tune_parents(kept: list[dict], ft: dict) -> list[dict]:
+    """The snapshots ``hgq.fine_tune`` trains further: of those at or above ``min_val_accuracy``, ordered by EBOPs,
+    the ``snapshots`` cheapest, or (``select: spread``) as many evenly spaced along that order, both ends included."""
+    eligible = sorted((k for k in kept if k["acc"] >= ft["min_val_accuracy"]), key=lambda k: k["bops"])
+    n = min(ft["snapshots"], len(eligible))
+    if ft["select"] == "cheapest" or n < 2:
+        return eligible[:n]
+    step = (len(eligible) - 1) / (n - 1)
+    return [eligible[round(i * step)] for i in range(n)]
 
 
 def _compile(model, loss, learning_rate: float) -> None:
