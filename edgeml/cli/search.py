@@ -36,9 +36,9 @@ def search_command(config, trials, workers, address, run_dir, resume, epochs, ti
     from edgeml.cli.run import DEFAULT_CONFIG
     from edgeml.errors import InputError
     from edgeml.paths import packaged_configs
+    from edgeml.report import TIMING_RISK
     from edgeml.search import json_result, search
     from edgeml.search.records import read_trials
-    from edgeml.report import TIMING_RISK
 
     for name, value in (("--trials", trials), ("--workers", workers), ("--epochs", epochs)):
         if value is not None and value < 1:

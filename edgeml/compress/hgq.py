@@ -7,9 +7,10 @@ a resource proxy) + bits_l1 * sum(bit widths); a weight that learns 0 bits is ze
 
 One training is a whole front: beta ramps from ``hgq.beta.start`` to ``hgq.beta.end`` and every
 epoch is a different accuracy/EBOPs trade-off. ``hgq.fine_tune`` then trains some snapshots (the
-cheapest, or spread along the front) above an accuracy floor a few epochs more with every bit width frozen and beta held: the penalty pulled
-their weights off the task as well as their bits down, and the weights win back part of that accuracy
-at the same bits (on the tutorial network at 0.71-0.73, about half a point at equal EBOPs).
+cheapest, or spread along the front) above an accuracy floor a few epochs more with every bit width
+frozen and beta held: the penalty pulled their weights off the task as well as their bits down, and the
+weights win back part of that accuracy at the same bits (on the tutorial network at 0.71-0.73, about
+half a point at equal EBOPs).
 ``train_hgq`` keeps every epoch that no other epoch beats on both (validation accuracy up, EBOPs
 down), fine-tuned ones included, then calibrates each kept snapshot on the
 training jets (``trace_minmax``: the integer bits and the exact EBOPs come from the ranges the
