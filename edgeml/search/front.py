@@ -95,13 +95,13 @@ def references(cfg: dict, search: dict) -> dict:
         metrics = read_json(folder / f"{name}_metrics.json")
         model = load_model(folder / f"{name}.h5")
         with tempfile.TemporaryDirectory(prefix="edgeml-ref-") as tmp:
-            total = budgets.ranked(estimate(build_hls_model(model, hls, tmp),
-                                            basis=cfgmod.estimate_basis(cfg)))
+            result = estimate(build_hls_model(model, hls, tmp), basis=cfgmod.estimate_basis(cfg))
+        total = budgets.ranked(result)
         row = {"accuracy_test": float(metrics["accuracy"]), "lut": int(round(total["lut"])),
                "dsp": int(round(total["dsp"])), "ff": int(round(total["ff"])), "bram": float(total["bram_18k"]),
                "latency_ns": float(total["latency_ns"]), "ii": int(total["ii"]), "bops": int(metrics["bops"]),
                "ebops": qkeras_ebops(model_cost(model)), "params": int(metrics["nonzero_weights"]),
-               "method": spaces.QKERAS, "source": str(folder / f"{name}.h5")}
+               "method": spaces.QKERAS, "source": str(folder / f"{name}.h5"), "timing_risk": result["timing_risk"]}
         row["cost"] = cost_of(row, search["objective"])
         out[name] = row
     return out

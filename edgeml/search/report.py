@@ -162,15 +162,18 @@ def _table(summary: dict) -> str:
         rows.append([f.get("model", f["design_id"]), f.get("method") or "qkeras", f.get("architecture", ""),
                      f"{f['accuracy_val']:.4f}", f"{f['accuracy_test']:.4f}" if "accuracy_test" in f else "—",
                      f"{f['lut']:,}", f"{f['dsp']:,}", f"{f['ff']:,}", f"{f['latency_ns']:g}", str(f["ii"]),
-                     f"{f['bops']:,}", _count(f.get("ebops")), f"{f['params']:,}",
-                     TIMING_RISK.get(f.get("timing_risk"), "")])
+                     f"{f['bops']:,}", _count(f.get("ebops")), f"{f['params']:,}", _timing(f)])
     for name, r in summary["reference"].items():
         rows.append([f"{name} (reference)", r.get("method", "qkeras"), "", "—", f"{r['accuracy_test']:.4f} (Keras)",
                      f"{r['lut']:,}", f"{r['dsp']:,}", f"{r['ff']:,}", f"{r['latency_ns']:g}", str(r["ii"]),
-                     f"{r['bops']:,}", _count(r.get("ebops")), f"{r['params']:,}", ""])
+                     f"{r['bops']:,}", _count(r.get("ebops")), f"{r['params']:,}", _timing(r)])
     return ("<table><thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>"
             + "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in rows)
             + "</tbody></table>")
+
+
+def _timing(row: dict) -> str:
+    return TIMING_RISK.get(row.get("timing_risk"), "")
 
 
 def _count(value) -> str:
