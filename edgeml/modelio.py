@@ -27,14 +27,33 @@ def hgq_objects() -> dict:
     import HGQ.proxy
     from HGQ.utils import MonoL1
 
+    _let_keras_format_rebuild_hgq(MonoL1, HGQ.layers.Signature)
     objects = {"MonoL1": MonoL1, "FixedPointQuantizer": HGQ.proxy.FixedPointQuantizer,
                "UnaryLUT": HGQ.proxy.UnaryLUT}
     for name in dir(HGQ.layers):
         cls = getattr(HGQ.layers, name)
-        if isinstance(cls, type) and cls.__module__.startswith("HGQ.layers") and name[:1] in "HP":
+        # Signature: the input layer of a model whose inputs are already fixed-point (HQuantize's alternative)
+        if isinstance(cls, type) and cls.__module__.startswith("HGQ.layers") and (name[:1] in "HP"
+                                                                                  or name == "Signature"):
             objects[name] = cls
     objects.update({f"HGQ>{name}": cls for name, cls in list(objects.items())})
     return objects
+
+
+def _let_keras_format_rebuild_hgq(mono_l1, signature) -> None:
+    """HGQ 0.2.6 saves to `.keras` files it cannot load back: its bit-width regulariser has no ``from_config``, and
+    ``Signature.build`` adds a tuple to the list of dimensions the file restores. Keras finds both classes in its
+    global registry (HGQ's) before any custom object we pass, so the classes themselves are mended, once."""
+    if not hasattr(mono_l1, "from_config"):
+        mono_l1.from_config = classmethod(lambda cls, config: cls(**config))
+    if not getattr(signature.build, "_takes_lists", False):
+        build = signature.build
+
+        def build_from_any_shape(self, input_shape):
+            return build(self, tuple(input_shape))
+
+        build_from_any_shape._takes_lists = True
+        signature.build = build_from_any_shape
 
 
 def load_model(path: str | Path, compile: bool = False, weights: str | Path | None = None):
@@ -70,7 +89,7 @@ def _load_keras(path: Path, compile: bool):
             model = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         hint = ""
-        if path.is_file() and "PruneLowMagnitude" in json.dumps(_h5_model_config(path) or {}):
+        if path.suffix.lower() in (".h5", ".hdf5") and "PruneLowMagnitude" in json.dumps(_h5_model_config(path) or {}):
             # TF 2.14 cannot rebuild tfmot pruning wrappers around QKeras layers from HDF5
             hint = "; save the model after tfmot.sparsity.keras.strip_pruning() and convert that file"
         raise InputError(f"cannot load model {path}: {_first_line(e)}{hint}") from None

@@ -249,3 +249,22 @@ def test_distributed_arithmetic_agrees_in_three_engines(kind, tmp_path):
 def test_emulator_csim_and_proxy_agree_on_layerwise_hgq_models_in_io_stream(kind, tmp_path):
     b = built(kind, layerwise=True)
     _assert_bit_exact(_convert(b.proxy, b.X, tmp_path, io_type="io_stream", engine="both"), ("emulate", "csim"))
+
+
+def test_a_softmax_output_is_named_as_the_one_layer_the_proxy_cannot_match():
+    """A softmax reads all its inputs at once: no UnaryLUT export makes it exact, so the note says where the
+    comparison stops instead of advising one."""
+    import HGQ
+    import tensorflow as tf
+    from HGQ.layers import HActivation
+
+    from edgeml.firmware.hgq_proxy import inexact_notes
+
+    tf.keras.utils.set_random_seed(0)
+    i = tf.keras.Input((8,))
+    x = HGQ.HDense(3, beta=BETA, name="fc")(HGQ.HQuantize(beta=BETA, name="inq")(i))
+    model = tf.keras.Model(i, HActivation("softmax", beta=BETA, name="prob")(x))
+    HGQ.trace_minmax(model, np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32), verbose=False)
+    notes = inexact_notes(HGQ.to_proxy_model(model, unary_lut_max_table_size=1024))
+    assert len(notes) == 1 and "prob (softmax) is hls4ml's table softmax" in notes[0]
+    assert "unary_lut_max_table_size" not in notes[0] and "\n" not in notes[0]

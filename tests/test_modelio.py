@@ -51,6 +51,31 @@ def test_full_h5_and_savedmodel_round_trip(tmp_path):
         np.testing.assert_allclose(load_model(path).predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
 
 
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_full_hgq_models_round_trip_in_both_keras_formats(suffix, tmp_path):
+    """A Signature input (HGQ's layer for inputs already in fixed point) and the `.keras` format, whose rebuild of
+    HGQ's MonoL1 regulariser needs a from_config HGQ does not define: both as HGQ users save them."""
+    import HGQ
+    from HGQ.layers import PDropout, PFlatten, PPermute, Signature
+
+    tf.keras.utils.set_random_seed(0)
+    i = tf.keras.Input((6, 4))
+    x = Signature(keep_negative=1, bits=6, int_bits=2, name="sig")(i)
+    x = PPermute((2, 1))(x)
+    x = HGQ.HConv1D(3, 2, activation="relu", beta=1e-5, name="conv")(x)
+    x = PDropout(0.1)(PFlatten()(x))
+    model = tf.keras.Model(i, HGQ.HDense(3, beta=1e-5, name="out")(x))
+    x = np.round(np.random.default_rng(0).normal(size=(8, 6, 4)) * 16).astype(np.float32) / 16
+    path = tmp_path / f"hgq{suffix}"
+    if suffix == ".h5":
+        save_model(model, path)
+    else:
+        model.save(path)
+    loaded = load_model(path)
+    assert [type(layer).__name__ for layer in loaded.layers][1] == "Signature"
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
 def test_missing_corrupt_and_weights_only_files_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_model(tmp_path / "nope.h5")

@@ -89,13 +89,22 @@ def table_activations(model) -> list[str]:
 
 
 def inexact_notes(model) -> list[str]:
-    """The one-line warning for a proxy model with table activations (empty if it has none)."""
+    """One-line warnings for a proxy model with table activations (empty if it has none). A softmax reads every
+    output at once, which no element-wise UnaryLUT can hold, so only the element-wise ones get the export advice."""
     layers = table_activations(model)
-    if not layers:
-        return []
-    return [f"HGQ proxy: activation(s) {', '.join(layers)} are hls4ml lookup tables in the firmware while the proxy "
-            "computes them in float, so firmware and proxy can differ from there on (proxy_vs_*); export the proxy "
-            f"with HGQ.to_proxy_model(model, unary_lut_max_table_size={UNARY_LUT_ENTRIES}) for bit-exact tables"]
+    softmax = [entry for entry in layers if entry.endswith("(softmax)")]
+    elementwise = [entry for entry in layers if entry not in softmax]
+    notes = []
+    if elementwise:
+        notes.append(f"HGQ proxy: activation(s) {', '.join(elementwise)} are hls4ml lookup tables in the firmware "
+                     "while the proxy computes them in float, so firmware and proxy can differ from there on "
+                     "(proxy_vs_*); export the proxy with HGQ.to_proxy_model(model, "
+                     f"unary_lut_max_table_size={UNARY_LUT_ENTRIES}) for bit-exact tables")
+    if softmax:
+        notes.append(f"HGQ proxy: {', '.join(softmax)} is hls4ml's table softmax in the firmware while the proxy "
+                     "computes it in float, so firmware and proxy differ in that layer's outputs (proxy_vs_* holds "
+                     "up to the layer before it; the emulator reproduces the firmware's softmax)")
+    return notes
 
 
 def stream_refusal(model, io_type: str) -> str | None:
