@@ -143,6 +143,17 @@ def test_resource_multiplexers_follow_the_kernel_variant(rf, n_in, n_out, expect
     assert resource_mux_bits(n_in, n_out, rf, units, in_bits=16, acc_bits=24) == expected
 
 
+@pytest.mark.parametrize("case", ["AK_arrythmia_dsp_rf2", "AK_har_lut_rf2", "AK_mnist_dsp_rf2"])
+def test_latency_rf_gt_1_interval_is_never_below_the_layer_depth(shared_dir, case):
+    """Few multiplications left for the shared multipliers does not make a dense layer restart every cycle: a layer
+    not overlapped restarts after its last cycle, so at RF 2 the interval is 2 (csynth: every module of these)."""
+    total, report, result = _total_and_report(shared_dir, case)
+    assert result["settings"]["reuse_factors"] == [2]
+    assert total["ii"] == report["ii"] == 2
+    dense = [layer for layer in result["layers"] if layer["kind"] == "dense"]
+    assert any(layer["details"]["mul_ops"] <= layer["details"]["multipliers"] for layer in dense)
+
+
 def test_resource_registers_do_not_grow_with_reuse_factor():
     """The rewind pipeline holds inputs, outputs and a few values per multiplier: fewer multipliers, fewer registers
     (csynth O6 vs O8 dense: 3848 FF at RF 8, 2253 at RF 64)."""

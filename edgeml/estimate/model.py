@@ -277,6 +277,12 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
+            if spec.kind == "dense":
+                # and a dense layer whose depth is below RF is not overlapped: the next call starts when this one is
+                # done, one cycle after its last (csynth: interval = latency + 1 in every RF > 1 Latency module of I,
+                # J and AK_*, and in wa-hls4ml's single layers at RF 512 and 1024; interval = RF where the depth
+                # exceeds it). A convolution's kernel runs inside its pixel loop, where this does not carry over.
+                est.ii = min(rf, est.cycles + 1)
             mul_ops = ops
             # the unrolled adder trees are the RF 1 ones (one adder per nonzero product) and HLS cuts them with
             # registers the same way: the RF 1 pipeline-register term with the tree's own depth (AK_* RF 2: csynth
