@@ -65,7 +65,7 @@ def test_full_hgq_models_round_trip_in_both_keras_formats(suffix, tmp_path):
     x = HGQ.HConv1D(3, 2, activation="relu", beta=1e-5, name="conv")(x)
     x = PDropout(0.1)(PFlatten()(x))
     model = tf.keras.Model(i, HGQ.HDense(3, beta=1e-5, name="out")(x))
-    x = np.round(np.random.default_rng(0).normal(size=(8, 6, 4)) * 16).astype(np.float32) / 16
+    events = np.round(np.random.default_rng(0).normal(size=(8, 6, 4)) * 16).astype(np.float32) / 16
     path = tmp_path / f"hgq{suffix}"
     if suffix == ".h5":
         save_model(model, path)
@@ -73,7 +73,7 @@ def test_full_hgq_models_round_trip_in_both_keras_formats(suffix, tmp_path):
         model.save(path)
     loaded = load_model(path)
     assert [type(layer).__name__ for layer in loaded.layers][1] == "Signature"
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_array_equal(loaded.predict(events, verbose=0), model.predict(events, verbose=0))
 
 
 def test_missing_corrupt_and_weights_only_files_are_one_line_errors(tmp_path):

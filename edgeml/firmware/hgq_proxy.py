@@ -79,12 +79,12 @@ def _calibration_inputs(model, model_path: Path, cfg: dict, data):
 EXACT_ACTIVATIONS = ("relu", "linear")
 
 
-def table_activations(model) -> list[str]:
-    """Proxy-model Activation layers hls4ml computes with its own lookup table (sigmoid, tanh, ...), where
-    HGQ's proxy computes the function in float32: the firmware differs from the proxy there."""
+def table_activations(model) -> list[tuple[str, str]]:
+    """(layer, activation) of the proxy-model Activation layers hls4ml computes with its own lookup table (sigmoid,
+    tanh, softmax, ...), where HGQ's proxy computes the function in float32: the firmware differs from it there."""
     if not is_proxy_model(model):
         return []
-    return [f"{layer.name} ({layer.get_config()['activation']})" for layer in model.layers
+    return [(layer.name, layer.get_config()["activation"]) for layer in model.layers
             if type(layer).__name__ == "Activation" and layer.get_config()["activation"] not in EXACT_ACTIVATIONS]
 
 
@@ -92,8 +92,8 @@ def inexact_notes(model) -> list[str]:
     """One-line warnings for a proxy model with table activations (empty if it has none). A softmax reads every
     output at once, which no element-wise UnaryLUT can hold, so only the element-wise ones get the export advice."""
     layers = table_activations(model)
-    softmax = [entry for entry in layers if entry.endswith("(softmax)")]
-    elementwise = [entry for entry in layers if entry not in softmax]
+    softmax = [f"{name} ({act})" for name, act in layers if act == "softmax"]
+    elementwise = [f"{name} ({act})" for name, act in layers if act != "softmax"]
     notes = []
     if elementwise:
         notes.append(f"HGQ proxy: activation(s) {', '.join(elementwise)} are hls4ml lookup tables in the firmware "
