@@ -43,12 +43,12 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
 LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "lut_elem",
             "lut_pool", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo", "lut_da")
-FF_BASE = ("ff_pipe", "ff_rf", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_elem", "ff_ctrl", "ff_line", "ff_fifo",
-           "ff_wfifo", "ff_da")
+FF_BASE = ("ff_pipe", "ff_rf", "ff_hold", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_elem", "ff_ctrl", "ff_line",
+           "ff_fifo", "ff_wfifo", "ff_da")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo", "str.ff_wfifo")
 SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "ff_pipe",
-                 "ff_rf", "ff_rsel", "ff_rmul", "ff_ctrl", "lut_da", "ff_da")
+                 "ff_rf", "ff_hold", "ff_rsel", "ff_rmul", "ff_ctrl", "lut_da", "ff_da")
 IO_PREFIX = {"io_parallel": "par", "io_stream": "str"}
 
 
@@ -85,8 +85,8 @@ DEFAULT_COEFFICIENTS = {
                          # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
                          "lut_da": 1.0}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
-           for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0, "ff_stream": 1.0,
-                        "ff_elem": 1.0, "ff_ctrl": 500.0,
+           for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_hold": 1.0, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0,
+                        "ff_stream": 1.0, "ff_elem": 1.0, "ff_ctrl": 500.0,
                         # ff_wfifo: a Vitis HLS stream FIFO is one channel of the whole packed word, held in two
                         # registers of its width whatever its depth (Q's csynth FIFO table: 516 FF for a 256-bit
                         # depth-1 FIFO, 260 for 96 bits, 537 for a 256-bit BRAM FIFO of depth 128)
@@ -287,10 +287,14 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # the unrolled adder trees are the RF 1 ones (one adder per nonzero product) and HLS cuts them with
             # registers the same way: the RF 1 pipeline-register term with the tree's own depth (AK_* RF 2: csynth
             # FF ~70% of RF 1, not the few hundred the partial sums alone give)
+            # `config_op mul -impl fabric` moves the multiplications out of the DSPs but not their pipeline
+            # registers out of the count: csynth FF of AK_*_lut equals AK_*_dsp within 10% on all 12 RF 2 / RF 100
+            # pairs, so a forced-fabric product is registered as a DSP-bound one (narrow products stay as they are)
+            forced_fabric = mul_impl == "fabric"
             f["ff_pipe"] = tree_register_bits(terms, spec.n_out, float(product_bits.mean()) if nnz else acc_bits,
                                               acc_bits, logic_delay(device, t) * t["t_mul"],
                                               logic_delay(device, t) * t_level, clock_eff, tree,
-                                              0.0 if narrow else 1.0)
+                                              0.0 if narrow and not forced_fabric else 1.0)
         else:
             est.cycles = rf + max(1, round(t["rf_levels"] * levels))
             est.ii = rf
@@ -298,11 +302,17 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
                 est.bram_18k += rom_brams(rf, units * w_bits)
             est.bram_18k += index_table_brams(spec.n_in, rf)
         if spec.strategy == "latency":
-            # partial sums wait in registers for the products of later cycles; the wait (pipeline stages of the
-            # RF-to-1 schedule) grows like log2(RF). At most one partial sum per output and cycle of the interval
-            # is live (n_out x II), at most one per product: a 128-to-3 layer holds few (csynth I, J dense_1 against
-            # their 4-to-128 dense; O2, O5 kernels alike)
-            f["ff_rf"] = min(products, spec.n_out * est.ii) * acc_bits * math.log2(rf)
+            if spec.kind == "dense":
+                # a product that goes through the shared multipliers comes out in its own cycle of the interval and
+                # waits in an accum_t register until the adder tree takes it, unless a tree cut already holds it;
+                # shift-add products are all ready at once and wait nowhere (csynth I 4-to-128 at RF 16: 1388 FF
+                # for 90 such products of 16 bits; PK_qpcnn's 6-bit layers at RF 256: few multiplications, few FF)
+                f["ff_hold"] = max(0.0, ops * acc_bits - f["ff_pipe"])
+            else:
+                # in a convolution's kernel partial sums wait in registers for the products of later cycles; the
+                # wait (pipeline stages of the RF-to-1 schedule) grows like log2(RF). At most one partial sum per
+                # output and cycle of the interval is live (n_out x II), at most one per product (O2, O5 kernels)
+                f["ff_rf"] = min(products, spec.n_out * est.ii) * acc_bits * math.log2(rf)
         else:
             # dense_resource's RF loop is pipelined with `rewind`: the inputs are held in three register copies
             # (the rewind value, its phi and the pipeline's), the outputs twice, and each multiplier keeps about
