@@ -95,6 +95,17 @@ def test_device_table():
         info = devices.lookup(part)
         assert info["known"] and info["dsp"] > 0 and info["lut"] > 0, part
     assert devices.lookup("xc7z020clg400-1")["dsp_a_bits"] == 25
+    # the trigger boards' parts: Virtex-7 690T (Phase-1 processors), KU15P / VU9P / VU13P (Phase-2 ATCA boards)
+    for part, family in (("xc7vx690tffg1927-2", "7series"), ("xcku15p-ffva1760-2-e", "ultrascale+"),
+                         ("xcvu7p-flvb2104-2-e", "ultrascale+"), ("xcku060-ffva1156-2-e", "ultrascale")):
+        info = devices.lookup(part)
+        assert info["known"] and info["family"] == family, part
+    # a part the table lacks still gets its family's DSP slice: a Virtex-7 is 7-series, not UltraScale+
+    unknown = devices.lookup("xc7vx1140tflg1930-2")
+    assert not unknown["known"] and unknown["family"] == "7series" and unknown["dsp_a_bits"] == 25
+    assert devices.lookup("xcvu35p-fsvh2892-2-e")["family"] == devices.lookup("xcku11p-ffva1156-2-e")["family"] == \
+        "ultrascale+"
+    assert devices.lookup("xcvu125-flvc2104-2-e")["family"] == "ultrascale"
 
 
 def test_cli_rejects_non_model(tmp_path):

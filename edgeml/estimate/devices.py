@@ -36,6 +36,24 @@ DEVICES = {
     "xcku040": {"family": "ultrascale", "dsp": 1920, "lut": 242400, "ff": 484800, "bram_18k": 1200, "uram": 0},
     "xczu3eg": {"family": "ultrascale+", "dsp": 360, "lut": 70560, "ff": 141120, "bram_18k": 432, "uram": 0},
     "xcku115": {"family": "ultrascale", "dsp": 5520, "lut": 663360, "ff": 1326720, "bram_18k": 4320, "uram": 0},
+    # trigger boards: Virtex-7 (Phase-1 L1 trigger processors), Kintex/Virtex UltraScale+ (Phase-2 ATCA boards),
+    # and the Alveo / Zynq parts hls4ml users build for
+    "xc7vx690t": {"family": "7series", "dsp": 3600, "lut": 433200, "ff": 866400, "bram_18k": 2940, "uram": 0},
+    "xc7vx485t": {"family": "7series", "dsp": 2800, "lut": 303600, "ff": 607200, "bram_18k": 2060, "uram": 0},
+    "xc7z045": {"family": "7series", "dsp": 900, "lut": 218600, "ff": 437200, "bram_18k": 1090, "uram": 0},
+    "xc7a200t": {"family": "7series", "dsp": 740, "lut": 133800, "ff": 267600, "bram_18k": 730, "uram": 0},
+    "xcku060": {"family": "ultrascale", "dsp": 2760, "lut": 331680, "ff": 663360, "bram_18k": 2160, "uram": 0},
+    "xcvu095": {"family": "ultrascale", "dsp": 768, "lut": 537600, "ff": 1075200, "bram_18k": 3456, "uram": 0},
+    "xcku5p": {"family": "ultrascale+", "dsp": 1824, "lut": 216960, "ff": 433920, "bram_18k": 960, "uram": 64},
+    "xcku15p": {"family": "ultrascale+", "dsp": 1968, "lut": 522720, "ff": 1045440, "bram_18k": 1968, "uram": 128},
+    "xcvu3p": {"family": "ultrascale+", "dsp": 2280, "lut": 394080, "ff": 788160, "bram_18k": 1440, "uram": 320},
+    "xcvu7p": {"family": "ultrascale+", "dsp": 4560, "lut": 788160, "ff": 1576320, "bram_18k": 2880, "uram": 640},
+    "xcvu11p": {"family": "ultrascale+", "dsp": 9216, "lut": 1296000, "ff": 2592000, "bram_18k": 4032, "uram": 960},
+    "xcvu19p": {"family": "ultrascale+", "dsp": 3840, "lut": 4085760, "ff": 8171520, "bram_18k": 4320, "uram": 320},
+    "xcu280": {"family": "ultrascale+", "dsp": 9024, "lut": 1303680, "ff": 2607360, "bram_18k": 4032, "uram": 960},
+    "xczu4ev": {"family": "ultrascale+", "dsp": 728, "lut": 87840, "ff": 175680, "bram_18k": 256, "uram": 48},
+    "xczu15eg": {"family": "ultrascale+", "dsp": 3528, "lut": 341280, "ff": 682560, "bram_18k": 1488, "uram": 112},
+    "xczu19eg": {"family": "ultrascale+", "dsp": 1968, "lut": 522720, "ff": 1045440, "bram_18k": 1968, "uram": 128},
 }
 
 RESOURCES = ("dsp", "lut", "ff", "bram_18k", "uram")
@@ -68,8 +86,8 @@ def lookup(part: str) -> dict:
 
 def _guess_family(part: str) -> str:
     p = (part or "").lower()
-    if re.match(r"xc7[azks]", p):
+    if re.match(r"xc7[azksv]", p):  # Artix, Zynq-7000, Kintex, Spartan and Virtex-7
         return "7series"
-    if re.match(r"xc(ku|vu)\d+(?!p)", p) and not p.startswith(("xcku5p", "xcvu3p")):
+    if re.match(r"xc(ku|vu)\d+(?![\dp])", p):  # xcku040, xcvu095; xcku11p, xcvu35p are UltraScale+
         return "ultrascale"
     return "ultrascale+"
