@@ -289,7 +289,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # FF ~70% of RF 1, not the few hundred the partial sums alone give)
             # `config_op mul -impl fabric` moves the multiplications out of the DSPs but not their pipeline
             # registers out of the count: csynth FF of AK_*_lut equals AK_*_dsp within 10% on all 12 RF 2 / RF 100
-            # pairs, so a forced-fabric product is registered as a DSP-bound one (narrow products stay as they are)
+            # pairs, so a forced-fabric product is registered as a DSP-bound one, whatever its width (AK's products are
+            # 8 x 8 bits: a forced-fabric design of <= 4-bit products is not in the ground truth)
             forced_fabric = mul_impl == "fabric"
             f["ff_pipe"] = tree_register_bits(terms, spec.n_out, float(product_bits.mean()) if nnz else acc_bits,
                                               acc_bits, logic_delay(device, t) * t["t_mul"],
