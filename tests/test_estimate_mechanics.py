@@ -200,6 +200,59 @@ def test_latency_rf_gt_1_holds_each_product_of_the_shared_multipliers():
     assert held["powers_of_two"] == 0 < held["many_digits"]
 
 
+def test_a_repeated_input_constant_pair_is_one_multiplier():
+    """HLS computes x * c once for every output that uses it: a layer whose outputs repeat their inputs' constants
+    needs the DSPs and shift-add logic of its distinct (input, constant) pairs; the sign makes a pair distinct."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import Fixed, LayerSpec
+    from edgeml.estimate.model import _mac_layer, load_coefficients
+
+    dsp_constants = np.array([21845, -27307, 13653, -9557, 11051, -18725, 7413, 25941])  # >= 3 signed digits
+    distinct = np.stack([np.roll(dsp_constants, i) for i in range(4)])  # 8 different constants per input
+    repeated = np.repeat(distinct[:, :2], 4, axis=1)  # 2 per input, each used by 4 outputs
+    flipped = repeated * np.where(np.arange(8) % 2, 1, -1)  # the same magnitudes, both signs
+    device, co = devices.lookup("xcu250-figd2104-2L-e"), load_coefficients()
+    est = {}
+    for name, weights in (("distinct", distinct), ("repeated", repeated), ("flipped", flipped)):
+        spec = LayerSpec("fc", "dense", n_in=4, n_out=8, weights=weights, in_type=Fixed(16, 6),
+                         weight_type=Fixed(16, 6))
+        est[name] = _mac_layer(spec, device, 5.0, 4.375, co)
+    assert est["distinct"].dsp == 32 and est["repeated"].dsp == 8 and est["flipped"].dsp == 16
+    two_digits = np.array([2 ** a + 2 ** b for a in range(1, 9) for b in range(a)][:32]).reshape(4, 8)  # shift-adds
+    lut = {}
+    for name, weights in (("distinct", two_digits), ("repeated", np.repeat(two_digits[:, :1], 8, axis=1))):
+        spec = LayerSpec("fc", "dense", n_in=4, n_out=8, weights=weights, in_type=Fixed(16, 6),
+                         weight_type=Fixed(16, 6))
+        layer = _mac_layer(spec, device, 5.0, 4.375, co)
+        assert layer.dsp == 0
+        lut[name] = layer.features["lut_add"]
+    assert lut["repeated"] < lut["distinct"]
+
+
+def test_csynth_dsp_per_layer_is_the_distinct_input_constant_pairs(shared_dir, tmp_path):
+    """csynth's DSP count of every RF 1 layer of AK_*_dsp_rf1 (`config_op mul -impl dsp`) and KH_fnn_u55c (Vitis 2022.1,
+    no binding) is what the estimate gives: one slice per distinct (input, constant) pair with >= 3 signed digits
+    (AK_har_dsp_rf1 fc2: 156, where 227 products have such constants)."""
+    from edgeml.estimate import devices
+    from edgeml.estimate.fit import load_cases
+    from edgeml.estimate.model import estimate_layers, load_coefficients
+
+    names = ["AK_har_dsp_rf1", "AK_jet_tagging_dsp_rf1", "AK_mnist_dsp_rf1", "KH_fnn_u55c"]
+    for name in names:
+        (tmp_path / name).symlink_to(shared_dir / "ground-truth" / name)
+    co = load_coefficients()
+    for case in load_cases(tmp_path, quick=True):
+        manifest = json.loads((tmp_path / case.id / "manifest.json").read_text())
+        reported = {m["layer_guess"]: m["resources"].get("DSP", 0)
+                    for m in manifest["reports"]["per_module"] if m["module"].startswith("dense_latency")}
+        layers = estimate_layers(case.specs, devices.lookup(case.part), case.clock_ns, case.uncertainty, co, case.tool,
+                                 case.mul_impl)
+        estimated = {e.name: e.dsp for e in layers if e.name in reported}
+        assert estimated == {name: float(dsp) for name, dsp in reported.items()}, case.id
+
+
 def test_forced_fabric_multipliers_keep_the_registers_of_dsp_ones(shared_dir, tmp_path):
     """`config_op mul -impl fabric` changes where the products are built, not how the pipeline registers them: csynth
     FF of AK_*_lut equals AK_*_dsp within 10% at RF 2 and 100; the estimates agree as closely, and on the FF-heavy

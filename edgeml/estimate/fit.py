@@ -599,11 +599,26 @@ def _conformal(scores: list[float], coverage: float = COVERAGE) -> float:
     return ordered[-1] * SMALL_N_STRETCH if k > len(ordered) else ordered[k - 1]
 
 
+def _family_quantile(scores: list[float], groups: list[str], coverage: float = COVERAGE) -> float:
+    """The ``coverage`` quantile of the scores with each family weighing one in total: the smallest score whose
+    families' cumulative weight reaches ``coverage`` of all. A new design comes from a family the fit has not seen;
+    counted per design, one large family decides the band (the 35 AK_* designs, whose csynth DSP the estimate
+    gives exactly, would make the dense DSP band zero wide)."""
+    size = {g: groups.count(g) for g in set(groups)}
+    ordered = sorted(zip(scores, groups))
+    total, need = 0.0, coverage * len(size)
+    for score, group in ordered:
+        total += 1.0 / size[group]
+        if total >= need - 1e-9:
+            return score
+    return ordered[-1][0]
+
+
 SMALL_N_STRETCH = 1.5
 
 
 def ranges_from(rows: list[dict]) -> dict:
-    """Ranges per kind and metric from out-of-sample residuals, split-conformal at ``COVERAGE``.
+    """Ranges per kind and metric from out-of-sample residuals: their ``COVERAGE`` quantile, each family weighing one.
 
     Resources and conv cycles: a symmetric band in log((report + 1) / (estimate + 1)). Dense latency and II:
     +-cycles (at least 1). Each residual is divided by the widening its design got for lying outside the fitted
@@ -616,13 +631,14 @@ def ranges_from(rows: list[dict]) -> dict:
             continue
         fam = {}
         for k in ("dsp", "lut", "ff", "bram_18k", "latency_max", "ii"):
-            pairs = [(r["estimate"][k], r["report"][k], r.get("range_widening", 1.0))
+            pairs = [(r["estimate"][k], r["report"][k], r.get("range_widening", 1.0), r.get("group", r["id"]))
                      for r in sub if r["report"].get(k) is not None]
+            groups = [g for *_, g in pairs]
             if family == "dense" and k in ("latency_max", "ii"):
-                q = max(1.0, round(_conformal([abs(rep - est) / w for est, rep, w in pairs]), 3))
+                q = max(1.0, round(_family_quantile([abs(rep - est) / w for est, rep, w, _ in pairs], groups), 3))
                 fam[k] = {"cycles": [-q, q]}
             else:
-                q = _conformal([abs(math.log((rep + 1) / (est + 1))) / w for est, rep, w in pairs])
+                q = _family_quantile([abs(math.log((rep + 1) / (est + 1))) / w for est, rep, w, _ in pairs], groups)
                 fam[k] = {"ratio": [round(math.exp(-q), 4), round(math.exp(q), 4)]}
         fam["latency_min"] = fam["latency_max"]
         out[family] = fam

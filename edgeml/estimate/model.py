@@ -179,11 +179,11 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
     rf = max(1, spec.reuse_factor)
     per_dsp = _dsp_per_product(in_bits, w_bits, device)
     if spec.weights is not None:
-        q, digits, product_bits, const_bits = _weight_stats(spec)
+        q, digits, product_bits, const_bits, first = _weight_stats(spec)
         nnz = int(q.size)
     else:  # unknown weights: dense random-like values, every product a full multiplier
         nnz, digits = n_total, np.full(n_total, 4)
-        product_bits, const_bits = np.full(nnz, acc_bits), np.full(nnz, w_bits)
+        product_bits, const_bits, first = np.full(nnz, acc_bits), np.full(nnz, w_bits), np.ones(nnz, dtype=bool)
     add_bits = float(product_bits.sum())
     # a rounding/saturating accum_t (AP_RND*/AP_SAT*) rounds and clamps every product and every partial sum
     saturating = spec.accum_type.saturate or spec.accum_type.rounding
@@ -202,16 +202,19 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # Latency, and Resource at RF 1 too: its loop runs once, every weight index is a constant, so HLS folds the
         # weights into constant multiplications exactly as the Latency kernel does (wa-hls4ml single layers: Resource
         # RF 1 has the Latency DSP count, no weight ROM)
-        to_dsp = (digits > dsp_rule["csd_max_lut"]) & _bound_to_dsp(in_bits, const_bits, dsp_rule, mul_impl)
+        # products out of a DSP (a repeated (input, constant) pair reads the slice of its first one, see
+        # first_products); only first ones are built, as slices, LUT multipliers or shift-adds
+        from_dsp = (digits > dsp_rule["csd_max_lut"]) & _bound_to_dsp(in_bits, const_bits, dsp_rule, mul_impl)
+        to_dsp = from_dsp & first
         if to_dsp.any():  # the slices one product needs, for the widest constant bound to a DSP (not the type)
             per_dsp = _dsp_per_product(in_bits, int(const_bits[to_dsp].max()) + 1, device)
         est.dsp = float(to_dsp.sum()) * per_dsp
         # multiplications HLS keeps as `mul` but binds to LUTs: one combinational operation it cannot cut with a
         # register, unlike a DSP's internal pipeline or a shift-add's adders (the timing warnings read this)
-        fabric_muls = int(((digits > dsp_rule["csd_max_lut"]) & ~to_dsp).sum())
+        fabric_muls = int(((digits > dsp_rule["csd_max_lut"]) & ~from_dsp & first).sum())
         # what the DSP-bound constants would cost as shift-adds (Vivado moves them to LUTs on a full part)
         fabric_bits = float(((digits - 1) * product_bits)[to_dsp].sum())
-        shift_add = ~to_dsp & (digits > 1)
+        shift_add = ~from_dsp & (digits > 1) & first
         # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
         # one adder per product, as wide as the product (DSP, power of two or shift-add alike: csynth layers of A, H,
@@ -229,7 +232,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         f["ff_pipe"] = tree_register_bits(terms_total / max(1, spec.n_out) + 1, spec.n_out, float(product_bits.mean()),
                                           acc_bits, logic_delay(device, t) * t["t_mul"] * bool(to_dsp.any()),
                                           logic_delay(device, t) * t_level, clock_eff, est.cycles,
-                                          float(to_dsp.sum()) / max(1, nnz))
+                                          float(from_dsp.sum()) / max(1, nnz))
         units = nnz
         if spec.strategy == "resource":
             mul_ops = None
@@ -269,11 +272,14 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # keeps as multiplications compete for the limited multipliers (constants with few canonical
             # signed digits become shift-adds first), so the achieved interval is ceil(mul ops / limit),
             # often well below RF; the pipeline depth is one cycle less (csynth I, J modules).
-            ops = int((digits >= dsp_rule["rf_mul_digits"]).sum())
+            multiplications = digits >= dsp_rule["rf_mul_digits"]
+            ops = int(multiplications.sum())
             est.ii = max(1, min(rf, math.ceil(ops / units)))
-            # the ALLOCATION limit caps the multipliers; when fewer constants need one, fewer are built (AK_*_dsp at
-            # RF 2: csynth DSP as at RF 1, not multiplier_limit)
-            est.dsp = 0.0 if narrow else float(min(units, ops) * per_dsp)
+            # the ALLOCATION limit caps the multipliers; when fewer constants need one, fewer are built, one per
+            # distinct (input, constant) pair as at RF 1 (AK_*_dsp at RF 2: csynth DSP as at RF 1, not
+            # multiplier_limit). The interval still counts every product: AK's RF 100 intervals sit at or above
+            # ceil(products / limit), below it when repeated pairs are left out
+            est.dsp = 0.0 if narrow else float(min(units, int((multiplications & first).sum())) * per_dsp)
             t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
@@ -415,13 +421,29 @@ def _memo(obj, key: tuple, compute):
 
 
 def _weight_stats(spec: LayerSpec) -> tuple:
-    """The nonzero quantised weights of a layer, their CSD digits, product widths and value widths (they depend on
-    nothing fitted)."""
+    """The nonzero quantised weights of a layer, their CSD digits, product widths, value widths and which of them is
+    the first product of its (input, constant) pair (they depend on nothing fitted)."""
     def compute():
-        q = spec.weights[spec.weights != 0]
-        return q, csd_digits(q), _product_bits(spec, q), constant_bits(q)
+        nonzero = spec.weights != 0
+        q = spec.weights[nonzero]
+        return q, csd_digits(q), _product_bits(spec, q), constant_bits(q), first_products(spec.weights, nonzero)
 
     return _memo(spec, ("stats", id(spec)), compute)
+
+
+def first_products(weights: np.ndarray, nonzero: np.ndarray) -> np.ndarray:
+    """For each nonzero weight (row-major order, as ``weights[nonzero]``): is it the first of its row, the input it
+    multiplies, with this signed value? HLS computes x * c once and feeds every output that uses it (common
+    subexpression elimination): csynth's DSP count per layer equals the number of distinct (input, signed constant)
+    pairs kept as multiplications in all 19 `-impl dsp` RF 1 layers of AK_* (har fc2: 156 DSP, 227 such products)
+    and in the 10 Vitis layers of KH_fnn_u55c, IRIS_z020_v2025 and HGQ_M_z020 (KH's first layer: 38 DSP, 75
+    products); HGQ_L53 reports fewer (35/14/1/0 for 50/35/15/3 pairs), for a reason not seen here."""
+    rows = np.nonzero(nonzero)[0].astype(np.int64)
+    values = weights[nonzero].astype(np.int64)
+    keys = rows * (2 * (int(np.abs(values).max(initial=0)) + 1)) + values
+    first = np.zeros(keys.size, dtype=bool)
+    first[np.unique(keys, return_index=True)[1]] = True
+    return first
 
 
 def resource_mux_bits(n_in: int, n_out: int, rf: int, units: int, in_bits: int, acc_bits: int) -> int:
