@@ -491,6 +491,23 @@ def test_ranges_widen_outside_the_fitted_span():
     assert wide["latency_max_range"] == [6, 14] and narrow["latency_max_range"] == [8, 12]
 
 
+def test_one_large_exact_family_does_not_make_a_band_zero_wide():
+    """Bands come from out-of-family residuals with each family weighing one: 35 exact designs of one family and
+    eight families off by 5-40% give a band set by the families, where counting designs would give a zero-wide one."""
+    from edgeml.estimate.fit import ranges_from
+
+    def row(i, group, ratio):
+        report = {"dsp": 100.0, "lut": 1000.0, "ff": 1000.0, "bram_18k": 0.0, "latency_max": 10, "ii": 1}
+        return {"id": f"d{i}", "family": "dense", "group": group, "range_widening": 1.0, "report": report,
+                "estimate": dict(report, dsp=100.0 * ratio)}
+
+    rows = [row(i, "big", 1.0) for i in range(35)]
+    rows += [row(100 + k, f"small{k}", 1.0 + e) for k, e in enumerate([0.05, 0.1, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4])]
+    low, high = ranges_from(rows)["dense"]["dsp"]["ratio"]
+    assert 0.75 < low < 0.95 and 1.05 < high < 1.35
+    assert ranges_from(rows[:35])["dense"]["dsp"]["ratio"] == [1.0, 1.0]  # one family alone: its own spread
+
+
 # ----------------------------------------------------------------------------- adder widths, saturation, FIFOs
 
 def _dense_layer(weights, accum="ap_fixed<16,6>", io_type="io_parallel", tool="vivado"):
