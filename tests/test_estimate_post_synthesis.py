@@ -152,3 +152,24 @@ def test_distributed_arithmetic_is_priced_by_da4ml():
     assert result["total"]["dsp"] == 0 and layer["details"]["priced_by"] == "da4ml"
     assert layer["details"]["da_cost"] == solved["lut"]
     assert any("da4ml" in n for n in result["notes"])
+
+
+def test_a_dsp_product_moved_into_fabric_costs_its_binary_partial_products():
+    """Vivado builds a DSP-bound product it moves off a full part from the constant's set bits, not its signed
+    digits: 59 (0b111011, 64 - 4 - 1) and 41 (0b101001) both have three signed digits and six value bits; in fabric
+    59 needs four adders and 41 two."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import Fixed, LayerSpec
+    from edgeml.estimate.model import _mac_layer, csd_digits, load_coefficients
+
+    assert list(csd_digits(np.array([59, 41]))) == [3, 3]
+    fabric = {}
+    for constant in (59, 41):
+        spec = LayerSpec("fc", "dense", n_in=1, n_out=1, weights=np.array([[constant]]), in_type=Fixed(16, 6),
+                         weight_type=Fixed(16, 6))
+        layer = _mac_layer(spec, devices.lookup("xc7z020clg400-1"), 5.0, 4.375, load_coefficients())
+        assert layer.dsp == 1
+        fabric[constant] = layer.info["fabric_add_bits"]
+    assert fabric[59] == 2 * fabric[41] > 0

@@ -212,8 +212,11 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # multiplications HLS keeps as `mul` but binds to LUTs: one combinational operation it cannot cut with a
         # register, unlike a DSP's internal pipeline or a shift-add's adders (the timing warnings read this)
         fabric_muls = int(((digits > dsp_rule["csd_max_lut"]) & ~from_dsp & first).sum())
-        # what the DSP-bound constants would cost as shift-adds (Vivado moves them to LUTs on a full part)
-        fabric_bits = float(((digits - 1) * product_bits)[to_dsp].sum())
+        # what the DSP-bound products cost when Vivado moves them to LUTs on a full part: HLS hands it a multiplier
+        # instance, which logic synthesis builds from the constant's binary partial products (one adder per set bit
+        # but one), not from its signed-digit form (H: 444 products moved off a full xc7z020, ~72 LUT each)
+        partial_products = set_bits(q) if spec.weights is not None else digits
+        fabric_bits = float(((partial_products - 1) * product_bits)[to_dsp].sum())
         shift_add = ~from_dsp & (digits > 1) & first
         # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
@@ -429,6 +432,16 @@ def _weight_stats(spec: LayerSpec) -> tuple:
         return q, csd_digits(q), _product_bits(spec, q), constant_bits(q), first_products(spec.weights, nonzero)
 
     return _memo(spec, ("stats", id(spec)), compute)
+
+
+def set_bits(q: np.ndarray) -> np.ndarray:
+    """Set bits of each integer's magnitude (its binary partial products)."""
+    mag = np.abs(q.astype(np.int64))
+    count = np.zeros(mag.shape, dtype=np.int64)
+    while mag.any():
+        count += mag & 1
+        mag >>= 1
+    return count
 
 
 def first_products(weights: np.ndarray, nonzero: np.ndarray) -> np.ndarray:

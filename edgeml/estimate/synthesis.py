@@ -4,9 +4,9 @@ csynth prices every operator of the RTL on its own; Vivado synthesis then packs,
 What is mechanistic here:
 
 * **DSP**: Vivado keeps the DSP slices HLS bound, up to the part's capacity; the products beyond it go to LUTs
-  (H: 664 -> 220 on a full xc7z020, PK_qpcnn: 441 -> 220). A moved product costs what the same product costs in
-  fabric: shift-adds by its constant's canonical-signed digits (``fabric_lut`` of the layer estimates), a LUT
-  multiplier for a shared multiplier.
+  (H: 664 -> 220 on a full xc7z020, PK_qpcnn: 441 -> 220). A moved product is a multiplier instance that logic
+  synthesis builds in fabric from its constant's binary partial products (``fabric_add_bits`` of the layer
+  estimates: set bits - 1 adders of the product width; a LUT multiplier for a shared multiplier).
 * **LUT, FF, BRAM**: a ratio to the csynth number, ``exp(b . drivers)``, learned per resource from the real designs
   that carry both a csynth and a Vivado report, as a function of what drives it (``DRIVERS``): the constants'
   bits (few-bit constants: csynth prices adders and multiplexers wider than Vivado builds them), the Resource
