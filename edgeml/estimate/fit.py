@@ -34,6 +34,7 @@ import dataclasses
 import itertools
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -599,12 +600,15 @@ def _conformal(scores: list[float], coverage: float = COVERAGE) -> float:
     return ordered[-1] * SMALL_N_STRETCH if k > len(ordered) else ordered[k - 1]
 
 
+SMALL_N_STRETCH = 1.5
+
+
 def _family_quantile(scores: list[float], groups: list[str], coverage: float = COVERAGE) -> float:
     """The ``coverage`` quantile of the scores with each family weighing one in total: the smallest score whose
     families' cumulative weight reaches ``coverage`` of all. A new design comes from a family the fit has not seen;
     counted per design, one large family decides the band (the 35 AK_* designs, whose csynth DSP the estimate
     gives exactly, would make the dense DSP band zero wide)."""
-    size = {g: groups.count(g) for g in set(groups)}
+    size = Counter(groups)
     ordered = sorted(zip(scores, groups))
     total, need = 0.0, coverage * len(size)
     for score, group in ordered:
@@ -612,9 +616,6 @@ def _family_quantile(scores: list[float], groups: list[str], coverage: float = C
         if total >= need - 1e-9:
             return score
     return ordered[-1][0]
-
-
-SMALL_N_STRETCH = 1.5
 
 
 def ranges_from(rows: list[dict]) -> dict:

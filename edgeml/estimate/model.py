@@ -125,15 +125,24 @@ def load_coefficients(path: Path | None = None) -> dict:
     return _merged(json.loads(Path(path).read_text())) if path else _load_default()
 
 
-def csd_digits(q: np.ndarray) -> np.ndarray:
-    """Nonzero digits of each integer's canonical signed-digit (NAF) form: popcount((3x ^ x) >> 1)."""
-    x = np.abs(np.asarray(q, dtype=np.int64))
-    v = ((3 * x) ^ x) >> 1
+def _popcount(v: np.ndarray) -> np.ndarray:
+    """Set bits of each non-negative integer."""
     count = np.zeros_like(v)
     while np.any(v):
         count += v & 1
-        v >>= 1
+        v = v >> 1
     return count
+
+
+def csd_digits(q: np.ndarray) -> np.ndarray:
+    """Nonzero digits of each integer's canonical signed-digit (NAF) form: popcount((3x ^ x) >> 1)."""
+    x = np.abs(np.asarray(q, dtype=np.int64))
+    return _popcount(((3 * x) ^ x) >> 1)
+
+
+def set_bits(q: np.ndarray) -> np.ndarray:
+    """Set bits of each integer's magnitude (its binary partial products)."""
+    return _popcount(np.abs(np.asarray(q, dtype=np.int64)))
 
 
 @dataclass
@@ -215,8 +224,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # what the DSP-bound products cost when Vivado moves them to LUTs on a full part: HLS hands it a multiplier
         # instance, which logic synthesis builds from the constant's binary partial products (one adder per set bit
         # but one), not from its signed-digit form (H: 444 products moved off a full xc7z020, ~72 LUT each)
-        partial_products = set_bits(q) if spec.weights is not None else digits
-        fabric_bits = float(((partial_products - 1) * product_bits)[to_dsp].sum())
+        partial_products = set_bits(q[to_dsp]) if spec.weights is not None else digits[to_dsp]
+        fabric_bits = float(((partial_products - 1) * product_bits[to_dsp]).sum())
         shift_add = ~from_dsp & (digits > 1) & first
         # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
@@ -432,16 +441,6 @@ def _weight_stats(spec: LayerSpec) -> tuple:
         return q, csd_digits(q), _product_bits(spec, q), constant_bits(q), first_products(spec.weights, nonzero)
 
     return _memo(spec, ("stats", id(spec)), compute)
-
-
-def set_bits(q: np.ndarray) -> np.ndarray:
-    """Set bits of each integer's magnitude (its binary partial products)."""
-    mag = np.abs(q.astype(np.int64))
-    count = np.zeros(mag.shape, dtype=np.int64)
-    while mag.any():
-        count += mag & 1
-        mag >>= 1
-    return count
 
 
 def first_products(weights: np.ndarray, nonzero: np.ndarray) -> np.ndarray:
