@@ -178,8 +178,9 @@ def _levels(terms: float) -> int:
 
 
 def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float, co: dict,
-               mul_impl: str | None = None, top_input: bool = False) -> LayerEstimate:
-    """``top_input``: the layer reads the top function's input port (first layer of an io_parallel design)."""
+               mul_impl: str | None = None, top_input: bool = False, vitis: bool = False) -> LayerEstimate:
+    """``top_input``: the layer reads the top function's input port (first layer of an io_parallel design);
+    ``vitis``: scheduled by Vitis HLS rather than Vivado HLS."""
     t, dsp_rule = co["timing"], co["dsp"]
     est = LayerEstimate(spec.name, spec.kind)
     in_bits, acc_bits = spec.in_type.width, spec.accum_type.width
@@ -295,6 +296,14 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
+            if vitis and spec.kind == "dense" and (multiplications & first).any():
+                # Vitis HLS issues one multiplication per distinct (input, constant) pair through the shared
+                # multipliers, and the last one leaves after the multiplier core's pipeline and one adder: AK_* RF 100
+                # modules are ceil(pairs / limit) + stages + 1 cycles (3-stage cores at 3.33 ns, 1-stage at 5 ns or
+                # in fabric) within a cycle on 12 of 15 layers, where ceil(products / limit) - 1 was 1-5 short
+                issued = math.ceil(int((multiplications & first).sum()) / units)
+                est.cycles = max(issued + vitis_multiplier_stages(device, t, clock_eff, narrow or mul_impl == "fabric")
+                                 + 1, tree)
             if spec.kind == "dense":
                 # and a dense layer whose depth is below RF is not overlapped: the next call starts when this one is
                 # done, one cycle after its last (csynth: interval = latency + 1 in every RF > 1 Latency module of I,
@@ -351,6 +360,15 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         est.info["mul_ops"] = mul_ops
     est.features = f
     return est
+
+
+def vitis_multiplier_stages(device: dict, timing: dict, clock_eff: float, fabric: bool) -> int:
+    """Pipeline stages of the multiplier core Vitis HLS binds a shared product to: one register where the product
+    fits the usable period, else the DSP slice's full pipeline (A/B, M and P registers). A LUT multiplier keeps one
+    (csynth AK_*: mul_*_3_1 cores at 3.33 ns on a -2 xc7z007s, mul_*_1_1 at 5 ns and with `-impl fabric`)."""
+    if fabric or logic_delay(device, timing) * timing["t_mul"] <= clock_eff:
+        return 1
+    return 3
 
 
 def adder_bits(product_bits: np.ndarray, acc_bits: int, levels: int) -> float:
@@ -609,8 +627,9 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         est.bram_18k = _table_brams(lanes, table_bits, single_port and not stream) + 1
         est.dsp = lanes  # exp(x) * 1/sum
         levels = _levels(lanes)
-        # two table reads (exp, 1/sum) around a multiply and an adder tree over the inputs
-        delay = logic_delay(device, t) * (t["t_table"] + t["t_mul"] + t["t_add"] * levels)
+        # softmax_stable: a compare-and-select tree for the maximum, the subtraction x_max - x, the exp table, an
+        # adder tree for the sum, the inverse table and the multiply (two reduction trees, not one)
+        delay = logic_delay(device, t) * (t["t_table"] + t["t_mul"] + t["t_add"] * (2 * levels + 1))
         est.cycles = 2 + math.floor(delay / clock_eff)
         # max, subtract, exp/inverse-table addressing, sum and scale per lane: its own coefficient (csynth: ~100-130
         # LUT per lane in io_parallel A, D, H; ~240-310 in io_stream O1, O2, O5 on Vivado HLS)
@@ -642,9 +661,10 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     return est
 
 
-def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str, tool_version: str | None = None
-                   ) -> None:
-    """io_stream: the layer loops over pixels; FIFOs and window registers add logic."""
+def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str, tool_version: str | None = None,
+                   beats_in: int = 1) -> None:
+    """io_stream: the layer loops over pixels; FIFOs and window registers add logic. ``beats_in``: the words the
+    layer's input stream delivers (the pixels of the feature map that feeds it)."""
     if spec.io_type != "io_stream":
         if spec.kind in ("conv1d", "conv2d") and spec.n_positions > 1:
             # io_parallel convolution: one kernel instance pipelined over the output pixels
@@ -687,8 +707,11 @@ def _stream_adjust(spec: LayerSpec, est: LayerEstimate, co: dict, tool_kind: str
     elif spec.kind == "dense":
         f["lut_stream"] += chan * width + 200
         f["ff_stream"] += spec.n_in * width + 200
-        # dense_array reads the input stream, runs the block, writes: not pipelined across calls
-        est.cycles = est.cycles + spec.in_positions + max(2, est.ii)
+        # dense_wrapper reads the input stream a word (one pixel of the feature map before it) per cycle, runs the
+        # kernel once, writes one word: not pipelined across calls. The kernel's own cycles already hold its RF
+        # schedule (csynth module = kernel + input words + 2 on NG_v3, O2, O5, O8, PK_rank, PK_suits: 986 for a
+        # 784-input layer at RF 784 fed by 196 pixels, where counting the interval again gave 1,573)
+        est.cycles = est.cycles + max(1, beats_in) + 2
         est.ii = est.cycles + 1
     else:
         f["lut_stream"] += 100
@@ -730,7 +753,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
     for index, spec in enumerate(specs):
         if spec.kind in MAC_KINDS:
             est = _mac_layer(spec, device, clock_ns, clock_eff, co, mul_impl,
-                             top_input=not out and spec.io_type != "io_stream")
+                             top_input=not out and spec.io_type != "io_stream", vitis=tool_kind == "vitis")
         elif spec.kind == "activation" and spec.activation not in TABLE_ACTIVATIONS:
             est = _elementwise_layer(spec, device, clock_eff, co, live)
         elif spec.kind in ("activation", "softmax", "pooling"):
@@ -764,8 +787,11 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
             bits = spec.n_out * spec.n_positions * spec.result_type.width * read[index + 1]
             if not out:  # the first layer's input array is registered too
                 bits += spec.n_in * spec.n_positions * spec.in_type.width * read[index] if spec.kind == "dense" else 0
-            est.features["ff_io"] += bits * boundary_share(clock_ns, co)
-        _stream_adjust(spec, est, co, tool_kind, tool_version or None)
+            # the registers take the physical default share, not the timing fit's: cycles barely tell the shares
+            # apart (every (overhead_a, overhead_b) of the grid within 0.5% of the best latency loss), so the fitted
+            # pair wanders from fold to fold, and FF followed it (H, J: +35% and +23% out of family)
+            est.features["ff_io"] += bits * boundary_share(clock_ns, DEFAULT_COEFFICIENTS)
+        _stream_adjust(spec, est, co, tool_kind, tool_version or None, specs[index - 1].n_positions if index else 1)
         if spec.io_type == "io_stream":
             # every layer writes a FIFO one pixel wide (its handshake and, shallow, its shift-register storage
             # count at the top level; deep ones are BRAM); the first layer reads the input FIFO too
