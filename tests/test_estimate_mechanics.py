@@ -911,3 +911,16 @@ def test_a_stream_dense_layer_reads_its_input_words_once(shared_dir, tmp_path):
             _module_cycles(shared_dir, tmp_path, ["NG_v3_stream", "PK_rank_z020"]) if est.kind == "dense"]
     assert len(rows) == 5
     assert all(abs(est - rep) <= 0.02 * rep + 1 for _, _, est, rep in rows), rows
+
+
+def test_a_rounding_saturating_relu_takes_a_cycle_where_its_adder_misses_the_clock(shared_dir, tmp_path):
+    """A ReLU into a rounding, saturating type (AK_*: ap_ufixed<8,0,AP_RND_CONV,AP_SAT>) adds an increment and an
+    overflow check: 1 cycle at 3.33 ns on the -2 xc7z007s, 0 at 5 ns (csynth, every module); a truncating, wrapping
+    ReLU is a sign-bit select, 0 cycles even on a -1 xc7z020 at 5 ns with 1.35 ns uncertainty (IRIS)."""
+    rows = [(case.id, case.clock_ns, est.cycles, cycles) for case, est, cycles in
+            _module_cycles(shared_dir, tmp_path, ["AK_jet_tagging_dsp_rf1", "AK_mnist_dsp_rf1", "IRIS_z020_v2025"])
+            if est.kind == "activation" and "relu" in est.name]
+    assert {clock for _, clock, _, _ in rows} == {3.33, 5.0}
+    assert len(rows) == 8
+    assert all(est == rep for _, _, est, rep in rows), rows
+    assert sorted({rep for case, clock, _, rep in rows if case.startswith("AK_jet")}) == [1]

@@ -644,7 +644,11 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
     else:  # relu/linear/add/pooling: compare or add, select, requantise
         sat = spec.result_type.saturate or spec.result_type.rounding
         f["lut_elem"] = lanes * bits * (2.0 if sat else 1.0)
-        est.cycles = 0
+        # a truncating, wrapping ReLU is a select on the sign bit, no carry chain; a rounding or saturating result
+        # adds an increment and an overflow check, an adder level that takes a cycle where it misses the usable
+        # period (csynth AK_*: ReLU to ap_ufixed<8,0,AP_RND_CONV,AP_SAT> 1 cycle at 3.33 ns, 0 at 5 ns on the -2
+        # xc7z007s; truncating ReLUs 0 cycles in every design, IRIS and HGQ_M_z020 on a -1 xc7z020 at 5 ns included)
+        est.cycles = math.floor(logic_delay(device, t) * t["t_add"] / clock_eff) if sat and not stream else 0
         if spec.kind == "pooling":
             # a pooling window of k values is reduced by k-1 compare-and-select units per output value (io_parallel:
             # every output, io_stream: one pixel of channels); global pooling over a stream keeps one running
