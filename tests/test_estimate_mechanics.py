@@ -200,6 +200,44 @@ def test_latency_rf_gt_1_holds_each_product_of_the_shared_multipliers():
     assert held["powers_of_two"] == 0 < held["many_digits"]
 
 
+def test_latency_rf_gt_1_keeps_the_rf1_adders_and_multiplexes_only_shared_units():
+    """dense_latency at RF > 1 is the RF 1 circuit with its multiplications shared: where they fit in
+    multiplier_limit nothing is multiplexed and the LUT features are RF 1's; where they do not, each shared unit has
+    one operand multiplexer, whatever the number of products it serves."""
+    import numpy as np
+
+    from edgeml.estimate import devices
+    from edgeml.estimate.layers import Fixed, LayerSpec
+    from edgeml.estimate.model import _mac_layer, load_coefficients
+
+    rng = np.random.default_rng(1)
+    # a third dense random 14-bit constants (multiplications), the rest powers of two (shifts): at RF 2 the
+    # multiplications fit in multiplier_limit (256), at RF 64 (8) they do not
+    weights = np.where(rng.random((16, 32)) < 1 / 3, rng.integers(-2 ** 13, 2 ** 13, size=(16, 32)),
+                       2 ** rng.integers(0, 12, size=(16, 32)))
+    device, co = devices.lookup("xcu250-figd2104-2L-e"), load_coefficients()
+    layers = {}
+    for rf in (1, 2, 64):
+        spec = LayerSpec("fc", "dense", strategy="latency", reuse_factor=rf, n_in=16, n_out=32, weights=weights,
+                         in_type=Fixed(16, 6), weight_type=Fixed(16, 6))
+        layers[rf] = _mac_layer(spec, device, 5.0, 4.375, co)
+    assert layers[2].features["lut_add"] == layers[64].features["lut_add"] == layers[1].features["lut_add"]
+    assert layers[2].features["lut_mux"] == 0 and layers[2].dsp == layers[1].dsp
+    units = layers[64].info["multipliers"]
+    assert layers[64].dsp == units < layers[1].dsp
+    assert layers[64].features["lut_mux"] == units * (16 + 16)
+
+
+def test_rf2_twin_of_a_design_costs_its_rf1_lut(shared_dir):
+    """AK_har at RF 1 and RF 2 (Vitis HLS 2021.1): csynth's Expression LUT is the same in every layer (127,512 and
+    127,514 in the first); so is the estimate of every dense layer."""
+    rf1 = estimate(_prj(shared_dir, "AK_har_dsp_rf1"), calibration=False)
+    rf2 = estimate(_prj(shared_dir, "AK_har_dsp_rf2"), calibration=False)
+    assert rf2["settings"]["reuse_factors"] == [2]
+    dense = [(a["lut"], b["lut"]) for a, b in zip(rf1["layers"], rf2["layers"]) if a["kind"] == "dense"]
+    assert len(dense) == 4 and all(a == b for a, b in dense)
+
+
 def test_a_repeated_input_constant_pair_is_one_multiplier():
     """HLS computes x * c once for every output that uses it: a layer whose outputs repeat their inputs' constants
     needs the DSPs and shift-add logic of its distinct (input, constant) pairs; the sign makes a pair distinct."""

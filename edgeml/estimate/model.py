@@ -192,7 +192,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         q, digits, product_bits, const_bits, first = _weight_stats(spec)
         nnz = int(q.size)
     else:  # unknown weights: dense random-like values, every product a full multiplier
-        nnz, digits = n_total, np.full(n_total, 4)
+        q, nnz, digits = None, n_total, np.full(n_total, 4)
         product_bits, const_bits, first = np.full(nnz, acc_bits), np.full(nnz, w_bits), np.ones(nnz, dtype=bool)
     add_bits = float(product_bits.sum())
     # a rounding/saturating accum_t (AP_RND*/AP_SAT*) rounds and clamps every product and every partial sum
@@ -222,18 +222,11 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # multiplications HLS keeps as `mul` but binds to LUTs: one combinational operation it cannot cut with a
         # register, unlike a DSP's internal pipeline or a shift-add's adders (the timing warnings read this)
         fabric_muls = int(((digits > dsp_rule["csd_max_lut"]) & ~from_dsp & first).sum())
-        # what the DSP-bound products cost when Vivado moves them to LUTs on a full part: HLS hands it a multiplier
-        # instance, which logic synthesis builds from the constant's binary partial products (one adder per set bit
-        # but one), not from its signed-digit form (H: 444 products moved off a full xc7z020, ~72 LUT each)
-        partial_products = set_bits(q[to_dsp]) if spec.weights is not None else digits[to_dsp]
-        fabric_bits = float(((partial_products - 1) * product_bits[to_dsp]).sum())
-        shift_add = ~from_dsp & (digits > 1) & first
+        fabric_bits = moved_product_bits(spec, q, digits, product_bits, to_dsp)
+        lut_add, shift_add = unrolled_adder_bits(digits, product_bits, first, from_dsp)
         # x*(2^a +- 2^b) is two shifted terms more in the adder tree, not a multiplier
         levels = _levels((nnz + float((digits[shift_add] - 1).sum())) / max(1, spec.n_out) + 1)
-        # one adder per product, as wide as the product (DSP, power of two or shift-add alike: csynth layers of A, H,
-        # I, J, O1, O5 cost the same LUT per such bit); a shift-add product x*(2^a +- 2^b) is one more add of that
-        # width per extra CSD digit
-        f["lut_add"] = add_bits + float(((digits - 1) * product_bits)[shift_add].sum())
+        f["lut_add"] = lut_add
         f["lut_sat"] = nnz * acc_bits * saturating
         # an adder level is routing plus a carry chain as long as the accumulator (t_add is for 16 bits)
         t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
@@ -246,6 +239,10 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
                                           acc_bits, logic_delay(device, t) * t["t_mul"] * bool(to_dsp.any()),
                                           logic_delay(device, t) * t_level, clock_eff, est.cycles,
                                           float(from_dsp.sum()) / max(1, nnz))
+        if mul_impl == "fabric":
+            # registered as its `-impl dsp` twin, as at RF > 1: csynth FF of AK_*_lut at RF 1 equals AK_*_dsp's
+            # within 6% in four of five pairs (har 246,168 / 246,315), where its own shift-add schedule gave half
+            f["ff_pipe"] = _mac_layer(spec, device, clock_ns, clock_eff, co, "dsp", top_input, vitis).features["ff_pipe"]
         units = nnz
         if spec.strategy == "resource":
             mul_ops = None
@@ -265,9 +262,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # product as at RF 1. Resource strategy: the RF loop body holds block_factor multiply-adds.
         f["lut_add"] = add_bits if spec.strategy == "latency" else units * acc_bits
         f["lut_sat"] = (nnz if spec.strategy == "latency" else units) * acc_bits * saturating
-        # every product's operands pass through a RF-to-1 multiplexer in front of a shared multiplier
-        # Latency: constants and inputs multiplexed into the shared multipliers; Resource: the inputs selected by
-        # the RF loop index (weights come from a ROM) -- different circuits, one coefficient each
+        # Latency: constants and inputs multiplexed into the shared multipliers, every product's operands in a
+        # convolution's kernel (a dense layer's: _shared_dense_luts below); Resource: the inputs selected by the RF
+        # loop index (weights come from a ROM) -- different circuits, one coefficient each
         mux = "lut_mux" if spec.strategy == "latency" else "lut_rsel"
         if spec.strategy == "latency":
             f[mux] = products * (in_bits + w_bits)
@@ -293,6 +290,9 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
             # multiplier_limit). The interval still counts every product: AK's RF 100 intervals sit at or above
             # ceil(products / limit), below it when repeated pairs are left out
             est.dsp = 0.0 if narrow else float(min(units, int((multiplications & first).sum())) * per_dsp)
+            if spec.kind == "dense":
+                fabric_bits = _shared_dense_luts(spec, f, q, digits, product_bits, const_bits, first, multiplications,
+                                                 units, narrow, fabric_bits, dsp_rule, mul_impl)
             t_level = t["t_add"] * (0.5 + 0.5 * adder_bits(product_bits, acc_bits, levels) / 16)
             tree = math.floor(logic_delay(device, t) * (t["t_mul"] + t_level * levels) / clock_eff)
             est.cycles = max(est.ii - 1, tree)
@@ -360,6 +360,47 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         est.info["mul_ops"] = mul_ops
     est.features = f
     return est
+
+
+def unrolled_adder_bits(digits: np.ndarray, product_bits: np.ndarray, first: np.ndarray,
+                        from_dsp: np.ndarray) -> tuple[float, np.ndarray]:
+    """Adder bits of a fully unrolled kernel, and which products are shift-adds. One adder per product, as wide as
+    the product (DSP, power of two or shift-add alike: csynth layers of A, H, I, J, O1, O5 cost the same LUT per such
+    bit); a shift-add product x*(2^a +- 2^b) is one more add of that width per extra CSD digit."""
+    shift_add = ~from_dsp & (digits > 1) & first
+    return float(product_bits.sum()) + float(((digits - 1) * product_bits)[shift_add].sum()), shift_add
+
+
+def moved_product_bits(spec: LayerSpec, q: np.ndarray, digits: np.ndarray, product_bits: np.ndarray,
+                       to_dsp: np.ndarray) -> float:
+    """What the DSP-bound products cost when Vivado moves them to LUTs on a full part: HLS hands it a multiplier
+    instance, which logic synthesis builds from the constant's binary partial products (one adder per set bit but
+    one), not from its signed-digit form (H: 444 products moved off a full xc7z020, ~72 LUT each)."""
+    partial_products = set_bits(q[to_dsp]) if spec.weights is not None else digits[to_dsp]
+    return float(((partial_products - 1) * product_bits[to_dsp]).sum())
+
+
+def _shared_dense_luts(spec: LayerSpec, f: dict, q, digits, product_bits, const_bits, first, multiplications,
+                       units: int, narrow: bool, fabric_bits: float, dsp_rule: dict, mul_impl: str | None) -> float:
+    """LUT features of a dense_latency layer at RF > 1 (set in ``f``; returns its moved-product bits). HLS keeps the
+    RF 1 circuit and shares only the multiplications among the multiplier_limit units: csynth's Expression LUT of
+    every AK_* layer (Vitis HLS 2021.1) at RF 2 and RF 100 equals its RF 1 twin's to 2 LUT (har fc1: 127,512 /
+    127,514 / 127,514), and wa-hls4ml's single layers (Vivado HLS 2020.1) cost the same LUT at RF 1 and RF 512 within
+    a few percent, 680 DSP or 2. Where the multiplications fit in the limit (AK RF 2: har fc2 89 DSP at RF 1 and 2)
+    nothing is shared (22-31 multiplexer LUT a layer); where they do not, each shared unit has its operand
+    multiplexer (AK RF 100: 500-2,000 LUT a layer; I, J: 700-1,000), not one per product."""
+    from_dsp = (digits > dsp_rule["csd_max_lut"]) & _bound_to_dsp(spec.in_type.width, const_bits, dsp_rule, mul_impl)
+    f["lut_add"], shift_add = unrolled_adder_bits(digits, product_bits, first, from_dsp)
+    issued = multiplications & first
+    if int(issued.sum()) <= units:
+        f["lut_mux"] = 0.0
+        return 0.0 if narrow else moved_product_bits(spec, q, digits, product_bits, from_dsp & first)
+    w_bits = spec.weight_type.width if spec.weight_type else 16
+    f["lut_mux"] = float(units * (spec.in_type.width + w_bits))
+    if narrow:  # the multiplications are `units` shared LUT multipliers instead of shift-adds of their own
+        f["lut_add"] -= float(((digits - 1) * product_bits)[shift_add & issued].sum())
+        f["lut_mux"] += units * spec.in_type.width * w_bits
+    return fabric_bits
 
 
 def vitis_multiplier_stages(device: dict, timing: dict, clock_eff: float, fabric: bool) -> int:
