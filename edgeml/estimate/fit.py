@@ -480,7 +480,10 @@ PRIOR_WEIGHT = 0.5  # pull of each coefficient's physical default, in units of o
 # small share of their module (PK, O8 convs: one multiplier), so a fit would set it by the other features' residue.
 MEASURED = {**{n: DEFAULT_COEFFICIENTS["lut"][n] for n in ("mac.lut_rin", "mac.lut_rchain", "mac.lut_xbar")},
             # Vitis HLS's packed-word stream FIFOs, read off Q's csynth FIFO table (its only io_stream Vitis design)
-            "str.ff_wfifo": DEFAULT_COEFFICIENTS["ff"]["str.ff_wfifo"]}
+            "str.ff_wfifo": DEFAULT_COEFFICIENTS["ff"]["str.ff_wfifo"],
+            # fabric products of element-wise layers, read off the AK_*_lut / AK_*_dsp softmax pairs (only AK forces
+            # fabric, so a fit would learn it from one family)
+            **{n: DEFAULT_COEFFICIENTS["lut"][n] for n in ("par.lut_fmul", "str.lut_fmul")}}
 
 
 def _nnls(X: np.ndarray, y: np.ndarray, names, metric: str, sample_weight: np.ndarray | None = None) -> dict:

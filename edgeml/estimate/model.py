@@ -42,9 +42,9 @@ MAC_KINDS = ("dense", "conv1d", "conv2d")
 # coefficient; everything else gets one per interface style ("par" = io_parallel, "str" = io_stream),
 # because the templates around the kernel differ (unrolled arrays vs pixel loops and FIFOs).
 LUT_BASE = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "lut_elem",
-            "lut_pool", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo", "lut_da")
+            "lut_pool", "lut_smax", "lut_stream", "lut_win", "lut_line", "lut_fifo", "lut_da", "lut_fmul")
 FF_BASE = ("ff_pipe", "ff_rf", "ff_hold", "ff_rsel", "ff_rmul", "ff_io", "ff_stream", "ff_elem", "ff_ctrl", "ff_line",
-           "ff_fifo", "ff_wfifo", "ff_da")
+           "ff_fifo", "ff_wfifo", "ff_da", "ff_smax")
 # features of the top function, not of any layer's module: io_parallel boundary registers, io_stream FIFOs
 TOP_LEVEL = ("par.ff_io", "str.lut_fifo", "str.ff_fifo", "str.ff_wfifo")
 SHARED_KERNEL = ("lut_add", "lut_mux", "lut_rsel", "lut_rin", "lut_rchain", "lut_xbar", "lut_ctrl", "lut_sat", "ff_pipe",
@@ -83,14 +83,19 @@ DEFAULT_COEFFICIENTS = {
                          "lut_elem": 1.5, "lut_pool": 2.0, "lut_smax": 6.0, "lut_stream": 1.0, "lut_win": 0.5,
                          "lut_line": 0.25, "lut_fifo": 1.0,
                          # da4ml's cost is adder bits with adder_size 1: one LUT (carry-chain bit) per bit
-                         "lut_da": 1.0}.items()},
+                         "lut_da": 1.0,
+                         # lut_fmul: an element-wise product in fabric, per operand-bit pair (csynth AK_*_lut softmax:
+                         # 366 LUT more than its AK_*_dsp twin per class, in all six models, for an 18 x 18 product)
+                         "lut_fmul": 366 / (18 * 18)}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_hold": 1.0, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0,
                         "ff_stream": 1.0, "ff_elem": 1.0, "ff_ctrl": 500.0,
                         # ff_wfifo: a Vitis HLS stream FIFO is one channel of the whole packed word, held in two
                         # registers of its width whatever its depth (Q's csynth FIFO table: 516 FF for a 256-bit
                         # depth-1 FIFO, 260 for 96 bits, 537 for a 256-bit BRAM FIFO of depth 128)
-                        "ff_line": 1.0, "ff_fifo": 1.0, "ff_wfifo": 2.0, "ff_da": 1.0}.items()},
+                        "ff_line": 1.0, "ff_fifo": 1.0, "ff_wfifo": 2.0, "ff_da": 1.0,
+                        # ff_smax: a softmax stage holds about a table word's worth of bits per class
+                        "ff_smax": 0.67}.items()},
     "timing": {"t_mul": 1.0, "t_add": 1.6, "overhead_a": 0.45, "overhead_b": 0.8,
                "rf_levels": 0.5, "pixel_overhead": 3, "stream_fill": 1.0, "t_table": 2.0,
                "delay_7series": 2.5, "delay_vitis": 1.0},
@@ -672,6 +677,9 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         # adder tree for the sum, the inverse table and the multiply (two reduction trees, not one)
         delay = logic_delay(device, t) * (t["t_table"] + t["t_mul"] + t["t_add"] * (2 * levels + 1))
         est.cycles = 2 + math.floor(delay / clock_eff)
+        # its pipeline registers: per class and stage about one 18-bit table word's worth (csynth softmax modules,
+        # FF / (classes x cycles): A 11.8, D 9.6, H 9, AK_* 12-16 at 8-20 cycles, IRIS 27)
+        f["ff_smax"] = lanes * est.cycles * 18
         # max, subtract, exp/inverse-table addressing, sum and scale per lane: its own coefficient (csynth: ~100-130
         # LUT per lane in io_parallel A, D, H; ~240-310 in io_stream O1, O2, O5 on Vivado HLS)
         f["lut_smax"] = lanes * bits
@@ -807,7 +815,11 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
         else:  # padding/flatten/reshape/upsampling: wiring or a small copy loop
             est = LayerEstimate(spec.name, spec.kind, features=dict.fromkeys(LUT_BASE + FF_BASE, 0.0))
         if mul_impl == "fabric" and spec.kind not in MAC_KINDS:
-            est.dsp = 0.0  # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0)
+            # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0), as LUT multipliers
+            # of their operands' widths (softmax: 18-bit table values)
+            operand = 18 if spec.kind == "softmax" else spec.in_type.width
+            est.features["lut_fmul"] = est.dsp * operand * operand
+            est.dsp = 0.0
             if spec.kind == "softmax" and spec.io_type != "io_stream":
                 # its 18 x 18 product is a LUT multiplier registered once instead of a DSP with its full pipeline
                 # (A/B, M and P registers: csynth mul_mul_18s_18s_*_3_*): FABRIC_SOFTMAX_CYCLES fewer (AK_*_lut
