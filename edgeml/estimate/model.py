@@ -36,6 +36,7 @@ from edgeml.estimate.layers import MERGE_CLASSES, LayerSpec
 COEFFICIENTS_PATH = Path(__file__).with_name("coefficients.json")
 
 MAC_KINDS = ("dense", "conv1d", "conv2d")
+TABLE_WORD_BITS = 18  # hls4ml's exp, inverse and activation tables hold ap_fixed<18, ...> entries
 
 # Physical quantities per layer. The shared-multiplier (ReuseFactor > 1) kernel is the same hls4ml code
 # (dense_latency/dense_resource) in io_parallel and io_stream designs, so its features ("mac.*") share one
@@ -86,7 +87,7 @@ DEFAULT_COEFFICIENTS = {
                          "lut_da": 1.0,
                          # lut_fmul: an element-wise product in fabric, per operand-bit pair (csynth AK_*_lut softmax:
                          # 366 LUT more than its AK_*_dsp twin per class, in all six models, for an 18 x 18 product)
-                         "lut_fmul": 366 / (18 * 18)}.items()},
+                         "lut_fmul": 366 / TABLE_WORD_BITS ** 2}.items()},
     "ff": {feature_name(k, io): v for io in IO_PREFIX
            for k, v in {"ff_pipe": 1.0, "ff_rf": 0.5, "ff_hold": 1.0, "ff_rsel": 1.0, "ff_rmul": 1.0, "ff_io": 1.0,
                         "ff_stream": 1.0, "ff_elem": 1.0, "ff_ctrl": 500.0,
@@ -219,7 +220,7 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         # RF 1 has the Latency DSP count, no weight ROM)
         # products out of a DSP (a repeated (input, constant) pair reads the slice of its first one, see
         # first_products); only first ones are built, as slices, LUT multipliers or shift-adds
-        from_dsp = (digits > dsp_rule["csd_max_lut"]) & _bound_to_dsp(in_bits, const_bits, dsp_rule, mul_impl)
+        from_dsp = dsp_products(digits, in_bits, const_bits, dsp_rule, mul_impl)
         to_dsp = from_dsp & first
         if to_dsp.any():  # the slices one product needs, for the widest constant bound to a DSP (not the type)
             per_dsp = _dsp_per_product(in_bits, int(const_bits[to_dsp].max()) + 1, device)
@@ -247,7 +248,8 @@ def _mac_layer(spec: LayerSpec, device: dict, clock_ns: float, clock_eff: float,
         if mul_impl == "fabric":
             # registered as its `-impl dsp` twin, as at RF > 1: csynth FF of AK_*_lut at RF 1 equals AK_*_dsp's
             # within 6% in four of five pairs (har 246,168 / 246,315), where its own shift-add schedule gave half
-            f["ff_pipe"] = _mac_layer(spec, device, clock_ns, clock_eff, co, "dsp", top_input, vitis).features["ff_pipe"]
+            dsp_twin = _mac_layer(spec, device, clock_ns, clock_eff, co, "dsp", top_input, vitis)
+            f["ff_pipe"] = dsp_twin.features["ff_pipe"]
         units = nnz
         if spec.strategy == "resource":
             mul_ops = None
@@ -394,7 +396,7 @@ def _shared_dense_luts(spec: LayerSpec, f: dict, q, digits, product_bits, const_
     a few percent, 680 DSP or 2. Where the multiplications fit in the limit (AK RF 2: har fc2 89 DSP at RF 1 and 2)
     nothing is shared (22-31 multiplexer LUT a layer); where they do not, each shared unit has its operand
     multiplexer (AK RF 100: 500-2,000 LUT a layer; I, J: 700-1,000), not one per product."""
-    from_dsp = (digits > dsp_rule["csd_max_lut"]) & _bound_to_dsp(spec.in_type.width, const_bits, dsp_rule, mul_impl)
+    from_dsp = dsp_products(digits, spec.in_type.width, const_bits, dsp_rule, mul_impl)
     f["lut_add"], shift_add = unrolled_adder_bits(digits, product_bits, first, from_dsp)
     issued = multiplications & first
     if int(issued.sum()) <= units:
@@ -613,6 +615,13 @@ def constant_bits(q: np.ndarray) -> np.ndarray:
     return np.floor(np.log2(mag.astype(np.float64))).astype(np.int64) + 1 - _trailing_zeros(mag)
 
 
+def dsp_products(digits: np.ndarray, in_bits: int, const_bits: np.ndarray, dsp_rule: dict,
+                 mul_impl: str | None) -> np.ndarray:
+    """Which products HLS builds on a DSP slice at RF 1: kept as multiplications (more than ``csd_max_lut`` signed
+    digits) and bound to a DSP by their operands' widths or the build script's binding."""
+    return (digits > dsp_rule["csd_max_lut"]) & _bound_to_dsp(in_bits, const_bits, dsp_rule, mul_impl)
+
+
 def _bound_to_dsp(in_bits: int, const_bits: np.ndarray, dsp_rule: dict, mul_impl: str | None) -> np.ndarray:
     """Which constant multiplications HLS binds to a DSP slice when it keeps them as multiplications (>
     ``csd_max_lut`` signed digits): those whose wider operand, the input or the constant by its value, has at least
@@ -669,7 +678,7 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         cuts = logic_delay(device, t) * t["t_add"] / clock_eff
         f["ff_elem"] = lanes * (bits + spec.result_type.width) * cuts
     if spec.kind == "softmax":
-        table_bits = spec.table_size * 18
+        table_bits = spec.table_size * TABLE_WORD_BITS
         est.bram_18k = _table_brams(lanes, table_bits, single_port and not stream) + 1
         est.dsp = lanes  # exp(x) * 1/sum
         levels = _levels(lanes)
@@ -679,12 +688,12 @@ def _elementwise_layer(spec: LayerSpec, device: dict, clock_eff: float, co: dict
         est.cycles = 2 + math.floor(delay / clock_eff)
         # its pipeline registers: per class and stage about one 18-bit table word's worth (csynth softmax modules,
         # FF / (classes x cycles): A 11.8, D 9.6, H 9, AK_* 12-16 at 8-20 cycles, IRIS 27)
-        f["ff_smax"] = lanes * est.cycles * 18
+        f["ff_smax"] = lanes * est.cycles * TABLE_WORD_BITS
         # max, subtract, exp/inverse-table addressing, sum and scale per lane: its own coefficient (csynth: ~100-130
         # LUT per lane in io_parallel A, D, H; ~240-310 in io_stream O1, O2, O5 on Vivado HLS)
         f["lut_smax"] = lanes * bits
     elif spec.kind == "activation" and spec.activation in TABLE_ACTIVATIONS:
-        est.bram_18k = _table_brams(lanes, spec.table_size * 18)
+        est.bram_18k = _table_brams(lanes, spec.table_size * TABLE_WORD_BITS)
         est.cycles = 1
         f["lut_elem"] = lanes * bits
     elif spec.activation == "multiply":  # element-wise product of two tensors: real multipliers
@@ -817,7 +826,7 @@ def estimate_layers(specs: list[LayerSpec], device: dict, clock_ns: float, uncer
         if mul_impl == "fabric" and spec.kind not in MAC_KINDS:
             # softmax's and element-wise products go to LUTs as well (AK_*_lut: csynth DSP 0), as LUT multipliers
             # of their operands' widths (softmax: 18-bit table values)
-            operand = 18 if spec.kind == "softmax" else spec.in_type.width
+            operand = TABLE_WORD_BITS if spec.kind == "softmax" else spec.in_type.width
             est.features["lut_fmul"] = est.dsp * operand * operand
             est.dsp = 0.0
             if spec.kind == "softmax" and spec.io_type != "io_stream":
